@@ -1,0 +1,36 @@
+"""The HTTP shim: validate, read state, make atomic state changes, enqueue tasks. Nothing slow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+from flask import Flask
+
+from settings import Settings, get_settings, redis_client
+
+
+@dataclass
+class Context:
+    settings: Settings
+    redis: redis.Redis
+    cache: dict = field(default_factory=dict)  # per-process lookups that never change
+
+
+def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -> Flask:
+    from api_shim import errors
+    from api_shim.daemon import blueprint as daemon_bp
+    from api_shim.platform import blueprint as platform_bp
+
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.compact = True  # type: ignore[attr-defined]
+    app.extensions["dispatchyard"] = Context(
+        settings, r or redis_client(settings, max_connections=64)
+    )
+    errors.register(app)
+    app.register_blueprint(platform_bp, url_prefix="/api")
+    app.register_blueprint(daemon_bp)
+    return app

@@ -1,0 +1,154 @@
+"""Who is calling: API keys, runtime JWTs, the legacy worker key, the daemon bearer token.
+
+A JWT is told from an opaque key by its shape (exactly two dots). Missing or bad credentials
+are 401 with `WWW-Authenticate: Bearer`; the right credential with the wrong role or scope is
+403; another org's resource is 404 (decided by the routes).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass, field
+
+import jwt
+from flask import g, request
+
+from api_shim import tokens
+from api_shim.context import ctx, r, settings
+from api_shim.errors import ApiError
+from state import apikeys, orgs
+from state import workers as workers_state
+from state.models import ROLE_RANK, RUNTIME_SCOPES
+
+
+@dataclass
+class Credential:
+    kind: str  # "api_key" | "jwt" | "legacy"
+    org_id: str
+    role: str | None = None
+    scopes: list[str] = field(default_factory=list)
+    projects: str | list[str] = "all"
+    key_id: str | None = None
+    worker_id: str | None = None  # a JWT's `sub`
+
+    def has_scope(self, scope: str) -> bool:
+        return "*" in self.scopes or scope in self.scopes
+
+    def at_least(self, role: str) -> bool:
+        return self.role is not None and ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    def may_use_project(self, project_id: str) -> bool:
+        return self.projects == "all" or project_id in self.projects
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, "Unauthorized", headers={"WWW-Authenticate": "Bearer"})
+
+
+def forbidden(message: str = "Forbidden") -> ApiError:
+    return ApiError(403, message)
+
+
+def _bearer() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized()
+    return token.strip()
+
+
+def _legacy(token: str) -> Credential | None:
+    configured = settings().worker_api_key
+    if configured is None:
+        return None
+    if not hmac.compare_digest(token.encode(), configured.get_secret_value().encode()):
+        return None
+    org_id = _default_org_id()
+    if org_id is None:
+        return None  # the legacy path needs DISPATCHYARD_DEFAULT_ORG to name a real org
+    return Credential(
+        kind="legacy",
+        org_id=org_id,
+        scopes=["worker:register", *RUNTIME_SCOPES],
+        key_id="legacy",
+    )
+
+
+def _default_org_id() -> str | None:
+    name = settings().default_org
+    if not name:
+        return None
+    cache = ctx().cache
+    if "default_org" not in cache:
+        org_id = orgs.resolve_org(r(), name)
+        if org_id is None:
+            return None
+        cache["default_org"] = org_id
+    return cache["default_org"]
+
+
+def _jwt(token: str) -> Credential:
+    try:
+        claims = tokens.verify(settings(), token)
+    except jwt.InvalidTokenError:
+        raise unauthorized() from None
+    if workers_state.is_revoked(r(), claims["jti"]):
+        raise unauthorized()
+    scope = claims.get("scope")
+    return Credential(
+        kind="jwt",
+        org_id=claims["org"],
+        scopes=scope if isinstance(scope, list) else [],
+        projects=claims.get("proj", "all"),
+        key_id=claims.get("reg"),
+        worker_id=claims["sub"],
+    )
+
+
+def _api_key(token: str) -> Credential:
+    record = apikeys.resolve(r(), token) if token.startswith(apikeys.SECRET_PREFIX) else None
+    if record is None:
+        raise unauthorized()
+    return Credential(
+        kind="api_key",
+        org_id=record["orgId"],
+        role=record["role"],
+        scopes=json.loads(record["scopes"]),
+        projects=json.loads(record["projects"]),
+        key_id=record["id"],
+    )
+
+
+def authenticate(*accept: str) -> Credential:
+    """The caller's credential if it is one of the accepted kinds; 401 otherwise."""
+    token = _bearer()
+    if token.count(".") == 2:
+        cred = _jwt(token) if "jwt" in accept else None
+    else:
+        cred = _legacy(token)
+        if cred is None:
+            cred = _api_key(token) if "api_key" in accept else None
+        elif "legacy" not in accept:
+            cred = None
+    if cred is None:
+        raise unauthorized()
+    g.credential = cred
+    return cred
+
+
+def api_key(min_role: str = "auditor") -> Credential:
+    cred = authenticate("api_key")
+    if not cred.at_least(min_role):
+        raise forbidden(f"Requires role {min_role} or higher")
+    return cred
+
+
+def worker(scope: str, worker_id: str | None) -> Credential:
+    """A runtime JWT (whose `sub` must be `worker_id`) or the legacy key."""
+    cred = authenticate("jwt", "legacy")
+    if not cred.has_scope(scope):
+        raise forbidden(f"Token lacks scope {scope}")
+    if cred.kind == "jwt" and worker_id is not None and cred.worker_id != worker_id:
+        raise forbidden("Token does not belong to this worker")
+    return cred

@@ -1,0 +1,71 @@
+"""Request bodies: parse JSON and validate with a pydantic model before anything is written."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from flask import request
+from pydantic import BaseModel, ValidationError
+
+from api_shim.errors import ApiError, is_platform
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def raw_json(allow_empty: bool = False) -> Any:
+    data = request.get_data(cache=True)
+    if not data.strip():
+        if allow_empty:
+            return {}
+        raise _body_error("Request body must be a JSON object", "json_invalid")
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise _body_error("Malformed JSON body", "json_invalid") from None
+
+
+def parse(model: type[M], *, allow_empty: bool = False) -> M:
+    """Validate the body; 400 `{"error"}` under /api, 422 `{"detail": [..]}` for the daemon."""
+    data = raw_json(allow_empty)
+    if not isinstance(data, dict):
+        raise _body_error("Request body must be a JSON object", "model_attributes_type")
+    return validate(model, data)
+
+
+def validate(model: type[M], data: Any, loc: str = "body") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise from_validation(model, e, loc) from None
+
+
+def from_validation(model: type[BaseModel], e: ValidationError, loc: str = "body") -> ApiError:
+    errors = e.errors(include_url=False, include_context=False, include_input=False)
+    if is_platform():
+        return ApiError(400, platform_message(model, errors[0]))
+    detail = [{"loc": [loc, *err["loc"]], "msg": err["msg"], "type": err["type"]} for err in errors]
+    return ApiError(422, "validation error", detail=detail)
+
+
+def platform_message(model: type[BaseModel], err: dict) -> str:
+    """`<field> is required`, a model's own message for the field, or `<field>: <reason>`."""
+    field = ".".join(str(p) for p in err["loc"]) or "body"
+    top = str(err["loc"][0]) if err["loc"] else ""
+    custom = getattr(model, "__messages__", {})
+    if top in custom:
+        return custom[top]
+    if err["type"] == "missing":
+        return f"{field} is required"
+    if err["type"] == "extra_forbidden":
+        return f"{field} is not allowed"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return f"{field}: {msg}"
+
+
+def _body_error(message: str, kind: str) -> ApiError:
+    if is_platform():
+        return ApiError(400, message)
+    return ApiError(422, message, detail=[{"loc": ["body"], "msg": message, "type": kind}])

@@ -1,0 +1,118 @@
+"""Org projects and API keys: /api/org/{orgId}/projects, /api/org/{orgId}/keys."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from api_shim import auth, bodies
+from api_shim.context import r
+from api_shim.errors import ApiError
+from api_shim.platform import blueprint, views
+from state import apikeys, clock, orgs
+from state.models import ROLE_RANK, ROLES, SCOPES
+
+SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class ProjectBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    slug: str = Field(pattern=SLUG)
+    name: str = Field(min_length=1, max_length=200)
+    repository: str | None = Field(None, max_length=2000)
+
+
+class KeyBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    name: str = Field(min_length=1, max_length=200)
+    role: Literal[ROLES] = "member"  # type: ignore[valid-type]
+    projects: Literal["all"] | list[str] = "all"
+    scopes: list[Literal[SCOPES]] = Field(default_factory=list)  # type: ignore[valid-type]
+
+    @field_validator("projects")
+    @classmethod
+    def _non_empty(cls, v):
+        if isinstance(v, list) and not v:
+            raise ValueError('must be "all" or a non-empty list of project ids')
+        return v
+
+
+def own_org(cred: auth.Credential, org_id: str) -> None:
+    if cred.org_id != org_id:
+        raise ApiError(404, "Organization not found")
+
+
+@blueprint.post("/org/<org_id>/projects")
+def create_project(org_id: str):
+    cred = auth.api_key("admin")
+    own_org(cred, org_id)
+    body = bodies.parse(ProjectBody)
+    project = orgs.create_project(
+        r(), org_id, body.slug, body.name, body.repository, clock.now_ms()
+    )
+    if project is None:
+        raise ApiError(409, f"Project slug already exists: {body.slug}")
+    return {"project": views.project(project)}, 201
+
+
+@blueprint.get("/org/<org_id>/projects")
+def list_projects(org_id: str):
+    cred = auth.api_key()
+    own_org(cred, org_id)
+    projects = [p for p in orgs.list_projects(r(), org_id) if cred.may_use_project(p["id"])]
+    return {"projects": [views.project(p) for p in projects]}
+
+
+@blueprint.post("/org/<org_id>/keys")
+def create_key(org_id: str):
+    cred = auth.api_key()
+    own_org(cred, org_id)
+    if not (cred.at_least("admin") or cred.has_scope("org_keys:write")):
+        raise auth.forbidden("Requires role admin or scope org_keys:write")
+    body = bodies.parse(KeyBody)
+    if ROLE_RANK[body.role] > ROLE_RANK[cred.role or "auditor"]:
+        raise auth.forbidden("A key cannot mint a key of a higher role than its own")
+    if not cred.at_least("admin") and any(not cred.has_scope(s) for s in body.scopes):
+        raise auth.forbidden("A key cannot grant scopes it does not hold")
+    projects = body.projects
+    if projects != "all":
+        for project_id in projects:
+            if orgs.get_project(r(), org_id, project_id) is None:
+                raise ApiError(400, f"projects: unknown project {project_id}")
+    if cred.projects != "all" and (projects == "all" or not set(projects) <= set(cred.projects)):
+        raise auth.forbidden("A key cannot grant projects it cannot use")
+    record, secret = apikeys.create_key(
+        r(),
+        org_id,
+        name=body.name,
+        role=body.role,
+        projects=projects,
+        scopes=list(body.scopes),
+        now_ms=clock.now_ms(),
+        created_by=cred.key_id,
+    )
+    return {**views.key(record), "key": secret}, 201
+
+
+@blueprint.get("/org/<org_id>/keys")
+def list_keys(org_id: str):
+    cred = auth.api_key("admin")
+    own_org(cred, org_id)
+    return {"keys": [views.key(k) for k in apikeys.list_keys(r(), org_id)]}
+
+
+@blueprint.delete("/org/<org_id>/keys/<key_id>")
+def revoke_key(org_id: str, key_id: str):
+    cred = auth.api_key()
+    own_org(cred, org_id)
+    if not (cred.at_least("admin") or cred.has_scope("org_keys:write")):
+        raise auth.forbidden("Requires role admin or scope org_keys:write")
+    target = apikeys.get_key(r(), org_id, key_id)
+    if target is None:
+        raise ApiError(404, "Key not found")
+    if ROLE_RANK[target["role"]] > ROLE_RANK[cred.role or "auditor"]:
+        raise auth.forbidden("A key cannot revoke a key of a higher role than its own")
+    if apikeys.revoke(r(), org_id, key_id, clock.now_ms()) == "not_found":
+        raise ApiError(404, "Key not found")
+    return {"revoked": True}

@@ -1,0 +1,268 @@
+"""The session queue: enqueue, claim, status, activity, nack, cloud-runner detail."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from typing import Literal
+
+from flask import make_response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api_shim import auth, bodies
+from api_shim.context import r, settings
+from api_shim.errors import ApiError
+from api_shim.platform import blueprint, views
+from api_shim.platform.workers import load_worker
+from state import clock, orgs, sessions
+from state.models import SESSION_STATUSES, WORK_TYPES
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+REPORTABLE = tuple(s for s in SESSION_STATUSES if s not in ("queued", "claimed"))
+
+
+class EnqueueBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    issueId: str = Field(min_length=1, max_length=200)
+    issueIdentifier: str = Field(min_length=1, max_length=200)
+    projectId: str | None = Field(None, max_length=100)
+    project: str | None = Field(None, max_length=100)
+    priority: int = Field(3, ge=1, le=5)
+    prompt: str = Field(min_length=1, max_length=200_000)
+    workType: Literal[WORK_TYPES] = "development"  # type: ignore[valid-type]
+    sourceSessionId: str | None = Field(None, max_length=200)
+    trackerSessionId: str | None = Field(None, pattern=SESSION_ID.pattern)
+    linearSessionId: str | None = Field(None, pattern=SESSION_ID.pattern)
+    providerSessionId: str | None = Field(None, max_length=200)
+    kits: dict = Field(default_factory=dict)
+    systemPrompt: str | None = Field(None, max_length=200_000)
+    model: str | None = Field(None, max_length=200)
+    provider: str | None = Field(None, max_length=100)
+
+    @model_validator(mode="after")
+    def _project_named(self):
+        if not self.projectId and not self.project:
+            raise ValueError("projectId or project is required")
+        if (
+            self.trackerSessionId
+            and self.linearSessionId
+            and self.trackerSessionId != self.linearSessionId
+        ):
+            raise ValueError("trackerSessionId and linearSessionId differ")
+        return self
+
+
+class WorkerBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    workerId: str = Field(min_length=1, max_length=100)
+
+
+class StatusError(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    message: str = Field(max_length=20_000)
+
+
+class StatusBody(WorkerBody):
+    status: Literal[REPORTABLE]  # type: ignore[valid-type]
+    providerSessionId: str | None = Field(None, max_length=200)
+    worktreePath: str | None = Field(None, max_length=4096)
+    error: StatusError | None = None
+    totalCostUsd: float | None = Field(None, ge=0, allow_inf_nan=False)
+    inputTokens: int | None = Field(None, ge=0)
+    outputTokens: int | None = Field(None, ge=0)
+    provider: str | None = Field(None, max_length=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ints_as_floats(cls, data):
+        # strict mode refuses an int for a float; JSON clients send `0` for a cost.
+        if isinstance(data, dict) and type(data.get("totalCostUsd")) is int:
+            data = {**data, "totalCostUsd": float(data["totalCostUsd"])}
+        return data
+
+
+class ActivityBody(WorkerBody):
+    toolName: str = Field(min_length=1, max_length=200)
+
+
+def _session_for_worker(session_id: str, cred: auth.Credential) -> dict:
+    record = sessions.get(r(), session_id, cred.org_id) if SESSION_ID.match(session_id) else None
+    if record is None:
+        raise ApiError(404, "Session not found")
+    return record
+
+
+def _worker_for_body(body: WorkerBody, cred: auth.Credential) -> dict:
+    if cred.kind == "jwt" and cred.worker_id != body.workerId:
+        raise auth.forbidden("Token does not belong to this worker")
+    return load_worker(body.workerId, cred)
+
+
+@blueprint.post("/sessions")
+def enqueue():
+    cred = auth.api_key("member")
+    body = bodies.parse(EnqueueBody)
+    project = (
+        orgs.get_project(r(), cred.org_id, body.projectId)
+        if body.projectId
+        else orgs.project_by_slug(r(), cred.org_id, body.project or "")
+    )
+    if project is None:
+        raise ApiError(404, "Project not found")
+    if not cred.may_use_project(project["id"]):
+        raise auth.forbidden("Key has no access to this project")
+    tracker_id = body.trackerSessionId or body.linearSessionId
+    session_id = tracker_id or f"ses_{secrets.token_hex(12)}"
+    now = clock.now_ms()
+    auth_token = f"rst_{secrets.token_hex(32)}"
+    payload = {
+        "sessionId": session_id,
+        "issueId": body.issueId,
+        "issueIdentifier": body.issueIdentifier,
+        "priority": body.priority,
+        "queuedAt": now,
+        "prompt": body.prompt,
+        "workType": body.workType,
+        "sourceSessionId": body.sourceSessionId,
+        "projectId": project["id"],
+        "projectName": project["name"],
+        "repository": project.get("repository") or None,
+        "kits": body.kits,
+        "platformUrl": settings().platform_url,
+        "organizationId": cred.org_id,
+        "linearSessionId": tracker_id,
+        "providerSessionId": body.providerSessionId,
+        "authToken": auth_token,
+        "systemPrompt": body.systemPrompt,
+        "model": body.model,
+    }
+    record = {
+        "issueId": body.issueId,
+        "issueIdentifier": body.issueIdentifier,
+        "workType": body.workType,
+        "provider": body.provider or "",
+        "providerSessionId": body.providerSessionId or "",
+        "authTokenHash": hashlib.sha256(auth_token.encode()).hexdigest(),
+        "enqueuedBy": cred.key_id or "",
+    }
+    created = sessions.enqueue(
+        r(),
+        org_id=cred.org_id,
+        project_id=project["id"],
+        session_id=session_id,
+        payload=payload,
+        record=record,
+        now_ms=now,
+    )
+    if not created:
+        raise ApiError(409, f"Session already exists: {session_id}")
+    return {"sessionId": session_id, "status": "queued", "queuedAt": now}, 201
+
+
+DETAIL_FIELDS = (
+    "sessionId",
+    "issueId",
+    "issueIdentifier",
+    "priority",
+    "queuedAt",
+    "prompt",
+    "workType",
+    "sourceSessionId",
+    "projectName",
+    "repository",
+    "kits",
+    "platformUrl",
+    "organizationId",
+    "linearSessionId",
+    "providerSessionId",
+    "authToken",
+    "systemPrompt",
+)
+
+
+@blueprint.get("/daemon/sessions/<session_id>")
+def cloud_runner_detail(session_id: str):
+    """Full payload only while queued; the body carries secrets, so it is never cached."""
+    cred = auth.authenticate("jwt", "legacy")
+    payload = sessions.queued_payload(r(), session_id) if SESSION_ID.match(session_id) else None
+    if payload is None or payload.get("organizationId") != cred.org_id:
+        raise ApiError(404, "Session not found", headers={"Cache-Control": "no-store"})
+    resp = make_response({k: payload.get(k) for k in DETAIL_FIELDS})
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Pragma"] = "no-cache"
+    return resp
+
+
+@blueprint.post("/sessions/<session_id>/claim")
+def claim(session_id: str):
+    cred = auth.worker("worker:session", None)
+    body = bodies.parse(WorkerBody)
+    _worker_for_body(body, cred)
+    if not SESSION_ID.match(session_id):
+        raise ApiError(404, "Session not found")
+    code, value = sessions.claim(r(), body.workerId, session_id, clock.now_ms())
+    if code == "ok":
+        record = sessions.get(r(), session_id)
+        return {"claimed": True, "session": views.session(record), "work": value}
+    if code == "unauthorized":
+        return {"claimed": False, "reason": f"Worker not authorized for project {value}"}
+    if code == "no_worker":
+        raise ApiError(404, "Worker not found")
+    return {"claimed": False, "reason": "Work item not available or already claimed"}
+
+
+@blueprint.post("/sessions/<session_id>/status")
+def status(session_id: str):
+    cred = auth.worker("worker:session", None)
+    body = bodies.parse(StatusBody)
+    _worker_for_body(body, cred)
+    _session_for_worker(session_id, cred)
+    fields = {
+        "providerSessionId": body.providerSessionId,
+        "worktreePath": body.worktreePath,
+        "error": json.dumps(body.error.model_dump()) if body.error else None,
+        "totalCostUsd": body.totalCostUsd,
+        "inputTokens": body.inputTokens,
+        "outputTokens": body.outputTokens,
+        "provider": body.provider,
+    }
+    code, value = sessions.set_status(
+        r(), body.workerId, session_id, body.status, fields, clock.now_ms()
+    )
+    if code == "ok":
+        return {"updated": True, "session": views.session(value)}
+    if code == "forbidden":
+        raise auth.forbidden("Session belongs to another worker")
+    if code == "illegal":
+        raise ApiError(409, f"Illegal status change: {value} -> {body.status}", current=value)
+    raise ApiError(404, "Session not found")
+
+
+@blueprint.post("/sessions/<session_id>/activity")
+def activity(session_id: str):
+    cred = auth.worker("worker:session", None)
+    body = bodies.parse(ActivityBody)
+    _worker_for_body(body, cred)
+    _session_for_worker(session_id, cred)
+    code = sessions.record_activity(r(), body.workerId, session_id, body.toolName, clock.now_ms())
+    if code == "forbidden":
+        raise auth.forbidden("Session belongs to another worker")
+    if code == "not_found":
+        raise ApiError(404, "Session not found")
+    return {"recorded": True, "sessionId": session_id, "toolName": body.toolName}
+
+
+@blueprint.post("/sessions/<session_id>/nack")
+def nack(session_id: str):
+    cred = auth.worker("worker:session", None)
+    body = bodies.parse(WorkerBody)
+    _worker_for_body(body, cred)
+    record = _session_for_worker(session_id, cred)
+    if sessions.nack(r(), body.workerId, session_id, clock.now_ms()):
+        return {"nacked": True, "sessionId": session_id, "requeued": True}
+    record = sessions.get(r(), session_id) or record
+    if record.get("workerId") and record["workerId"] != body.workerId:
+        raise auth.forbidden("Session belongs to another worker")
+    raise ApiError(409, f"Session is {record['status']}; only a claimed session can be nacked")

@@ -1,0 +1,251 @@
+"""`dispatchyard`: bootstrap orgs and keys, and run the whole stack for development.
+
+dispatchyard org create NAME --slug SLUG [--json]
+dispatchyard key create --org ORG --name NAME [--role ROLE] [--scope S ...] [--json]
+dispatchyard run [--no-flower] [--port PORT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import redis
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2)
+
+
+# ---- org / key bootstrap -------------------------------------------------------------------
+
+
+def cmd_org_create(args: argparse.Namespace) -> int:
+    from settings import get_settings
+    from state import apikeys, clock, orgs
+
+    if not re.match(r"^[a-z0-9][a-z0-9-]{0,62}$", args.slug):
+        print("error: --slug must match ^[a-z0-9][a-z0-9-]{0,62}$", file=sys.stderr)
+        return 2
+    r = _redis(get_settings().redis_url)
+    org = orgs.create_org(r, args.name, args.slug, clock.now_ms())
+    if org is None:
+        print(f"error: an org with slug {args.slug!r} already exists", file=sys.stderr)
+        return 1
+    _, secret = apikeys.create_key(
+        r,
+        org["id"],
+        name="owner (bootstrap)",
+        role="owner",
+        projects="all",
+        scopes=["*"],
+        now_ms=clock.now_ms(),
+    )
+    if args.json:
+        print(json.dumps({"orgId": org["id"], "slug": org["slug"], "key": secret}))
+    else:
+        print(f"org {org['id']} ({org['slug']}) created")
+        print(f"owner key (shown once, store it now): {secret}")
+    return 0
+
+
+def cmd_key_create(args: argparse.Namespace) -> int:
+    from settings import get_settings
+    from state import apikeys, clock, orgs
+
+    r = _redis(get_settings().redis_url)
+    org_id = orgs.resolve_org(r, args.org)
+    if org_id is None:
+        print(f"error: no org {args.org!r}", file=sys.stderr)
+        return 1
+    record, secret = apikeys.create_key(
+        r,
+        org_id,
+        name=args.name,
+        role=args.role,
+        projects="all",
+        scopes=args.scope or [],
+        now_ms=clock.now_ms(),
+    )
+    if args.json:
+        print(json.dumps({"id": record["id"], "orgId": org_id, "role": args.role, "key": secret}))
+    else:
+        print(f"key {record['id']} ({args.role}) for {org_id}: {secret}")
+    return 0
+
+
+# ---- a local redis-server ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis(
+    port: int, data_dir: Path, *, conf: Path | None = None, persist: bool = True
+) -> subprocess.Popen:
+    """Start a redis-server on 127.0.0.1:port with its files in data_dir; waits until it answers."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = ["redis-server"]
+    if conf is not None:
+        argv.append(str(conf))
+    argv += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir.resolve())]
+    argv += ["--daemonize", "no", "--logfile", str((data_dir / "redis.log").resolve())]
+    if not persist:
+        argv += ["--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            client.ping()
+            return proc
+        except redis.exceptions.ConnectionError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited; see {data_dir / 'redis.log'}") from None
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("redis-server did not answer within 15 s")
+
+
+# ---- run: the whole stack --------------------------------------------------------------------
+
+
+def procfile() -> dict[str, str]:
+    out = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, command = line.partition(":")
+            out[name.strip()] = command.strip()
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from settings import get_settings
+
+    settings = get_settings()
+    children: dict[str, subprocess.Popen] = {}
+    try:
+        _redis(settings.redis_url).ping()
+        print(f"redis: using {settings.redis_url}")
+    except redis.exceptions.ConnectionError:
+        url = urlparse(settings.redis_url)
+        if url.hostname not in ("127.0.0.1", "localhost", "::1"):
+            print(f"error: no Redis answers at {settings.redis_url}", file=sys.stderr)
+            return 1
+        data = settings.data_dir / "redis"
+        children["redis"] = start_redis(url.port or 6379, data, conf=ROOT / "redis.conf")
+        print(f"redis: started a project-local redis-server on port {url.port}, data in {data}")
+
+    env = {**os.environ, "PORT": str(args.port)}
+    for name, command in procfile().items():
+        if name == "flower" and args.no_flower:
+            continue
+        argv = ["sh", "-c", f"exec {command}"]
+        children[name] = subprocess.Popen(argv, env=env, cwd=ROOT, start_new_session=True)
+    base = f"http://127.0.0.1:{args.port}"
+    print(
+        f"\ndispatchyard is starting:\n"
+        f"  dashboard  {base}/dashboard\n  health     {base}/health\n"
+        + ("" if args.no_flower else "  flower     http://127.0.0.1:5555\n")
+        + "\nFirst API key (shown once):\n"
+        f"  {shlex.join([sys.argv[0], 'org', 'create', 'Acme', '--slug', 'acme'])}\n"
+        "Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    stopping = False
+
+    def _stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    code = 0
+    while not stopping:
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
+                stopping, code = True, 1
+                break
+        time.sleep(0.5)
+    _terminate(children)
+    return code
+
+
+def _terminate(children: dict[str, subprocess.Popen]) -> None:
+    # Redis last, so the workers can ack what they were doing.
+    order = [n for n in children if n != "redis"] + (["redis"] if "redis" in children else [])
+    for name in order:
+        proc = children[name]
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM) if name != "redis" else proc.terminate()
+    deadline = time.monotonic() + 15
+    for name in order:
+        proc = children[name]
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            print(f"{name} did not stop; killing it", file=sys.stderr)
+            proc.kill()
+
+
+# ---- argument parsing ------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dispatchyard",
+        description="dispatchyard control plane: bootstrap and run. Settings come from "
+        "DISPATCHYARD_* environment variables (DISPATCHYARD_REDIS_URL first).",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    org = sub.add_parser("org", help="organizations").add_subparsers(dest="org_cmd", required=True)
+    oc = org.add_parser("create", help="create an org and print its first owner key (once)")
+    oc.add_argument("name")
+    oc.add_argument("--slug", required=True, help="^[a-z0-9][a-z0-9-]{0,62}$")
+    oc.add_argument("--json", action="store_true", help='print {"orgId", "slug", "key"}')
+    oc.set_defaults(func=cmd_org_create)
+
+    key = sub.add_parser("key", help="API keys").add_subparsers(dest="key_cmd", required=True)
+    kc = key.add_parser("create", help="mint an API key for an org (shown once)")
+    kc.add_argument("--org", required=True, help="org id or slug")
+    kc.add_argument("--name", required=True)
+    kc.add_argument("--role", default="member", choices=["auditor", "member", "admin", "owner"])
+    kc.add_argument("--scope", action="append", help="repeatable, e.g. worker:register")
+    kc.add_argument("--json", action="store_true")
+    kc.set_defaults(func=cmd_key_create)
+
+    run = sub.add_parser(
+        "run", help="start redis (if none answers), the shim, a worker, beat and flower"
+    )
+    run.add_argument("--port", type=int, default=8080, help="shim port (default 8080)")
+    run.add_argument("--no-flower", action="store_true")
+    run.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""The one configuration object every dispatchyard process reads.
+
+Values come from ``DISPATCHYARD_*`` environment variables and an optional ``.env`` file.
+Nothing else in the project reads the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BACKENDS: dict[str, dict[str, Any]] = {
+    # `{prompt}`, `{session_id}` and `{path}` are filled per fire; argv lists, never a shell string.
+    "claude-code": {
+        "command": ["claude", "-p", "{prompt}", "--output-format", "json"],
+        "resume_command": [
+            "claude", "-p", "{prompt}", "--output-format", "json", "--resume", "{session_id}",
+        ],
+        "session_id_from": {"json_field": "session_id"},
+        "result_from": {"json_field": "result"},
+    },
+    "codex": {
+        "command": ["codex", "exec", "--json", "{prompt}"],
+        "resume_command": ["codex", "exec", "--json", "resume", "{session_id}", "{prompt}"],
+        "session_id_from": {"json_field": "thread_id"},
+        "result_from": {"json_field": "text"},
+    },
+    "gemini": {
+        "command": ["gemini", "-p", "{prompt}", "--output-format", "json"],
+        "resume_command": [
+            "gemini", "-p", "{prompt}", "--output-format", "json", "--resume", "{session_id}",
+        ],
+        "session_id_from": {"json_field": "session_id"},
+        "result_from": {"json_field": "response"},
+    },
+    "opencode": {
+        "command": ["opencode", "run", "--format", "json", "{prompt}"],
+        "resume_command": ["opencode", "run", "--format", "json", "--session", "{session_id}",
+                           "{prompt}"],
+        "session_id_from": {"json_field": "sessionID"},
+        "result_from": {"json_field": "text"},
+    },
+    "shell": {
+        "command": ["sh", "-c", "{prompt}"],
+        "resume_command": None,
+        "session_id_from": None,
+        "result_from": None,
+    },
+}  # fmt: skip
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DISPATCHYARD_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    redis_url: str = "redis://127.0.0.1:6399/0"
+    dev_mode: bool = False
+    data_dir: Path = Path("./var")
+
+    # Platform credentials
+    jwt_secret: SecretStr | None = None
+    jwt_algorithm: str = "HS256"
+    jwt_private_key: SecretStr | None = None  # PEM, for RS256/ES256
+    jwt_public_key: str | None = None
+    jwt_issuer: str = "dispatchyard"
+    jwt_ttl_seconds: int = Field(3600, ge=60)
+    jwt_leeway_seconds: int = 60
+    worker_api_key: SecretStr | None = None
+    default_org: str | None = None  # org id or slug the legacy worker key acts for
+    platform_url: str = "http://127.0.0.1:8080"
+
+    # Daemon group
+    daemon_auth_token: SecretStr | None = None
+
+    # Workers and the session queue
+    heartbeat_interval_ms: int = 30_000
+    poll_interval_ms: int = 5_000
+    poll_batch_max: int = 5
+    worker_offline_after_s: float = 180.0
+
+    # Session health thresholds
+    health_long_running_s: float = 45 * 60
+    health_stale_heartbeat_s: float = 90.0
+    health_claim_stuck_s: float = 5 * 60
+    health_tool_loop_s: float = 10 * 60
+    session_list_limit: int = 500
+
+    # Mutations
+    mutation_redeliver_after_s: float = 120.0
+    mutation_max_deliveries: int = 5
+
+    # Sweeps
+    sweep_interval_s: float = 10.0
+
+    # Jobs
+    job_lease_s: float = 30.0
+    job_kill_grace_s: float = 5.0
+    template_tick_s: float = 1.0
+    backends: dict[str, dict[str, Any]] = Field(default_factory=lambda: dict(DEFAULT_BACKENDS))
+    machine: str | None = None  # this host's name for `fires.<machine>`; default: hostname
+
+    # Limits
+    max_body_bytes: int = 1_048_576
+    attachment_max_bytes: int = 10 * 1_048_576
+    attachment_total_bytes: int = 200 * 1_048_576
+
+    @model_validator(mode="after")
+    def _secret_required_outside_dev(self) -> Settings:
+        if self.jwt_algorithm == "HS256" and self.jwt_secret is None and not self.dev_mode:
+            raise ValueError(
+                "DISPATCHYARD_JWT_SECRET is required unless DISPATCHYARD_DEV_MODE=1 "
+                "(dev mode generates one into DISPATCHYARD_DATA_DIR)"
+            )
+        return self
+
+    def signing_key(self) -> str:
+        """The key runtime JWTs are signed with (dev mode keeps a generated one on disk)."""
+        if self.jwt_algorithm != "HS256":
+            assert self.jwt_private_key is not None, "RS256/ES256 need DISPATCHYARD_JWT_PRIVATE_KEY"
+            return self.jwt_private_key.get_secret_value()
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        return _dev_secret(self.data_dir)
+
+    def verifying_key(self) -> str:
+        if self.jwt_algorithm != "HS256":
+            assert self.jwt_public_key is not None, "RS256/ES256 need DISPATCHYARD_JWT_PUBLIC_KEY"
+            return self.jwt_public_key
+        return self.signing_key()
+
+
+@functools.cache
+def _dev_secret(data_dir: Path) -> str:
+    path = data_dir / "jwt_secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def redis_client(settings: Settings, **overrides: Any) -> Any:
+    """A pooled client with short timeouts, so an outage is noticed quickly."""
+    import redis
+
+    opts = {
+        "decode_responses": True,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 10,
+        "health_check_interval": 30,
+        **overrides,
+    }
+    return redis.Redis.from_url(settings.redis_url, **opts)

@@ -1,0 +1,90 @@
+"""API keys: only the SHA-256 of a secret is stored, with a 12-character display prefix."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+
+import redis
+
+from state import keys
+from state.orgs import new_id
+from state.scripts import scripts
+
+SECRET_PREFIX = "rsk_live_"
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_hex(32)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(
+    r: redis.Redis,
+    org_id: str,
+    *,
+    name: str,
+    role: str,
+    projects: str | list[str],
+    scopes: list[str],
+    now_ms: int,
+    created_by: str | None = None,
+) -> tuple[dict, str]:
+    """Mint a key. Returns (stored record, the secret) — the secret is never stored."""
+    secret = new_secret()
+    key_id = new_id("key")
+    record = {
+        "id": key_id,
+        "orgId": org_id,
+        "name": name,
+        "role": role,
+        "projects": json.dumps(projects),
+        "scopes": json.dumps(scopes),
+        "keyPrefix": secret[:12],
+        "hash": hash_secret(secret),
+        "createdAt": now_ms,
+        "createdBy": created_by or "",
+        "revokedAt": "",
+    }
+    pipe = r.pipeline(transaction=True)
+    pipe.hset(keys.apikey(key_id), mapping=record)
+    pipe.set(keys.apikey_hash(record["hash"]), key_id)
+    pipe.zadd(keys.org_keys(org_id), {key_id: now_ms})
+    pipe.execute()
+    return record, secret
+
+
+def resolve(r: redis.Redis, secret: str) -> dict | None:
+    """The live (unrevoked) key record for a secret, or None."""
+    flat = scripts(r).resolve_key(
+        keys=[keys.apikey_hash(hash_secret(secret))], args=[keys.apikey("")]
+    )
+    if not flat:
+        return None
+    record = dict(zip(flat[::2], flat[1::2], strict=True))
+    return None if record.get("revokedAt") else record
+
+
+def get_key(r: redis.Redis, org_id: str, key_id: str) -> dict | None:
+    record = r.hgetall(keys.apikey(key_id))
+    return record if record and record.get("orgId") == org_id else None
+
+
+def list_keys(r: redis.Redis, org_id: str) -> list[dict]:
+    ids = r.zrange(keys.org_keys(org_id), 0, -1)
+    pipe = r.pipeline(transaction=False)
+    for key_id in ids:
+        pipe.hgetall(keys.apikey(key_id))
+    return [k for k in pipe.execute() if k]
+
+
+def revoke(r: redis.Redis, org_id: str, key_id: str, now_ms: int) -> str:
+    """'revoked', 'already_revoked' or 'not_found'."""
+    code = scripts(r).revoke_key(
+        keys=[keys.apikey(key_id)], args=[keys.apikey_hash(""), now_ms, org_id]
+    )
+    return {1: "revoked", 2: "already_revoked"}.get(code, "not_found")

@@ -1,0 +1,119 @@
+"""Every Redis key dispatchyard uses, in one place.
+
+`work:items`, `work:queue`, `agent:session:{id}` and `work:claim:{id}` are part of the public
+contract (platform.md §3); the rest are ours. Lua scripts that must build a key from an id they
+read receive the prefix from here as an argument, so no key name is spelled twice.
+"""
+
+from __future__ import annotations
+
+# Orgs, projects, API keys
+ORGS = "orgs"
+
+
+def org(org_id: str) -> str:
+    return f"org:{org_id}"
+
+
+def org_slug(slug: str) -> str:
+    return f"org:slug:{slug}"
+
+
+def org_projects(org_id: str) -> str:
+    return f"org:{org_id}:projects"
+
+
+def project(project_id: str) -> str:
+    return f"project:{project_id}"
+
+
+def project_slug(org_id: str, slug: str) -> str:
+    return f"org:{org_id}:project:slug:{slug}"
+
+
+def org_keys(org_id: str) -> str:
+    return f"org:{org_id}:keys"
+
+
+def apikey(key_id: str) -> str:
+    return f"apikey:{key_id}"
+
+
+def apikey_hash(sha256_hex: str) -> str:
+    return f"apikey:hash:{sha256_hex}"
+
+
+# Workers (daemon hosts) and their runtime tokens
+WORKER_HEARTBEATS = "workers:heartbeats"  # ZSET worker id -> last heartbeat ms (offline sweep)
+
+
+def worker(worker_id: str) -> str:
+    return f"worker:{worker_id}"
+
+
+def org_workers(org_id: str) -> str:
+    return f"org:{org_id}:workers"
+
+
+def worker_machine(org_id: str, machine_id: str) -> str:
+    return f"org:{org_id}:worker:machine:{machine_id}"
+
+
+WORKER_SESSIONS_PREFIX = "worker:sessions:"
+
+
+def worker_sessions(worker_id: str) -> str:
+    """SET of the worker's active (claimed, running, finalizing) session ids."""
+    return f"{WORKER_SESSIONS_PREFIX}{worker_id}"
+
+
+def worker_jtis(worker_id: str) -> str:
+    return f"worker:jtis:{worker_id}"
+
+
+JWT_REVOKED_PREFIX = "jwt:revoked:"
+
+
+def jwt_revoked(jti: str) -> str:
+    return f"{JWT_REVOKED_PREFIX}{jti}"
+
+
+# The session queue (contract names)
+WORK_ITEMS = "work:items"
+WORK_QUEUE = "work:queue"
+SESSION_PREFIX = "agent:session:"
+CLAIM_PREFIX = "work:claim:"
+ORG_QUEUE_PREFIX = "work:queue:org:"
+PROJECT_QUEUE_PREFIX = "work:queue:project:"
+ORG_SESSIONS_PREFIX = "org:sessions:"
+PROJECT_SESSIONS_PREFIX = "project:sessions:"
+
+
+def session(session_id: str) -> str:
+    return f"{SESSION_PREFIX}{session_id}"
+
+
+def claim(session_id: str) -> str:
+    return f"{CLAIM_PREFIX}{session_id}"
+
+
+def org_queue(org_id: str) -> str:
+    """Per-org index of `work:queue`, for workers that serve every project of the org."""
+    return f"{ORG_QUEUE_PREFIX}{org_id}"
+
+
+def project_queue(project_id: str) -> str:
+    """Per-project index of `work:queue`, for workers limited to some projects."""
+    return f"{PROJECT_QUEUE_PREFIX}{project_id}"
+
+
+def org_sessions(org_id: str) -> str:
+    return f"{ORG_SESSIONS_PREFIX}{org_id}"
+
+
+def project_sessions(project_id: str) -> str:
+    return f"{PROJECT_SESSIONS_PREFIX}{project_id}"
+
+
+# Beat
+BEAT_LAST_TICK = "beat:last_tick"

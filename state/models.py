@@ -1,0 +1,61 @@
+"""Vocabularies and state machines, as data.
+
+Each machine is a table `{from_state: {allowed targets}}`; scripts receive the slice they need
+so the check and the write happen in one atomic step.
+"""
+
+from __future__ import annotations
+
+ROLES = ("auditor", "member", "admin", "owner")
+ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+
+SCOPES = (
+    "worker:register",
+    "worker:poll",
+    "worker:heartbeat",
+    "worker:session",
+    "org_keys:write",
+    "*",
+)
+RUNTIME_SCOPES = ["worker:poll", "worker:heartbeat", "worker:session"]
+
+WORK_TYPES = (
+    "research",
+    "backlog-creation",
+    "backlog-groomer",
+    "development",
+    "inflight",
+    "qa",
+    "acceptance",
+    "refinement",
+    "refinement-coordination",
+    "merge",
+    "security",
+    "improvement-loop",
+    "outcome-auditor",
+    "ga-readiness",
+    "documentation-steward",
+    "coordination",
+    "inflight-coordination",
+)
+
+# Sessions: claimed -> running -> finalizing -> completed | failed | stopped; a claimed session
+# may fail or stop before it runs. A running one may fail or stop too: an agent that crashes
+# mid-run never reaches finalizing (our choice; see docs/decisions.md).
+SESSION_TRANSITIONS: dict[str, set[str]] = {
+    "queued": {"claimed"},
+    "claimed": {"running", "failed", "stopped"},
+    "running": {"finalizing", "failed", "stopped"},
+    "finalizing": {"completed", "failed", "stopped"},
+    "completed": set(),
+    "failed": set(),
+    "stopped": set(),
+}
+SESSION_TERMINAL = frozenset(s for s, t in SESSION_TRANSITIONS.items() if not t)
+SESSION_ACTIVE = frozenset({"claimed", "running", "finalizing"})
+SESSION_STATUSES = tuple(SESSION_TRANSITIONS)
+
+
+def allowed_from(table: dict[str, set[str]], target: str) -> list[str]:
+    """The states from which `target` may be reached."""
+    return sorted(s for s, targets in table.items() if target in targets)

@@ -1,0 +1,174 @@
+"""The session work queue: enqueue, pop-and-claim, claim, nack, status, activity.
+
+Contract layout (platform.md §3): `work:items` holds a session's payload only while it is queued;
+`work:queue` orders queued sessions by `priority * 1e13 + queuedAt`; `agent:session:{id}` is the
+lifecycle record, kept after claim; `work:claim:{id}` is the SET NX claim marker. We also keep
+per-org and per-project copies of `work:queue` so a poll only looks at work the worker may take.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from state import keys
+from state.models import SESSION_TERMINAL, SESSION_TRANSITIONS, allowed_from
+from state.scripts import scripts
+
+PREFIXES = json.dumps(
+    {
+        "items": keys.WORK_ITEMS,
+        "queue": keys.WORK_QUEUE,
+        "session": keys.SESSION_PREFIX,
+        "claim": keys.CLAIM_PREFIX,
+        "org_queue": keys.ORG_QUEUE_PREFIX,
+        "project_queue": keys.PROJECT_QUEUE_PREFIX,
+        "worker_sessions": keys.WORKER_SESSIONS_PREFIX,
+    }
+)
+
+PRIORITY_WEIGHT = 10**13
+
+
+def score(priority: int, queued_at_ms: int) -> int:
+    return priority * PRIORITY_WEIGHT + queued_at_ms
+
+
+def enqueue(
+    r: redis.Redis,
+    *,
+    org_id: str,
+    project_id: str,
+    session_id: str,
+    payload: dict[str, Any],
+    record: dict[str, Any],
+    now_ms: int,
+) -> bool:
+    """Queue a session; False when the id is already known."""
+    s = score(int(payload["priority"]), now_ms)
+    record = {
+        **record,
+        "id": session_id,
+        "orgId": org_id,
+        "projectId": project_id,
+        "status": "queued",
+        "priority": payload["priority"],
+        "score": s,
+        "queuedAt": now_ms,
+        "updatedAt": now_ms,
+        "payload": json.dumps(payload),
+    }
+    return bool(
+        scripts(r).enqueue_session(
+            keys=[
+                keys.WORK_ITEMS,
+                keys.WORK_QUEUE,
+                keys.org_queue(org_id),
+                keys.project_queue(project_id),
+                keys.session(session_id),
+                keys.org_sessions(org_id),
+                keys.project_sessions(project_id),
+            ],
+            args=[session_id, json.dumps(payload), s, now_ms, json.dumps(record)],
+        )
+    )
+
+
+def queue_indexes(org_id: str, projects: str | list[str]) -> list[str]:
+    if projects == "all":
+        return [keys.org_queue(org_id)]
+    return [keys.project_queue(p) for p in projects]
+
+
+def poll(
+    r: redis.Redis,
+    worker_id: str,
+    org_id: str,
+    projects: str | list[str],
+    now_ms: int,
+    batch_max: int,
+) -> list[dict] | None:
+    """Pop and claim what the worker has room for; None for an unknown worker."""
+    out = scripts(r).poll(
+        keys=[
+            keys.worker(worker_id),
+            keys.worker_sessions(worker_id),
+            *queue_indexes(org_id, projects),
+        ],
+        args=[PREFIXES, now_ms, batch_max],
+    )
+    if out == [-1]:
+        return None
+    return [json.loads(p) for p in out]
+
+
+def claim(r: redis.Redis, worker_id: str, session_id: str, now_ms: int) -> tuple[str, Any]:
+    """('ok', payload) | ('not_available', None) | ('unauthorized', projectId) | ('no_worker',)."""
+    out = scripts(r).claim_session(
+        keys=[keys.worker(worker_id), keys.session(session_id)],
+        args=[PREFIXES, session_id, now_ms],
+    )
+    if out[0] == "ok":
+        return "ok", json.loads(out[1])
+    return out[0], (out[1] if len(out) > 1 else None)
+
+
+def nack(r: redis.Redis, worker_id: str, session_id: str, now_ms: int) -> bool:
+    """Back to the queue with its original score; False if the worker does not hold the claim."""
+    return bool(
+        scripts(r).requeue_session(
+            keys=[keys.session(session_id)], args=[PREFIXES, session_id, worker_id, now_ms]
+        )
+    )
+
+
+def set_status(
+    r: redis.Redis,
+    worker_id: str,
+    session_id: str,
+    status: str,
+    fields: dict[str, Any],
+    now_ms: int,
+) -> tuple[str, Any]:
+    """('ok', record) | ('not_found', None) | ('forbidden', None) | ('illegal', current)."""
+    out = scripts(r).set_session_status(
+        keys=[keys.session(session_id), keys.worker_sessions(worker_id)],
+        args=[
+            worker_id,
+            status,
+            ",".join(allowed_from(SESSION_TRANSITIONS, status)),
+            now_ms,
+            json.dumps({k: v for k, v in fields.items() if v is not None}),
+            "1" if status in SESSION_TERMINAL else "0",
+        ],
+    )
+    if out[0] == "ok":
+        return "ok", dict(zip(out[1::2], out[2::2], strict=True))
+    return out[0], (out[1] if len(out) > 1 else None)
+
+
+def record_activity(r: redis.Redis, worker_id: str, session_id: str, tool: str, now_ms: int) -> str:
+    """'ok' | 'not_found' | 'forbidden'."""
+    code = scripts(r).record_activity(
+        keys=[keys.session(session_id)], args=[worker_id, tool, now_ms]
+    )
+    return {1: "ok", 0: "not_found", -1: "forbidden"}[code]
+
+
+def get(r: redis.Redis, session_id: str, org_id: str | None = None) -> dict | None:
+    record = r.hgetall(keys.session(session_id))
+    if not record or (org_id is not None and record.get("orgId") != org_id):
+        return None
+    return record
+
+
+def queued_payload(r: redis.Redis, session_id: str) -> dict | None:
+    """The full payload, present only while the session is queued."""
+    raw = r.hget(keys.WORK_ITEMS, session_id)
+    return json.loads(raw) if raw else None
+
+
+def queue_length(r: redis.Redis, org_id: str) -> int:
+    return int(r.zcard(keys.org_queue(org_id)))

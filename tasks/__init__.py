@@ -1,0 +1,1 @@
+"""Celery tasks, one module per domain. A task loads, calls state/, enqueues the next step."""

@@ -1,0 +1,15 @@
+"""The Redis client tasks use for state (one pool per worker process)."""
+
+from __future__ import annotations
+
+import functools
+
+import redis
+
+from settings import get_settings
+from settings import redis_client as _client
+
+
+@functools.cache
+def redis_client() -> redis.Redis:
+    return _client(get_settings())

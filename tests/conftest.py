@@ -1,0 +1,112 @@
+"""Test harness: a private redis-server on a free port, the real shim over HTTP, real workers.
+
+The redis-server and the environment are set up in `pytest_configure`, before any project
+module reads its settings, so nothing here can touch the user's Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests import harness
+
+LEGACY_KEY = "legacy-worker-key-for-tests-0123456789"
+LEGACY_ORG_SLUG = "legacy-org"
+
+
+def pytest_configure(config):
+    tmp = Path(tempfile.mkdtemp(prefix="dispatchyard-test-"))
+    from cli import free_port, start_redis
+
+    port = free_port()
+    proc = start_redis(port, tmp / "redis", persist=False)
+    os.environ.update(
+        {
+            "DISPATCHYARD_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            "DISPATCHYARD_DEV_MODE": "1",
+            "DISPATCHYARD_DATA_DIR": str(tmp / "data"),
+            "DISPATCHYARD_WORKER_API_KEY": LEGACY_KEY,
+            "DISPATCHYARD_DEFAULT_ORG": LEGACY_ORG_SLUG,
+            "DISPATCHYARD_MACHINE": "test-host",
+            "DISPATCHYARD_PLATFORM_URL": "https://platform.test",
+        }
+    )
+    config._dispatchyard = (proc, tmp)
+
+
+def pytest_unconfigure(config):
+    proc, tmp = getattr(config, "_dispatchyard", (None, None))
+    if proc is not None:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return os.environ["DISPATCHYARD_REDIS_URL"]
+
+
+@pytest.fixture(scope="session")
+def r(redis_url):
+    import redis
+
+    return redis.Redis.from_url(redis_url, decode_responses=True)
+
+
+@pytest.fixture(autouse=True)
+def _clock_reset():
+    from state import clock
+
+    clock.reset()
+    yield
+    clock.reset()
+
+
+@pytest.fixture(scope="session")
+def shim_url():
+    """The Flask app served over real HTTP by werkzeug's threaded server, in this process
+    (so tests can move the shared clock)."""
+    from werkzeug.serving import make_server
+
+    from api_shim import create_app
+
+    server = make_server("127.0.0.1", 0, create_app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def api(shim_url) -> harness.Api:
+    return harness.Api(shim_url)
+
+
+@pytest.fixture
+def org(r) -> harness.Org:
+    return harness.new_org(r)
+
+
+@pytest.fixture(scope="session")
+def legacy_org(r) -> harness.Org:
+    return harness.new_org(r, slug=LEGACY_ORG_SLUG)
+
+
+@pytest.fixture(scope="session")
+def celery_worker():
+    """A real Celery worker consuming the private Redis, in this process."""
+    from celery.contrib.testing.worker import start_worker
+
+    from workers import app
+
+    with start_worker(
+        app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=30
+    ) as worker:
+        yield worker

@@ -1,0 +1,118 @@
+"""Helpers the tests share: an HTTP client, orgs with keys, projects, registered workers."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+
+class Api:
+    """A thin requests wrapper: `api.post(path, token, json=...)`."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = requests.Session()
+
+    def request(self, method: str, path: str, token: str | None = None, **kw: Any):
+        headers = kw.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, self.base + path, headers=headers, timeout=30, **kw)
+
+    def get(self, path, token=None, **kw):
+        return self.request("GET", path, token, **kw)
+
+    def post(self, path, token=None, **kw):
+        return self.request("POST", path, token, **kw)
+
+    def patch(self, path, token=None, **kw):
+        return self.request("PATCH", path, token, **kw)
+
+    def delete(self, path, token=None, **kw):
+        return self.request("DELETE", path, token, **kw)
+
+
+@dataclass
+class Org:
+    id: str
+    slug: str
+    key: str  # owner key
+    projects: dict[str, dict] = field(default_factory=dict)
+
+
+def new_org(r, slug: str | None = None) -> Org:
+    from state import apikeys, clock, orgs
+
+    slug = slug or f"org-{secrets.token_hex(4)}"
+    org = orgs.create_org(r, slug.title(), slug, clock.now_ms())
+    assert org is not None, f"slug {slug} taken"
+    _, secret = apikeys.create_key(
+        r,
+        org["id"],
+        name="owner",
+        role="owner",
+        projects="all",
+        scopes=["*"],
+        now_ms=clock.now_ms(),
+    )
+    return Org(org["id"], slug, secret)
+
+
+def project(api: Api, org: Org, slug: str = "app", repository: str | None = None) -> dict:
+    if slug in org.projects:
+        return org.projects[slug]
+    resp = api.post(
+        f"/api/org/{org.id}/projects",
+        org.key,
+        json={
+            "slug": slug,
+            "name": slug.title(),
+            "repository": repository or f"github.com/x/{slug}",
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    org.projects[slug] = resp.json()["project"]
+    return org.projects[slug]
+
+
+def key(api: Api, org: Org, role: str = "member", **body: Any) -> str:
+    resp = api.post(f"/api/org/{org.id}/keys", org.key, json={"name": role, "role": role, **body})
+    assert resp.status_code == 201, resp.text
+    return resp.json()["key"]
+
+
+def register(api: Api, org: Org, capacity: int = 5, **body: Any) -> dict:
+    """Register a worker with the owner key; returns the response (workerId, runtimeToken)."""
+    body = {"hostname": f"host-{secrets.token_hex(3)}", "capacity": capacity, **body}
+    resp = api.post("/api/workers/register", org.key, json=body)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def enqueue(api: Api, org: Org, project_slug: str = "app", **body: Any) -> dict:
+    body = {
+        "issueId": f"iss-{secrets.token_hex(3)}",
+        "issueIdentifier": "ENG-1",
+        "project": project_slug,
+        "prompt": "do the thing",
+        **body,
+    }
+    resp = api.post("/api/sessions", org.key, json=body)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
+    """Poll `predicate` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
+        time.sleep(interval)

@@ -13,6 +13,10 @@ from api_shim.errors import ApiError, is_platform
 M = TypeVar("M", bound=BaseModel)
 
 
+class Empty(BaseModel):
+    """For routes that take no fields but still refuse a malformed body."""
+
+
 def raw_json(allow_empty: bool = False) -> Any:
     data = request.get_data(cache=True)
     if not data.strip():
@@ -20,9 +24,24 @@ def raw_json(allow_empty: bool = False) -> Any:
             return {}
         raise _body_error("Request body must be a JSON object", "json_invalid")
     try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        value = json.loads(data, parse_constant=_refuse, parse_float=_finite)
+        # Lone surrogates ("\ud800") parse but cannot be stored as UTF-8: refuse them here.
+        json.dumps(value, ensure_ascii=False).encode()
+        return value
+    except (ValueError, UnicodeError, RecursionError):
+        # RecursionError: absurdly deep nesting is malformed input, not a server fault.
         raise _body_error("Malformed JSON body", "json_invalid") from None
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("number out of range")
+    return value
 
 
 def parse(model: type[M], *, allow_empty: bool = False) -> M:

@@ -88,6 +88,7 @@ def register():
 @blueprint.post("/workers/<worker_id>/refresh-token")
 def refresh_token(worker_id: str):
     cred = auth.authenticate("api_key", "legacy")
+    bodies.parse(bodies.Empty, allow_empty=True)  # no fields, but a malformed body is a 400
     worker = load_worker(worker_id, cred)
     if cred.key_id != worker.get("regKeyId") and not cred.at_least("admin"):
         raise auth.forbidden("Only the registering key may refresh this worker's token")

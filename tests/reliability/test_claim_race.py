@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 from collections import Counter
@@ -57,7 +58,7 @@ def test_each_session_claimed_exactly_once_in_priority_order(shim_url, api, org,
 
     assert r.zcard(keys.org_queue(org.id)) == 0
     pipe = r.pipeline()
-    for wid, work in batches:
+    for _wid, work in batches:
         for item in work:
             pipe.get(keys.claim(item["sessionId"]))
             pipe.hmget(keys.session(item["sessionId"]), "status", "workerId", "claimedAt")
@@ -78,5 +79,5 @@ def test_each_session_claimed_exactly_once_in_priority_order(shim_url, api, org,
         assert ordered == sorted(ordered), "a batch was not best-first"
         runs.append((ordered[0], ordered[-1]))
     runs.sort()
-    for (_, last), (first, _) in zip(runs, runs[1:], strict=False):
+    for (_, last), (first, _) in itertools.pairwise(runs):
         assert last < first, "two polls interleaved: one skipped better work"

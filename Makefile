@@ -13,6 +13,7 @@ test: install system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install system-deps
+	@command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk
 	$(BIN)/python -m bench
 
 lint: install

@@ -153,9 +153,13 @@ def get_settings() -> Settings:
 def redis_client(settings: Settings, **overrides: Any) -> Any:
     """A pooled client with short timeouts, so an outage is noticed quickly."""
     import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
 
     opts = {
         "decode_responses": True,
+        # Two quick retries ride out a blip; an outage answers 503 in well under a second.
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         "socket_connect_timeout": 2,
         "socket_timeout": 10,
         "health_check_interval": 30,

@@ -37,7 +37,8 @@ def create_key(
     """Mint a key. Returns (stored record, the secret) — the secret is never stored."""
     secret = new_secret()
     key_id = new_id("key")
-    record = {
+    digest = hash_secret(secret)
+    record: dict[str, str | int] = {
         "id": key_id,
         "orgId": org_id,
         "name": name,
@@ -45,14 +46,14 @@ def create_key(
         "projects": json.dumps(projects),
         "scopes": json.dumps(scopes),
         "keyPrefix": secret[:12],
-        "hash": hash_secret(secret),
+        "hash": digest,
         "createdAt": now_ms,
         "createdBy": created_by or "",
         "revokedAt": "",
     }
     pipe = r.pipeline(transaction=True)
-    pipe.hset(keys.apikey(key_id), mapping=record)
-    pipe.set(keys.apikey_hash(record["hash"]), key_id)
+    pipe.hset(keys.apikey(key_id), mapping=record)  # type: ignore[arg-type]
+    pipe.set(keys.apikey_hash(digest), key_id)
     pipe.zadd(keys.org_keys(org_id), {key_id: now_ms})
     pipe.execute()
     return record, secret
@@ -75,7 +76,7 @@ def get_key(r: redis.Redis, org_id: str, key_id: str) -> dict | None:
 
 
 def list_keys(r: redis.Redis, org_id: str) -> list[dict]:
-    ids = r.zrange(keys.org_keys(org_id), 0, -1)
+    ids: list[str] = r.zrange(keys.org_keys(org_id), 0, -1)  # type: ignore[assignment]
     pipe = r.pipeline(transaction=False)
     for key_id in ids:
         pipe.hgetall(keys.apikey(key_id))

@@ -34,7 +34,8 @@ def resolve_org(r: redis.Redis, id_or_slug: str) -> str | None:
     """An org id from an id or a slug."""
     if r.exists(keys.org(id_or_slug)):
         return id_or_slug
-    return r.get(keys.org_slug(id_or_slug))
+    org_id = r.get(keys.org_slug(id_or_slug))
+    return str(org_id) if org_id else None
 
 
 def create_project(
@@ -69,7 +70,7 @@ def get_project(r: redis.Redis, org_id: str, project_id: str) -> dict | None:
 
 def project_by_slug(r: redis.Redis, org_id: str, slug: str) -> dict | None:
     project_id = r.get(keys.project_slug(org_id, slug))
-    return get_project(r, org_id, project_id) if project_id else None
+    return get_project(r, org_id, str(project_id)) if project_id else None
 
 
 def find_project(r: redis.Redis, org_id: str, id_or_slug: str) -> dict | None:
@@ -77,7 +78,7 @@ def find_project(r: redis.Redis, org_id: str, id_or_slug: str) -> dict | None:
 
 
 def list_projects(r: redis.Redis, org_id: str) -> list[dict]:
-    ids = r.zrange(keys.org_projects(org_id), 0, -1)
+    ids: list[str] = r.zrange(keys.org_projects(org_id), 0, -1)  # type: ignore[assignment]
     pipe = r.pipeline(transaction=False)
     for project_id in ids:
         pipe.hgetall(keys.project(project_id))

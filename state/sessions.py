@@ -58,8 +58,8 @@ def enqueue(
         "score": s,
         "queuedAt": now_ms,
         "updatedAt": now_ms,
-        "payload": json.dumps(payload),
     }
+    flat = [str(x) for pair in record.items() for x in pair]
     return bool(
         scripts(r).enqueue_session(
             keys=[
@@ -71,7 +71,7 @@ def enqueue(
                 keys.org_sessions(org_id),
                 keys.project_sessions(project_id),
             ],
-            args=[session_id, json.dumps(payload), s, now_ms, json.dumps(record)],
+            args=[session_id, json.dumps(payload), s, now_ms, *flat],
         )
     )
 

@@ -74,7 +74,7 @@ def is_revoked(r: redis.Redis, jti: str) -> bool:
 
 def deregister(r: redis.Redis, worker_id: str, now_ms: int, leeway_s: int) -> list[str] | None:
     """Requeue its claimed-not-running sessions and revoke its tokens; None if unknown."""
-    record = r.hgetall(keys.worker(worker_id))
+    record: dict[str, str] = r.hgetall(keys.worker(worker_id))  # type: ignore[assignment]
     if not record:
         return None
     moved = scripts(r).deregister_worker(
@@ -90,7 +90,7 @@ def deregister(r: redis.Redis, worker_id: str, now_ms: int, leeway_s: int) -> li
 
 
 def list_workers(r: redis.Redis, org_id: str) -> list[dict]:
-    ids = r.zrange(keys.org_workers(org_id), 0, -1)
+    ids: list[str] = r.zrange(keys.org_workers(org_id), 0, -1)  # type: ignore[assignment]
     pipe = r.pipeline(transaction=False)
     for worker_id in ids:
         pipe.hgetall(keys.worker(worker_id))

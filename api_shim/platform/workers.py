@@ -25,7 +25,7 @@ class RegisterBody(BaseModel):
         "projects": "projects must be an array of strings",
     }
     hostname: str = Field(min_length=1, max_length=255)
-    capacity: int = Field(ge=1, le=10_000)
+    capacity: int = Field(ge=1, le=1_000_000)
     version: str | None = Field(None, max_length=100)
     projects: list[str] | None = Field(None, max_length=1000)
     machineId: str | None = Field(None, min_length=1, max_length=200)

@@ -21,7 +21,9 @@ local function claim_one(P, sid, wid, now)
   if not redis.call('SET', P.claim .. sid, wid, 'NX') then return nil end
   unqueue(P, sid, f[1], f[2])
   redis.call('HDEL', P.items, sid)
-  redis.call('HSET', rec, 'status', 'claimed', 'workerId', wid, 'claimedAt', now, 'updatedAt', now)
+  -- The record keeps the payload from claim on, so a requeue can restore it.
+  redis.call('HSET', rec, 'status', 'claimed', 'workerId', wid, 'claimedAt', now, 'updatedAt', now,
+    'payload', payload)
   redis.call('SADD', P.worker_sessions .. wid, sid)
   return payload
 end

@@ -1,0 +1,87 @@
+"""Poll over HTTP through gunicorn, beside a bare route (/health) on the same gunicorn.
+
+wrk drives `GET /api/workers/{id}/poll` with the worker's runtime JWT: once with work queued
+(each poll pops and claims up to 5 sessions) and once idle (nothing for the worker). The peer
+is `GET /health` (one Redis PING) through the same gunicorn in the same run.
+"""
+
+from __future__ import annotations
+
+import requests
+
+from bench.common import bench_env, client, gunicorn, median, private_redis, ratio_line, wrk
+
+ROUNDS = 3
+PREFILL = 150_000
+
+
+def run() -> None:
+    with private_redis() as (url, _port):
+        env = bench_env(url)
+        from state import apikeys, clock, orgs, sessions
+
+        r = client(url)
+        org = orgs.create_org(r, "Bench", "bench-http", clock.now_ms())
+        _, key = apikeys.create_key(
+            r, org["id"], name="o", role="owner", projects="all", scopes=["*"],
+            now_ms=clock.now_ms(),
+        )  # fmt: skip
+        with gunicorn(env) as base:
+            h = {"Authorization": f"Bearer {key}"}
+            prj = requests.post(
+                f"{base}/api/org/{org['id']}/projects", headers=h,
+                json={"slug": "app", "name": "App"}, timeout=10,
+            ).json()["project"]  # fmt: skip
+            idle_prj = requests.post(
+                f"{base}/api/org/{org['id']}/projects", headers=h,
+                json={"slug": "idle", "name": "Idle"}, timeout=10,
+            ).json()["project"]  # fmt: skip
+            busy = requests.post(
+                f"{base}/api/workers/register", headers=h,
+                json={"hostname": "busy", "capacity": 1_000_000, "projects": [prj["id"]]},
+                timeout=10,
+            ).json()  # fmt: skip
+            idle = requests.post(
+                f"{base}/api/workers/register", headers=h,
+                json={"hostname": "idle", "capacity": 5, "projects": [idle_prj["id"]]},
+                timeout=10,
+            ).json()  # fmt: skip
+            pipe = r.pipeline(transaction=False)
+            now = clock.now_ms()
+            for i in range(PREFILL):
+                sessions.enqueue(
+                    pipe, org_id=org["id"], project_id=prj["id"], session_id=f"b{i}",
+                    payload={"sessionId": f"b{i}", "priority": 3, "prompt": "x" * 300,
+                             "queuedAt": now},
+                    record={}, now_ms=now,
+                )  # fmt: skip
+                if i % 5000 == 4999:
+                    pipe.execute()
+            pipe.execute()
+            results: dict[str, list[dict]] = {"health": [], "busy": [], "idle": []}
+            for _ in range(ROUNDS):
+                results["health"].append(wrk(f"{base}/health"))
+                results["busy"].append(
+                    wrk(
+                        f"{base}/api/workers/{busy['workerId']}/poll",
+                        header=f"Authorization: Bearer {busy['runtimeToken']}",
+                    )
+                )
+                results["idle"].append(
+                    wrk(
+                        f"{base}/api/workers/{idle['workerId']}/poll",
+                        header=f"Authorization: Bearer {idle['runtimeToken']}",
+                    )
+                )
+            claimed = PREFILL - r.zcard(f"work:queue:project:{prj['id']}")
+        peer = median([x["rps"] for x in results["health"]])
+        for name in ("busy", "idle"):
+            rows = results[name]
+            assert all(x["errors"] == 0 for x in rows), f"{name}: non-2xx answers"
+            print(
+                ratio_line(f"poll ({name}) vs /health through gunicorn",
+                           median([x["rps"] for x in rows]), peer, "req/s")
+                + f" | poll p50 {median([x['p50_ms'] for x in rows]):.2f} ms"
+                f" p99 {median([x['p99_ms'] for x in rows]):.2f} ms"
+            )  # fmt: skip
+        print(f"  sessions claimed by the busy poller: {claimed:,}")

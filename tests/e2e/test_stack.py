@@ -1,0 +1,67 @@
+"""End to end on real processes: the CLI bootstraps an org; a worker registers, polls, claims
+and reports a session through gunicorn; a cloud runner reads its detail only while queued;
+beat and a Celery worker run the periodic tick."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests import harness
+
+BIN = Path(sys.executable).parent
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "dispatchyard"), *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_cli_help_and_org_create():
+    out = cli("--help")
+    assert out.returncode == 0 and "org" in out.stdout and "run" in out.stdout
+    out = cli("org", "create", "Acme E2E", "--slug", "acme-e2e-cli", "--json")
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert set(body) == {"orgId", "slug", "key"}
+    assert body["orgId"].startswith("org_") and body["slug"] == "acme-e2e-cli"
+    assert body["key"].startswith("rsk_live_") and len(body["key"]) == 9 + 64
+    again = cli("org", "create", "Acme again", "--slug", "acme-e2e-cli", "--json")
+    assert again.returncode == 1 and "exists" in again.stderr
+    assert cli("org", "create", "Bad", "--slug", "Bad Slug").returncode == 2
+
+
+def test_worker_lifecycle_through_gunicorn(stack):
+    api = harness.Api(stack.url)
+    body = json.loads(cli("org", "create", "Flow", "--slug", "flow-e2e", "--json").stdout)
+    org = harness.Org(body["orgId"], body["slug"], body["key"])
+    harness.project(api, org, "svc", repository="github.com/acme/svc")
+    w = harness.register(api, org, capacity=2, machineId="box-1")
+    token, wid = w["runtimeToken"], w["workerId"]
+
+    sid = harness.enqueue(api, org, "svc", prompt="fix the bug", priority=1)["sessionId"]
+    detail = api.get(f"/api/daemon/sessions/{sid}", token)
+    assert detail.status_code == 200 and detail.json()["prompt"] == "fix the bug"
+    assert detail.headers["Cache-Control"] == "no-store"
+
+    polled = api.get(f"/api/workers/{wid}/poll", token).json()
+    assert polled["claimedSessionIds"] == [sid]
+    assert api.get(f"/api/daemon/sessions/{sid}", token).status_code == 404
+    for status in ("running", "finalizing", "completed"):
+        resp = api.post(
+            f"/api/sessions/{sid}/status", token, json={"workerId": wid, "status": status}
+        )
+        assert resp.status_code == 200, resp.text
+    assert resp.json()["session"]["status"] == "completed"
+    listed = api.get("/api/workers", org.key).json()
+    assert listed["summary"]["totalWorkers"] == 1 and listed["summary"]["totalActive"] == 0
+
+
+def test_beat_and_worker_run_the_tick(stack, r):
+    from state import beat
+
+    first = harness.wait_for(lambda: beat.last_tick(r), timeout=30, message="a beat tick")
+    harness.wait_for(lambda: (beat.last_tick(r) or 0) > first, timeout=30, message="a second tick")

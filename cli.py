@@ -152,7 +152,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         children["redis"] = start_redis(url.port or 6379, data, conf=ROOT / "redis.conf")
         print(f"redis: started a project-local redis-server on port {url.port}, data in {data}")
 
-    env = {**os.environ, "PORT": str(args.port)}
+    # The children (gunicorn, celery) live in the same venv as this command.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PORT": str(args.port), "PATH": path}
     for name, command in procfile().items():
         if name == "flower" and args.no_flower:
             continue

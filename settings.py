@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BACKENDS: dict[str, dict[str, Any]] = {
@@ -110,27 +110,27 @@ class Settings(BaseSettings):
     attachment_max_bytes: int = 10 * 1_048_576
     attachment_total_bytes: int = 200 * 1_048_576
 
-    @model_validator(mode="after")
-    def _secret_required_outside_dev(self) -> Settings:
-        if self.jwt_algorithm == "HS256" and self.jwt_secret is None and not self.dev_mode:
+    def signing_key(self) -> str:
+        """The key runtime JWTs are signed with (dev mode keeps a generated one on disk).
+
+        Checked when the shim starts, not when settings load: the CLI needs no secret."""
+        if self.jwt_algorithm != "HS256":
+            if self.jwt_private_key is None:
+                raise ValueError("RS256/ES256 need DISPATCHYARD_JWT_PRIVATE_KEY (PEM)")
+            return self.jwt_private_key.get_secret_value()
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        if not self.dev_mode:
             raise ValueError(
                 "DISPATCHYARD_JWT_SECRET is required unless DISPATCHYARD_DEV_MODE=1 "
                 "(dev mode generates one into DISPATCHYARD_DATA_DIR)"
             )
-        return self
-
-    def signing_key(self) -> str:
-        """The key runtime JWTs are signed with (dev mode keeps a generated one on disk)."""
-        if self.jwt_algorithm != "HS256":
-            assert self.jwt_private_key is not None, "RS256/ES256 need DISPATCHYARD_JWT_PRIVATE_KEY"
-            return self.jwt_private_key.get_secret_value()
-        if self.jwt_secret is not None:
-            return self.jwt_secret.get_secret_value()
         return _dev_secret(self.data_dir)
 
     def verifying_key(self) -> str:
         if self.jwt_algorithm != "HS256":
-            assert self.jwt_public_key is not None, "RS256/ES256 need DISPATCHYARD_JWT_PUBLIC_KEY"
+            if self.jwt_public_key is None:
+                raise ValueError("RS256/ES256 need DISPATCHYARD_JWT_PUBLIC_KEY (PEM)")
             return self.jwt_public_key
         return self.signing_key()
 

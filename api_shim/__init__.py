@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
     from api_shim.platform import blueprint as platform_bp
 
     settings = settings or get_settings()
+    settings.verifying_key()  # fail at start, with a clear message, not on the first request
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]

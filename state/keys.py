@@ -117,3 +117,32 @@ def project_sessions(project_id: str) -> str:
 
 # Beat
 BEAT_LAST_TICK = "beat:last_tick"
+
+# Daemon config mutations
+MUTATION_PREFIX = "mutation:"
+MUTATION_HISTORY_PREFIX = "mutation:history:"
+HOST_OPEN_MUTATIONS_PREFIX = "worker:mutations:open:"  # pending + delivered, by requestedAt
+ORG_MUTATIONS_PREFIX = "org:mutations:"  # + org id (all) or + org id + ":" + status
+MUTATIONS_INFLIGHT = "mutations:inflight"  # delivered, scored by last delivery (for the sweep)
+
+
+def mutation(mutation_id: str) -> str:
+    return f"{MUTATION_PREFIX}{mutation_id}"
+
+
+def mutation_history(mutation_id: str) -> str:
+    return f"{MUTATION_HISTORY_PREFIX}{mutation_id}"
+
+
+def host_open_mutations(worker_id: str) -> str:
+    return f"{HOST_OPEN_MUTATIONS_PREFIX}{worker_id}"
+
+
+def host_mutations(worker_id: str) -> str:
+    """Every mutation of a host, by requestedAt (for listing)."""
+    return f"worker:mutations:all:{worker_id}"
+
+
+def org_mutations(org_id: str, status: str | None = None) -> str:
+    base = f"{ORG_MUTATIONS_PREFIX}{org_id}"
+    return f"{base}:{status}" if status else base

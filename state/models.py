@@ -56,6 +56,23 @@ SESSION_ACTIVE = frozenset({"claimed", "running", "finalizing"})
 SESSION_STATUSES = tuple(SESSION_TRANSITIONS)
 
 
+# Daemon config mutations (platform.md §4). `delivered -> delivered` is a redelivery.
+MUTATION_TRANSITIONS: dict[str, set[str]] = {
+    "pending": {"delivered", "cancelled"},
+    "delivered": {"delivered", "applied", "failed"},
+    "applied": set(),
+    "failed": set(),
+    "cancelled": set(),
+}
+MUTATION_STATUSES = tuple(MUTATION_TRANSITIONS)
+MUTATION_OPS = ("project.add", "project.remove", "pool.deleted", "modelAccess.set",
+                "modelAccess.clear")  # fmt: skip
+MODEL_ACCESS_WORKLOADS = (*WORK_TYPES, "code-survival-scan", "kg-extraction", "interview")
+
+# What the platform tells a host about itself; anything but "ok" is offered no work.
+HOST_STATUSES = ("ok", "pool_deleted", "pool_draining", "pool_disabled", "unauthorized")
+
+
 def allowed_from(table: dict[str, set[str]], target: str) -> list[str]:
     """The states from which `target` may be reached."""
     return sorted(s for s, targets in table.items() if target in targets)

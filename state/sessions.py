@@ -172,3 +172,25 @@ def queued_payload(r: redis.Redis, session_id: str) -> dict | None:
 
 def queue_length(r: redis.Redis, org_id: str) -> int:
     return int(r.zcard(keys.org_queue(org_id)))
+
+
+def list_for(
+    r: redis.Redis, org_id: str, project_id: str | None, limit: int
+) -> tuple[list[dict], dict[str, dict]]:
+    """The newest `limit` sessions of an org (or one project), and their workers' records."""
+    index = keys.project_sessions(project_id) if project_id else keys.org_sessions(org_id)
+    ids = r.zrevrange(index, 0, limit - 1)
+    pipe = r.pipeline(transaction=False)
+    for session_id in ids:
+        pipe.hgetall(keys.session(session_id))
+    records = [s for s in pipe.execute() if s and s.get("orgId") == org_id]
+    worker_ids = sorted({s["workerId"] for s in records if s.get("workerId")})
+    pipe = r.pipeline(transaction=False)
+    for worker_id in worker_ids:
+        pipe.hmget(keys.worker(worker_id), "lastHeartbeat", "status")
+    workers = {
+        wid: {"lastHeartbeat": last, "status": status}
+        for wid, (last, status) in zip(worker_ids, pipe.execute(), strict=True)
+        if status is not None
+    }
+    return records, workers

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 blueprint = Blueprint("platform", __name__)
 
-from api_shim.platform import orgs, sessions, workers  # noqa: E402, F401  (routes register)
+from api_shim.platform import heartbeats, mutations, orgs, sessions, workers  # noqa: E402, F401

@@ -7,8 +7,9 @@ import json
 import re
 import secrets
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
-from flask import make_response
+from flask import make_response, request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api_shim import auth, bodies
@@ -16,7 +17,8 @@ from api_shim.context import r, settings
 from api_shim.errors import ApiError
 from api_shim.platform import blueprint, views
 from api_shim.platform.workers import load_worker
-from state import clock, orgs, sessions
+from state import clock, health, orgs, sessions
+from state.clock import iso_ms
 from state.models import SESSION_STATUSES, WORK_TYPES
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -73,14 +75,6 @@ class StatusBody(WorkerBody):
     inputTokens: int | None = Field(None, ge=0)
     outputTokens: int | None = Field(None, ge=0)
     provider: str | None = Field(None, max_length=100)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _ints_as_floats(cls, data):
-        # strict mode refuses an int for a float; JSON clients send `0` for a cost.
-        if isinstance(data, dict) and type(data.get("totalCostUsd")) is int:
-            data = {**data, "totalCostUsd": float(data["totalCostUsd"])}
-        return data
 
 
 class ActivityBody(WorkerBody):
@@ -266,3 +260,80 @@ def nack(session_id: str):
     if record.get("workerId") and record["workerId"] != body.workerId:
         raise auth.forbidden("Session belongs to another worker")
     raise ApiError(409, f"Session is {record['status']}; only a claimed session can be nacked")
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    projectId: str | None = Field(None, max_length=100)
+    project: str | None = Field(None, max_length=100)
+    limit: int | None = Field(None, ge=1, le=1000)
+
+
+REFERER_PROJECT = re.compile(r"/projects/([a-z0-9][a-z0-9-]{0,62})(?:[/?#]|$)")
+
+
+def project_from_referer(referer: str | None) -> str | None:
+    """The project slug a dashboard page names: `…/projects/<slug>…` or `?project=<slug>`.
+    Anything malformed yields None (the whole org)."""
+    if not referer or len(referer) > 4096:
+        return None
+    try:
+        parts = urlsplit(referer)
+        query = parse_qs(parts.query)
+    except ValueError:
+        return None
+    slugs = query.get("project")
+    if slugs and re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", slugs[0]):
+        return slugs[0]
+    match = REFERER_PROJECT.search(parts.path)
+    return match.group(1) if match else None
+
+
+@blueprint.get("/sessions")
+def list_sessions():
+    cred = auth.api_key()
+    q = bodies.validate(ListQuery, request.args.to_dict(), loc="query")
+    project = None
+    if q.projectId:
+        project = orgs.get_project(r(), cred.org_id, q.projectId)
+    elif q.project:
+        project = orgs.project_by_slug(r(), cred.org_id, q.project)
+    else:
+        slug = project_from_referer(request.headers.get("Referer"))
+        project = orgs.project_by_slug(r(), cred.org_id, slug) if slug else None
+        if slug and project is None:
+            raise ApiError(404, f"Project not found: {slug}")
+    if (q.projectId or q.project) and project is None:
+        raise ApiError(404, "Project not found")
+    if project is not None and not cred.may_use_project(project["id"]):
+        raise ApiError(404, "Project not found")
+    s = settings()
+    now = clock.now_ms()
+    records, workers = sessions.list_for(
+        r(), cred.org_id, project["id"] if project else None, q.limit or s.session_list_limit
+    )
+    if project is None and cred.projects != "all":
+        records = [x for x in records if cred.may_use_project(x.get("projectId", ""))]
+    rows = []
+    summary = {"green": 0, "yellow": 0, "red": 0}
+    thresholds = health_thresholds(s)
+    for record in records:
+        verdict = health.assess(record, workers.get(record.get("workerId", "")), now, thresholds)
+        summary[verdict["level"]] += 1
+        rows.append({**views.session(record), "health": verdict})
+    return {
+        "sessions": rows,
+        "count": len(rows),
+        "healthSummary": summary,
+        "timestamp": iso_ms(now),
+    }
+
+
+def health_thresholds(s) -> health.Thresholds:
+    return health.Thresholds(
+        long_running_ms=int(s.health_long_running_s * 1000),
+        stale_heartbeat_ms=int(s.health_stale_heartbeat_s * 1000),
+        claim_stuck_ms=int(s.health_claim_stuck_s * 1000),
+        tool_loop_ms=int(s.health_tool_loop_s * 1000),
+        worker_offline_ms=int(s.worker_offline_after_s * 1000),
+    )

@@ -8,7 +8,7 @@ local w = redis.call('HMGET', KEYS[1], 'id', 'orgId', 'projects', 'status', 'hos
 if not w[1] or w[4] == 'deregistered' then return {'no_worker'} end
 local s = redis.call('HMGET', KEYS[2], 'orgId', 'projectId', 'status')
 if s[1] ~= w[2] or s[3] ~= 'queued' then return {'not_available'} end
-if w[5] and string.sub(w[5], 1, 5) == 'pool_' then return {'not_available'} end
+if w[5] and w[5] ~= '' and w[5] ~= 'ok' then return {'not_available'} end
 local projects = cjson.decode(w[3])
 if projects ~= 'all' then
   local ok = false

@@ -7,7 +7,8 @@ local now = ARGV[2]
 local w = redis.call('HMGET', KEYS[1], 'capacity', 'status', 'hostStatus', 'id')
 if not w[1] then return {-1} end
 if w[2] == 'deregistered' then return {} end
-if w[3] and string.sub(w[3], 1, 5) == 'pool_' then return {} end
+-- A host the platform has told anything but "ok" (pool deleted, unauthorized, ...) gets no work.
+if w[3] and w[3] ~= '' and w[3] ~= 'ok' then return {} end
 local want = math.min(tonumber(w[1]) - redis.call('SCARD', KEYS[2]), tonumber(ARGV[3]))
 local out = {}
 local rounds = 0

@@ -1,0 +1,171 @@
+"""Daemon config mutations: /api/daemon/mutations (enqueue, list, get, cancel)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from flask import request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from api_shim import auth, bodies
+from api_shim.context import r
+from api_shim.errors import ApiError
+from api_shim.platform import blueprint
+from state import clock, mutations
+from state import workers as workers_state
+from state.clock import iso_ms
+from state.models import MODEL_ACCESS_WORKLOADS, MUTATION_OPS, MUTATION_STATUSES
+
+MUTATION_ID = re.compile(r"^mut_[0-9a-f]{24}$")
+Id = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ProjectAdd(_Params):
+    id: Id
+    repository: str = Field(min_length=1, max_length=2000)
+
+
+class ProjectRemove(_Params):
+    id: Id
+
+
+class PoolDeleted(_Params):
+    poolId: Id
+    candidatePoolIds: list[Id] | None = Field(None, max_length=1000)
+    reason: str | None = Field(None, max_length=2000)
+
+
+Workload = Literal[MODEL_ACCESS_WORKLOADS]  # type: ignore[valid-type]
+
+
+class ModelAccessSet(_Params):
+    workload: Workload | None = None
+    policy: dict[str, Any]
+
+
+class ModelAccessClear(_Params):
+    workload: Workload | None = None
+
+
+PARAMS = {
+    "project.add": ProjectAdd,
+    "project.remove": ProjectRemove,
+    "pool.deleted": PoolDeleted,
+    "modelAccess.set": ModelAccessSet,
+    "modelAccess.clear": ModelAccessClear,
+}
+assert set(PARAMS) == set(MUTATION_OPS)
+
+
+class MutationBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    workerHostId: str = Field(min_length=1, max_length=100)
+    op: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def view(m: dict, with_history: list[dict] | None = None) -> dict:
+    import json
+
+    out = {
+        "id": m["id"],
+        "orgId": m["orgId"],
+        "workerHostId": m["workerHostId"],
+        "op": m["op"],
+        "params": json.loads(m["params"]),
+        "status": m["status"],
+        "requestedBy": m.get("requestedBy") or None,
+        "requestedAt": iso_ms(m.get("requestedAt")),
+        "deliveredAt": iso_ms(m.get("deliveredAt")),
+        "lastDeliveredAt": iso_ms(m.get("lastDeliveredAt")),
+        "cancelledAt": iso_ms(m.get("cancelledAt")),
+        "appliedAt": iso_ms(m.get("appliedAt")),
+        "failedAt": iso_ms(m.get("failedAt")),
+        "error": m.get("error") or None,
+        "deliveryCount": int(m.get("deliveryCount") or 0),
+    }
+    if with_history is not None:
+        out["history"] = [{**e, "at": iso_ms(e["at"])} for e in with_history]
+    return out
+
+
+@blueprint.post("/daemon/mutations")
+def enqueue_mutation():
+    cred = auth.api_key("admin")
+    body = bodies.parse(MutationBody)
+    model = PARAMS.get(body.op)
+    if model is None:
+        raise ApiError(400, f"op must be one of: {', '.join(MUTATION_OPS)}")
+    try:
+        params = model.model_validate(body.params).model_dump(exclude_none=True)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        field = ".".join(["params", *(str(p) for p in err["loc"])])
+        message = f"{field} is required" if err["type"] == "missing" else f"{field}: {err['msg']}"
+        raise ApiError(400, message) from None
+    if workers_state.get(r(), body.workerHostId, cred.org_id) is None:
+        raise ApiError(404, "Worker host not found")
+    record = mutations.enqueue(
+        r(),
+        org_id=cred.org_id,
+        worker_id=body.workerHostId,
+        op=body.op,
+        params=params,
+        requested_by=cred.key_id or "",
+        now_ms=clock.now_ms(),
+    )
+    if record is None:
+        raise ApiError(404, "Worker host not found")
+    return {"mutation": view(record)}, 201
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    workerHostId: str | None = Field(None, max_length=100)
+    status: Literal[MUTATION_STATUSES] | None = None  # type: ignore[valid-type]
+    limit: int = Field(100, ge=1, le=500)
+
+
+@blueprint.get("/daemon/mutations")
+def list_mutations():
+    cred = auth.api_key()
+    q = bodies.validate(ListQuery, request.args.to_dict(), loc="query")
+    if q.workerHostId is not None and workers_state.get(r(), q.workerHostId, cred.org_id) is None:
+        raise ApiError(404, "Worker host not found")
+    rows = mutations.list_for(
+        r(), cred.org_id, worker_id=q.workerHostId, status=q.status, limit=q.limit
+    )
+    return {"mutations": [view(m) for m in rows]}
+
+
+def _load(mutation_id: str, cred: auth.Credential) -> dict:
+    record = (
+        mutations.get(r(), cred.org_id, mutation_id) if MUTATION_ID.match(mutation_id) else None
+    )
+    if record is None:
+        raise ApiError(404, "Mutation not found")
+    return record
+
+
+@blueprint.get("/daemon/mutations/<mutation_id>")
+def get_mutation(mutation_id: str):
+    cred = auth.api_key()
+    record = _load(mutation_id, cred)
+    return {"mutation": view(record, mutations.history(r(), mutation_id))}
+
+
+@blueprint.delete("/daemon/mutations/<mutation_id>")
+def cancel_mutation(mutation_id: str):
+    cred = auth.api_key("admin")
+    _load(mutation_id, cred)
+    outcome = mutations.cancel(r(), cred.org_id, mutation_id, cred.key_id or "", clock.now_ms())
+    if outcome == "cancelled":
+        return {"cancelled": True}
+    if outcome == "not_found":
+        raise ApiError(404, "Mutation not found")
+    return {"cancelled": False, "reason": outcome}, 409

@@ -150,19 +150,25 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def redis_client(settings: Settings, **overrides: Any) -> Any:
-    """A pooled client with short timeouts, so an outage is noticed quickly."""
+def redis_client(settings: Settings, max_connections: int | None = None, **overrides: Any) -> Any:
+    """A pooled client with short timeouts, so an outage is noticed quickly. With
+    `max_connections`, callers beyond it wait for a free connection instead of failing."""
     import redis
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
 
     opts = {
         "decode_responses": True,
-        # Two quick retries ride out a blip; an outage answers 503 in well under a second.
-        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         "socket_connect_timeout": 2,
         "socket_timeout": 10,
         "health_check_interval": 30,
+        # Two quick retries ride out a blip; an outage answers 503 in well under a second.
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         **overrides,
     }
-    return redis.Redis.from_url(settings.redis_url, **opts)
+    if max_connections is None:
+        return redis.Redis.from_url(settings.redis_url, **opts)
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=max_connections, timeout=5, **opts
+    )
+    return redis.Redis(connection_pool=pool)

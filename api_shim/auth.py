@@ -17,7 +17,7 @@ from flask import g, request
 from api_shim import tokens
 from api_shim.context import ctx, r, settings
 from api_shim.errors import ApiError
-from state import apikeys, orgs
+from state import apikeys, keys, orgs
 from state import workers as workers_state
 from state.models import ROLE_RANK, RUNTIME_SCOPES
 
@@ -31,6 +31,13 @@ class Credential:
     projects: str | list[str] = "all"
     key_id: str | None = None
     worker_id: str | None = None  # a JWT's `sub`
+    jti: str | None = None
+    # Set when the route checks revocation inside its own script (one round trip fewer).
+    revocation_deferred: bool = False
+
+    def revoked_key(self) -> str:
+        """The revocation key a deferring route hands its script ('' when nothing to check)."""
+        return keys.jwt_revoked(self.jti) if self.revocation_deferred and self.jti else ""
 
     def has_scope(self, scope: str) -> bool:
         return "*" in self.scopes or scope in self.scopes
@@ -88,12 +95,12 @@ def _default_org_id() -> str | None:
     return cache["default_org"]
 
 
-def _jwt(token: str) -> Credential:
+def _jwt(token: str, check_revoked: bool) -> Credential:
     try:
         claims = tokens.verify(settings(), token)
     except jwt.InvalidTokenError:
         raise unauthorized() from None
-    if workers_state.is_revoked(r(), claims["jti"]):
+    if check_revoked and workers_state.is_revoked(r(), claims["jti"]):
         raise unauthorized()
     scope = claims.get("scope")
     return Credential(
@@ -103,6 +110,8 @@ def _jwt(token: str) -> Credential:
         projects=claims.get("proj", "all"),
         key_id=claims.get("reg"),
         worker_id=claims["sub"],
+        jti=claims["jti"],
+        revocation_deferred=not check_revoked,
     )
 
 
@@ -120,11 +129,14 @@ def _api_key(token: str) -> Credential:
     )
 
 
-def authenticate(*accept: str) -> Credential:
-    """The caller's credential if it is one of the accepted kinds; 401 otherwise."""
+def authenticate(*accept: str, defer_revocation: bool = False) -> Credential:
+    """The caller's credential if it is one of the accepted kinds; 401 otherwise.
+
+    With `defer_revocation`, a JWT's `jti` is not checked here: the route must pass
+    `cred.revoked_key()` to a script that refuses it atomically."""
     token = _bearer()
     if token.count(".") == 2:
-        cred = _jwt(token) if "jwt" in accept else None
+        cred = _jwt(token, not defer_revocation) if "jwt" in accept else None
     else:
         cred = _legacy(token)
         if cred is None:
@@ -144,9 +156,9 @@ def api_key(min_role: str = "auditor") -> Credential:
     return cred
 
 
-def worker(scope: str, worker_id: str | None) -> Credential:
+def worker(scope: str, worker_id: str | None, defer_revocation: bool = False) -> Credential:
     """A runtime JWT (whose `sub` must be `worker_id`) or the legacy key."""
-    cred = authenticate("jwt", "legacy")
+    cred = authenticate("jwt", "legacy", defer_revocation=defer_revocation)
     if not cred.has_scope(scope):
         raise forbidden(f"Token lacks scope {scope}")
     if cred.kind == "jwt" and worker_id is not None and cred.worker_id != worker_id:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 import jwt
@@ -31,18 +32,8 @@ def mint(settings: Settings, worker: dict) -> tuple[str, dict]:
 
 def verify(settings: Settings, token: str) -> dict:
     """Claims of a valid token; raises jwt.InvalidTokenError otherwise."""
-    claims = jwt.decode(
-        token,
-        settings.verifying_key(),
-        algorithms=[settings.jwt_algorithm],  # pinned: never trust the token's own `alg`
-        issuer=settings.jwt_issuer,
-        options={
-            "require": ["exp", "iat", "iss", "sub", "jti", "org"],
-            # Times are checked below against dispatchyard's clock, which tests can move.
-            "verify_exp": False,
-            "verify_iat": False,
-            "verify_nbf": False,
-        },
+    claims = _signed_claims(
+        token, settings.verifying_key(), settings.jwt_algorithm, settings.jwt_issuer
     )
     now, leeway = clock.now(), settings.jwt_leeway_seconds
     if not isinstance(claims["exp"], int | float) or claims["exp"] + leeway < now:
@@ -51,4 +42,24 @@ def verify(settings: Settings, token: str) -> dict:
         raise jwt.ImmatureSignatureError("issued in the future")
     if not isinstance(claims["sub"], str) or not isinstance(claims["org"], str):
         raise jwt.InvalidTokenError("bad claims")
-    return claims
+    return dict(claims)
+
+
+@functools.lru_cache(maxsize=16384)
+def _signed_claims(token: str, key: str, algorithm: str, issuer: str) -> dict:
+    """Signature and issuer checks, cached per exact token string: a token that verified once
+    verifies again, and workers send the same token on every heartbeat and poll. Times and
+    revocation are checked on every request, outside this cache."""
+    return jwt.decode(
+        token,
+        key,
+        algorithms=[algorithm],  # pinned: never trust the token's own `alg`
+        issuer=issuer,
+        options={
+            "require": ["exp", "iat", "iss", "sub", "jti", "org"],
+            # Times are checked by verify() against dispatchyard's clock, which tests can move.
+            "verify_exp": False,
+            "verify_iat": False,
+            "verify_nbf": False,
+        },
+    )

@@ -1,7 +1,7 @@
 import importlib
 import sys
 
-ALL = ["queue", "http_poll"]
+ALL = ["queue", "http_poll", "heartbeat"]
 
 
 def main(names: list[str]) -> None:

@@ -80,7 +80,14 @@ def gunicorn(env: dict[str, str], workers: int = 2, threads: int = 8) -> Iterato
 
 
 def wrk(
-    url: str, *, seconds: int = 8, connections: int = 32, threads: int = 2, header: str = ""
+    url: str,
+    *,
+    seconds: int = 8,
+    connections: int = 32,
+    threads: int = 2,
+    header: str = "",
+    script: str | None = None,
+    script_args: list[str] | None = None,
 ) -> dict:
     """Run wrk; returns {"rps": .., "p50_ms": .., "p99_ms": ..}."""
     if shutil.which("wrk") is None:
@@ -88,6 +95,9 @@ def wrk(
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if header:
         argv[1:1] = ["-H", header]
+    if script:
+        argv[1:1] = ["-s", script]
+        argv += ["--", *(script_args or [])]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

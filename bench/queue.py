@@ -80,7 +80,7 @@ def _cycle_worker(url: str, org_id: str, worker_id: str, seconds: float, out) ->
                 payload={"sessionId": sid, "priority": 3, "prompt": "p" * 200, "queuedAt": now},
                 record={}, now_ms=now,
             )  # fmt: skip
-            sessions.poll(r, worker_id, org_id, "all", now, 1)
+            sessions.poll(r, worker_id, org_id, now, 1)
             n += 1
         counts.append(n)
 
@@ -116,8 +116,8 @@ def peer(url: str, port: int, org_id: str, worker_id: str) -> float:
     sha = r.script_load(source("poll"))
     argv = [
         "redis-benchmark", "-p", str(port), "-c", "50", "-n", str(PEER_REQUESTS), "-q",
-        "EVALSHA", sha, "3", keys.worker(worker_id), keys.worker_sessions(worker_id),
-        keys.org_queue(org_id), PREFIXES, str(clock.now_ms()), "1",
+        "EVALSHA", sha, "2", keys.worker(worker_id), keys.worker_sessions(worker_id),
+        PREFIXES, str(clock.now_ms()), "1", "", org_id,
     ]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return float(re.search(r"([\d.]+) requests per second", out).group(1))

@@ -12,6 +12,8 @@ from state import keys
 from state.mutations import P
 from state.scripts import scripts
 
+REVOKED = "revoked"
+
 
 @dataclass
 class HeartbeatResult:
@@ -26,6 +28,7 @@ def heartbeat(
     worker_id: str,
     *,
     org_id: str,
+    revoked_key: str = "",
     fields: dict[str, Any],
     applied: list[str],
     failures: list[dict[str, str]],
@@ -34,8 +37,9 @@ def heartbeat(
     now_ms: int,
     redeliver_after_ms: int,
     max_deliveries: int,
-) -> HeartbeatResult | None:
-    """None for an unknown (or deregistered, or another org's) worker."""
+) -> HeartbeatResult | str | None:
+    """None for an unknown (or deregistered, or another org's) worker; REVOKED when
+    `revoked_key` (the caller's token revocation key) exists."""
     out = scripts(r).heartbeat(
         keys=[keys.worker(worker_id), keys.host_open_mutations(worker_id), keys.WORKER_HEARTBEATS],
         args=[
@@ -49,10 +53,13 @@ def heartbeat(
             allowlist_hash or "",
             json.dumps(allowlist) if allowlist is not None else "",
             org_id,
+            revoked_key,
         ],
     )
     if out == [-1]:
         return None
+    if out == [-2]:
+        return REVOKED
     count, status, action, candidates, stale, *flat = out
     host: dict[str, Any] = {"status": status}
     if action:

@@ -30,6 +30,7 @@ PREFIXES = json.dumps(
 )
 
 PRIORITY_WEIGHT = 10**13
+REVOKED = "revoked"
 
 
 def score(priority: int, queued_at_ms: int) -> int:
@@ -76,31 +77,25 @@ def enqueue(
     )
 
 
-def queue_indexes(org_id: str, projects: str | list[str]) -> list[str]:
-    if projects == "all":
-        return [keys.org_queue(org_id)]
-    return [keys.project_queue(p) for p in projects]
-
-
 def poll(
     r: redis.Redis,
     worker_id: str,
     org_id: str,
-    projects: str | list[str],
     now_ms: int,
     batch_max: int,
-) -> list[dict] | None:
-    """Pop and claim what the worker has room for; None for an unknown worker."""
+    revoked_key: str = "",
+) -> list[dict] | str | None:
+    """Pop and claim what the worker has room for, from the projects it serves. None for an
+    unknown worker (or another org's); REVOKED when `revoked_key` (the caller's token
+    revocation key) exists. One round trip."""
     out = scripts(r).poll(
-        keys=[
-            keys.worker(worker_id),
-            keys.worker_sessions(worker_id),
-            *queue_indexes(org_id, projects),
-        ],
-        args=[PREFIXES, now_ms, batch_max],
+        keys=[keys.worker(worker_id), keys.worker_sessions(worker_id)],
+        args=[PREFIXES, now_ms, batch_max, revoked_key, org_id],
     )
     if out == [-1]:
         return None
+    if out == [-2]:
+        return REVOKED
     return [json.loads(p) for p in out]
 
 

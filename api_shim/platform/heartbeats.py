@@ -60,7 +60,7 @@ class HeartbeatBody(BaseModel):
 
 @blueprint.post("/workers/<worker_id>/heartbeat")
 def heartbeat(worker_id: str):
-    cred = auth.worker("worker:heartbeat", worker_id)
+    cred = auth.worker("worker:heartbeat", worker_id, defer_revocation=True)
     body = bodies.parse(HeartbeatBody)
     if not WORKER_ID.match(worker_id):
         raise ApiError(404, "Worker not found")
@@ -77,6 +77,7 @@ def heartbeat(worker_id: str):
         r(),
         worker_id,
         org_id=cred.org_id,
+        revoked_key=cred.revoked_key(),
         fields=fields,
         applied=body.appliedMutations,
         failures=[f.model_dump() for f in body.mutationFailures],
@@ -86,6 +87,8 @@ def heartbeat(worker_id: str):
         redeliver_after_ms=int(s.mutation_redeliver_after_s * 1000),
         max_deliveries=s.mutation_max_deliveries,
     )
+    if result == heartbeats.REVOKED:
+        raise auth.unauthorized()
     if result is None:
         raise ApiError(404, "Worker not found")
     response = {

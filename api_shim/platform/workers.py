@@ -97,16 +97,19 @@ def refresh_token(worker_id: str):
 
 @blueprint.get("/workers/<worker_id>/poll")
 def poll(worker_id: str):
-    cred = auth.worker("worker:poll", worker_id)
-    worker = load_worker(worker_id, cred)
+    cred = auth.worker("worker:poll", worker_id, defer_revocation=True)
+    if not WORKER_ID.match(worker_id):
+        raise ApiError(404, "Worker not found")
     work = sessions.poll(
         r(),
         worker_id,
         cred.org_id,
-        workers_state.projects_of(worker),
         clock.now_ms(),
         settings().poll_batch_max,
+        revoked_key=cred.revoked_key(),
     )
+    if work == sessions.REVOKED:
+        raise auth.unauthorized()
     if work is None:
         raise ApiError(404, "Worker not found")
     return {

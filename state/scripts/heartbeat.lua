@@ -5,10 +5,11 @@
 -- KEYS: worker hash, worker open mutations, heartbeats zset.
 -- ARGV: P JSON, now, redeliver after (ms), max deliveries, worker fields JSON, applied ids JSON,
 --       failures JSON [{id, error}], allowlistHash ('' = none), allowlist JSON ('' = none),
---       the caller's org id.
--- Returns {-1} for an unknown worker, else {pendingWorkCount, hostStatus, recommendedAction,
+--       the caller's org id, the caller's token revocation key ('' = nothing to check).
+-- Returns {-1} for an unknown worker, {-2} for a revoked token, else {pendingWorkCount, hostStatus, recommendedAction,
 --   candidatePoolIds JSON, allowlistStale, then id, op, params, requestedAt, requestedBy per
 --   delivered mutation}.
+if ARGV[11] ~= '' and redis.call('EXISTS', ARGV[11]) == 1 then return {-2} end
 local P = cjson.decode(ARGV[1])
 local now = tonumber(ARGV[2])
 local redeliver_after, max_deliveries = tonumber(ARGV[3]), tonumber(ARGV[4])

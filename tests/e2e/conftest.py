@@ -19,8 +19,9 @@ BIN = Path(sys.executable).parent
 
 
 class Stack:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, **env: str) -> None:
         self.tmp = tmp
+        self.env = env  # extra settings for every process of this stack
         self.procs: dict[str, subprocess.Popen] = {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -30,7 +31,7 @@ class Stack:
         proc = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env={**os.environ, **env},
+            env={**os.environ, **self.env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -1,0 +1,43 @@
+"""Beat drives the sweeps on real processes: with short settings, a silent host goes offline and
+its claimed session returns to the queue without anyone calling the task by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import harness
+from tests.e2e.conftest import Stack
+
+
+@pytest.fixture(scope="module")
+def fast_stack(tmp_path_factory):
+    s = Stack(
+        tmp_path_factory.mktemp("fast"),
+        DISPATCHYARD_WORKER_OFFLINE_AFTER_S="2",
+        DISPATCHYARD_SWEEP_INTERVAL_S="0.5",
+    )
+    try:
+        s.gunicorn()
+        s.worker()
+        s.beat()
+        yield s
+    finally:
+        s.stop_all()
+
+
+def test_silent_host_goes_offline_and_its_session_is_requeued(fast_stack, r):
+    api = harness.Api(fast_stack.url)
+    org = harness.new_org(r)
+    harness.project(api, org)
+    w = harness.register(api, org)
+    sid = harness.enqueue(api, org, priority=2)["sessionId"]
+    assert api.get(f"/api/workers/{w['workerId']}/poll", w["runtimeToken"]).json()["work"]
+
+    def requeued():
+        rows = api.get("/api/sessions", org.key).json()["sessions"]
+        return next(s for s in rows if s["id"] == sid)["status"] == "queued"
+
+    harness.wait_for(requeued, timeout=30, message="beat's sweep to requeue the session")
+    workers = api.get("/api/workers", org.key).json()["workers"]
+    assert next(x for x in workers if x["id"] == w["workerId"])["status"] == "offline"
+    assert "sweeps.offline_workers" in fast_stack.log("worker")

@@ -1,0 +1,118 @@
+"""GET /api/sessions: the enriched list with health, scoped by projectId, project, or Referer."""
+
+from __future__ import annotations
+
+from state import clock
+from tests import harness
+
+
+def listing(api, org, **kw):
+    resp = api.get("/api/sessions", org.key, **kw)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_shape_and_scoping(api, org):
+    a = harness.project(api, org, "alpha")
+    harness.project(api, org, "beta")
+    sa = harness.enqueue(api, org, "alpha", issueIdentifier="ENG-1")["sessionId"]
+    sb = harness.enqueue(api, org, "beta")["sessionId"]
+    body = listing(api, org)
+    assert body["count"] == 2 and {s["id"] for s in body["sessions"]} == {sa, sb}
+    assert body["healthSummary"] == {"green": 2, "yellow": 0, "red": 0}
+    assert body["timestamp"].endswith("Z")
+    row = next(s for s in body["sessions"] if s["id"] == sa)
+    assert row["identifier"] == "ENG-1" and row["projectId"] == a["id"]
+    assert row["status"] == "queued" and row["workType"] == "development"
+    assert isinstance(row["queuedAt"], int) and row["health"] == {"level": "green", "signals": []}
+    for key in (
+        "workerId",
+        "claimedAt",
+        "startedAt",
+        "updatedAt",
+        "durationMs",
+        "costUsd",
+        "provider",
+        "issueId",
+    ):
+        assert key in row
+    assert [s["id"] for s in listing(api, org, params={"projectId": a["id"]})["sessions"]] == [sa]
+    assert [s["id"] for s in listing(api, org, params={"project": "beta"})["sessions"]] == [sb]
+    ref = {"Referer": "https://dash.example.com/acme/projects/alpha/sessions"}
+    assert [s["id"] for s in listing(api, org, headers=ref)["sessions"]] == [sa]
+    ref = {"Referer": "https://dash.example.com/sessions?project=beta"}
+    assert [s["id"] for s in listing(api, org, headers=ref)["sessions"]] == [sb]
+    # A query parameter wins over the Referer; a malformed Referer means the whole org.
+    ref = {"Referer": "https://dash.example.com/projects/alpha"}
+    assert [
+        s["id"] for s in listing(api, org, params={"project": "beta"}, headers=ref)["sessions"]
+    ] == [sb]
+    assert listing(api, org, headers={"Referer": "http://[::1"})["count"] == 2
+
+
+def test_unknown_project_is_404(api, org, r):
+    assert api.get("/api/sessions", org.key, params={"project": "ghost"}).status_code == 404
+    assert api.get("/api/sessions", org.key, params={"projectId": "prj_x"}).status_code == 404
+    resp = api.get(
+        "/api/sessions", org.key, headers={"Referer": "https://d.example.com/projects/ghost"}
+    )
+    assert resp.status_code == 404
+    other = harness.new_org(r)
+    theirs = harness.project(api, other, "theirs")
+    assert api.get("/api/sessions", org.key, params={"projectId": theirs["id"]}).status_code == 404
+
+
+def test_other_orgs_sessions_never_listed(api, org, r):
+    other = harness.new_org(r)
+    harness.project(api, other)
+    harness.enqueue(api, other)
+    assert listing(api, org)["count"] == 0
+    assert api.get("/api/sessions").status_code == 401
+
+
+def test_health_signals_with_a_moving_clock(api, org):
+    harness.project(api, org)
+    w = harness.register(api, org, capacity=5)
+    stuck = harness.enqueue(api, org)["sessionId"]
+    runner = harness.enqueue(api, org)["sessionId"]
+    api.get(f"/api/workers/{w['workerId']}/poll", w["runtimeToken"])
+    api.post(
+        f"/api/sessions/{runner}/status",
+        w["runtimeToken"],
+        json={"workerId": w["workerId"], "status": "running"},
+    )
+    api.post(
+        f"/api/sessions/{runner}/activity",
+        w["runtimeToken"],
+        json={"workerId": w["workerId"], "toolName": "Bash"},
+    )
+
+    def health():
+        rows = listing(api, org)["sessions"]
+        return {s["id"]: s["health"] for s in rows}
+
+    assert health()[stuck] == {"level": "green", "signals": []}
+    clock.advance(200)
+    api.post(f"/api/workers/{w['workerId']}/heartbeat", w["runtimeToken"], json={"activeCount": 2})
+    clock.advance(101)  # claimed > 5 min; last heartbeat 101 s ago
+    h = health()
+    assert h[stuck] == {"level": "red", "signals": ["ClaimStuck", "StaleHeartbeat"]}
+    api.post(f"/api/workers/{w['workerId']}/heartbeat", w["runtimeToken"], json={"activeCount": 2})
+    assert health()[runner] == {"level": "green", "signals": []}
+    clock.advance(10 * 60)  # same tool for > 10 min
+    api.post(f"/api/workers/{w['workerId']}/heartbeat", w["runtimeToken"], json={"activeCount": 2})
+    assert health()[runner] == {"level": "red", "signals": ["ToolLoopStuck"]}
+    clock.advance(31 * 60)  # running > 45 min, worker silent > 180 s
+    body = listing(api, org)
+    h = {s["id"]: s["health"] for s in body["sessions"]}
+    assert h[runner]["signals"] == ["LongRunning", "ToolLoopStuck", "WorkerOffline"]
+    assert body["healthSummary"] == {"green": 0, "yellow": 0, "red": 2}
+
+
+def test_limit_and_bad_query(api, org):
+    harness.project(api, org)
+    ids = [harness.enqueue(api, org)["sessionId"] for _ in range(3)]
+    body = listing(api, org, params={"limit": 2})
+    assert [s["id"] for s in body["sessions"]] == ids[:0:-1]  # newest first
+    for bad in ({"limit": 0}, {"limit": 1001}, {"limit": "many"}):
+        assert api.get("/api/sessions", org.key, params=bad).status_code == 400

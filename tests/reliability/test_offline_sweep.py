@@ -1,0 +1,71 @@
+"""Offline sweep: a host stops heartbeating; the real sweep task, run by a real Celery worker,
+marks it offline and requeues its claimed sessions with their original priority."""
+
+from __future__ import annotations
+
+from state import clock, keys
+from tasks import sweeps
+from tests import harness
+
+
+def test_sweep_marks_offline_and_requeues(api, org, r, celery_worker):
+    harness.project(api, org)
+    w = harness.register(api, org, capacity=5)
+    token = w["runtimeToken"]
+    low = harness.enqueue(api, org, priority=4)["sessionId"]
+    high = harness.enqueue(api, org, priority=2)["sessionId"]
+    running = harness.enqueue(api, org, priority=1)["sessionId"]
+    scores = {sid: r.zscore(keys.WORK_QUEUE, sid) for sid in (low, high, running)}
+    assert len(api.get(f"/api/workers/{w['workerId']}/poll", token).json()["work"]) == 3
+    api.post(
+        f"/api/sessions/{running}/status",
+        token,
+        json={"workerId": w["workerId"], "status": "running"},
+    )
+
+    # Still within 180 s: the sweep leaves it alone.
+    clock.advance(179)
+    sweeps.offline_workers.delay()
+    other = harness.register(api, org)  # a live host, to see the sweep ran
+    clock.advance(2)
+    api.post(
+        f"/api/workers/{other['workerId']}/heartbeat",
+        other["runtimeToken"],
+        json={"activeCount": 0},
+    )
+    sweeps.offline_workers.delay()
+    harness.wait_for(
+        lambda: r.hget(keys.worker(w["workerId"]), "status") == "offline",
+        timeout=20,
+        message="the sweep to mark the host offline",
+    )
+    assert r.hget(keys.worker(other["workerId"]), "status") == "active"
+    for sid in (low, high):
+        assert r.zscore(keys.WORK_QUEUE, sid) == scores[sid], "priority/position changed"
+        assert r.hget(keys.session(sid), "status") == "queued"
+        assert not r.exists(keys.claim(sid))
+    assert r.hget(keys.session(running), "status") == "running"
+    row = next(
+        x for x in api.get("/api/workers", org.key).json()["workers"] if x["id"] == w["workerId"]
+    )
+    assert row["status"] == "offline"
+    # The requeued sessions go to the next poller, best first.
+    got = api.get(f"/api/workers/{other['workerId']}/poll", other["runtimeToken"]).json()
+    assert got["claimedSessionIds"] == [high, low]
+    # The host comes back with a heartbeat.
+    api.post(f"/api/workers/{w['workerId']}/heartbeat", token, json={"activeCount": 1})
+    assert r.hget(keys.worker(w["workerId"]), "status") == "active"
+
+
+def test_sweep_twice_changes_nothing_twice(api, org, r):
+    from state import heartbeats
+
+    harness.project(api, org)
+    w = harness.register(api, org)
+    sid = harness.enqueue(api, org)["sessionId"]
+    api.get(f"/api/workers/{w['workerId']}/poll", w["runtimeToken"])
+    now = clock.now_ms() + 200_000
+    first = heartbeats.sweep_offline(r, now, 180_000)
+    assert first.get(w["workerId"]) == [sid]
+    assert w["workerId"] not in heartbeats.sweep_offline(r, now, 180_000)
+    assert r.zscore(keys.WORK_QUEUE, sid) is not None

@@ -88,7 +88,10 @@ def sweep_offline(
 
     cutoff = now_ms - offline_after_ms
     marked: dict[str, list[str]] = {}
-    for worker_id in r.zrangebyscore(keys.WORKER_HEARTBEATS, "-inf", cutoff, 0, batch):
+    silent: list[str] = r.zrangebyscore(  # type: ignore[assignment]
+        keys.WORKER_HEARTBEATS, "-inf", cutoff, 0, batch
+    )
+    for worker_id in silent:
         moved = scripts(r).mark_offline(
             keys=[keys.worker(worker_id), keys.WORKER_HEARTBEATS],
             args=[PREFIXES, worker_id, now_ms, cutoff],

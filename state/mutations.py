@@ -94,7 +94,8 @@ def list_for(
         index = keys.host_mutations(worker_id)
     else:
         index = keys.org_mutations(org_id, status)
-    ids = r.zrevrange(index, 0, -1 if (worker_id and status) else limit - 1)
+    stop = -1 if (worker_id and status) else limit - 1
+    ids: list[str] = r.zrevrange(index, 0, stop)  # type: ignore[assignment]
     pipe = r.pipeline(transaction=False)
     for mutation_id in ids:
         pipe.hgetall(keys.mutation(mutation_id))

@@ -174,7 +174,7 @@ def list_for(
 ) -> tuple[list[dict], dict[str, dict]]:
     """The newest `limit` sessions of an org (or one project), and their workers' records."""
     index = keys.project_sessions(project_id) if project_id else keys.org_sessions(org_id)
-    ids = r.zrevrange(index, 0, limit - 1)
+    ids: list[str] = r.zrevrange(index, 0, limit - 1)  # type: ignore[assignment]
     pipe = r.pipeline(transaction=False)
     for session_id in ids:
         pipe.hgetall(keys.session(session_id))

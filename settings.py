@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BACKENDS: dict[str, dict[str, Any]] = {
@@ -102,13 +102,27 @@ class Settings(BaseSettings):
     job_lease_s: float = 30.0
     job_kill_grace_s: float = 5.0
     template_tick_s: float = 1.0
-    backends: dict[str, dict[str, Any]] = Field(default_factory=lambda: dict(DEFAULT_BACKENDS))
+    # JSON; entries given here replace the shipped ones of the same name (null removes one).
+    backends: dict[str, dict[str, Any] | None] = Field(
+        default_factory=lambda: dict(DEFAULT_BACKENDS)
+    )
     machine: str | None = None  # this host's name for `fires.<machine>`; default: hostname
 
     # Limits
     max_body_bytes: int = 1_048_576
     attachment_max_bytes: int = 10 * 1_048_576
     attachment_total_bytes: int = 200 * 1_048_576
+
+    @field_validator("backends")
+    @classmethod
+    def _merge_backends(cls, value: dict[str, Any]) -> dict[str, Any]:
+        merged = {**DEFAULT_BACKENDS, **value}
+        for name, spec in list(merged.items()):
+            if spec is None:
+                del merged[name]
+            elif not isinstance(spec.get("command"), list) or not spec["command"]:
+                raise ValueError(f"backend {name}: command must be a non-empty list")
+        return merged
 
     def signing_key(self) -> str:
         """The key runtime JWTs are signed with (dev mode keeps a generated one on disk).

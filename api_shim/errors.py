@@ -62,7 +62,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException):
-        message = _HTTP_MESSAGES.get(e.code or 500, e.name)
+        # The daemon group answers as repowire (FastAPI) does: {"detail": "Not Found"}.
+        message = _HTTP_MESSAGES.get(e.code or 500, e.name) if is_platform() else e.name
         return envelope(ApiError(e.code or 500, message))
 
     @app.errorhandler(redis.exceptions.ConnectionError)

@@ -146,3 +146,46 @@ def host_mutations(worker_id: str) -> str:
 def org_mutations(org_id: str, status: str | None = None) -> str:
     base = f"{ORG_MUTATIONS_PREFIX}{org_id}"
     return f"{base}:{status}" if status else base
+
+
+# Durable jobs and recurring templates (daemon group)
+JOBS_ALL = "jobs:all"  # ZSET job id -> created ms (list order, cursors)
+JOBS_DUE = "jobs:due"  # ZSET queued job id -> when to (re)send its fire (ms)
+JOBS_LEASES = "jobs:leases"  # ZSET job id -> lease expiry ms of its running attempt
+JOBS_EXPIRY = "jobs:expiry"  # ZSET queued job id -> expires_at ms
+JOBS_DEADLINES = "jobs:deadlines"  # ZSET active job id -> deadline_at ms
+TEMPLATES_ALL = "templates:all"  # ZSET cal id -> next due ms (list order)
+TEMPLATES_DUE = "templates:due"  # ZSET active cal id -> next due ms
+EVENTS = "events"  # STREAM of job_state_changed and other events
+MACHINES_ALIVE = "machines:alive"  # ZSET machine -> last seen ms (Celery workers)
+WORKERS_ONLINE = "celery:workers:online"  # ZSET worker hostname -> last seen ms
+
+
+def job(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+def jobs_by_state(state: str) -> str:
+    return f"jobs:state:{state}"
+
+
+def jobs_by(field: str, value: str) -> str:
+    """Index of jobs by an ownership/routing field (owner_peer_id, circle, ...)."""
+    return f"jobs:by:{field}:{value}"
+
+
+def template(template_id: str) -> str:
+    return f"template:{template_id}"
+
+
+def templates_by_state(state: str) -> str:
+    return f"templates:state:{state}"
+
+
+def trace(trace_id: str) -> str:
+    return f"trace:{trace_id}"
+
+
+def executors(machine: str) -> str:
+    """HASH attempt id -> executor process record, for the processes one host started."""
+    return f"executors:{machine}"

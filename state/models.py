@@ -76,3 +76,37 @@ HOST_STATUSES = ("ok", "pool_deleted", "pool_draining", "pool_disabled", "unauth
 def allowed_from(table: dict[str, set[str]], target: str) -> list[str]:
     """The states from which `target` may be reached."""
     return sorted(s for s, targets in table.items() if target in targets)
+
+
+# Durable jobs (daemon.md §2). Active states may move to any state (a runner or the job's
+# own agent reports progress); `failed`, `unavailable` and `delivered` may be fired again
+# (run / retry); the other terminal states are final.
+JOB_ACTIVE = ("queued", "dispatching", "delivered", "running", "awaiting_input", "blocked")
+JOB_TERMINAL = ("completed", "failed", "cancelled", "expired", "unavailable")
+JOB_STATES = JOB_ACTIVE + JOB_TERMINAL
+JOB_TRANSITIONS: dict[str, set[str]] = {
+    **{state: set(JOB_STATES) for state in JOB_ACTIVE},
+    "completed": set(),
+    "cancelled": set(),
+    "expired": set(),
+    "failed": {"dispatching"},
+    "unavailable": {"dispatching"},
+}
+# Which states a fire may start from, by why it fires.
+FIRE_FROM = {
+    "due": {"queued"},
+    "run": {"queued", "failed", "unavailable"},
+    "retry": {"failed", "unavailable", "delivered"},
+}
+# Runner-managed jobs need the current attempt id to reach these.
+ATTEMPT_CHECKED = {"completed", "failed", "cancelled"}
+
+TEMPLATE_STATES = ("active", "paused", "cancelled")
+TEMPLATE_TRANSITIONS: dict[str, set[str]] = {
+    "active": {"paused", "cancelled"},
+    "paused": {"active", "cancelled"},
+    "cancelled": set(),
+}
+OVERLAP_POLICIES = ("skip", "buffer_one", "allow")
+PROCESS_SCOPES = ("per_fire", "persistent")
+CONTINUITIES = ("resume", "fresh")

@@ -6,8 +6,10 @@ module reads its settings, so nothing here can touch the user's Redis.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -17,6 +19,17 @@ import pytest
 from tests import harness
 
 LEGACY_KEY = "legacy-worker-key-for-tests-0123456789"
+FAKE_AGENT = str(Path(__file__).parent / "fakes" / "fake_agent.py")
+# The shipped claude-code backend, pointed at the fake agent CLI (same flags, same output).
+BACKENDS = {
+    "claude-code": {
+        "command": [sys.executable, FAKE_AGENT, "-p", "{prompt}", "--output-format", "json"],
+        "resume_command": [sys.executable, FAKE_AGENT, "-p", "{prompt}", "--output-format",
+                           "json", "--resume", "{session_id}"],
+        "session_id_from": {"json_field": "session_id"},
+        "result_from": {"json_field": "result"},
+    }
+}  # fmt: skip
 LEGACY_ORG_SLUG = "legacy-org"
 
 
@@ -35,6 +48,11 @@ def pytest_configure(config):
             "DISPATCHYARD_DEFAULT_ORG": LEGACY_ORG_SLUG,
             "DISPATCHYARD_MACHINE": "test-host",
             "DISPATCHYARD_PLATFORM_URL": "https://platform.test",
+            "DISPATCHYARD_BACKENDS": json.dumps(BACKENDS),
+            # Short leases and grace periods: reliability tests must not wait out production
+            # timeouts.
+            "DISPATCHYARD_JOB_LEASE_S": "3",
+            "DISPATCHYARD_JOB_KILL_GRACE_S": "1",
         }
     )
     config._dispatchyard = (proc, tmp)

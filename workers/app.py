@@ -55,3 +55,12 @@ app.conf.update(
     beat_max_loop_interval=1,
     beat_schedule=beat_schedule.entries(settings),
 )
+
+
+def _add_steps() -> None:
+    from workers.liveness import Liveness
+
+    app.steps["worker"].add(Liveness)
+
+
+_add_steps()

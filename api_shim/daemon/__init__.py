@@ -1,7 +1,40 @@
-"""The daemon group at the root: health, jobs, and (later) the mesh."""
+"""The daemon group at the root: health, durable jobs, traces.
 
-from flask import Blueprint
+When `DISPATCHYARD_DAEMON_AUTH_TOKEN` is set, every route but /health and /dashboard needs
+`Authorization: Bearer <token>`. Without a token the routes answer loopback clients only:
+they can start processes on this machine.
+"""
+
+import hmac
+
+from flask import Blueprint, request
+
+from api_shim.context import settings
+from api_shim.errors import ApiError
 
 blueprint = Blueprint("daemon", __name__)
 
-from api_shim.daemon import health  # noqa: E402, F401  (routes register)
+OPEN_PATHS = ("/health", "/dashboard")
+LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+
+
+@blueprint.before_request
+def require_daemon_token():
+    if request.path in OPEN_PATHS or request.path.startswith("/dashboard/"):
+        return
+    configured = settings().daemon_auth_token
+    if configured is None:
+        if request.remote_addr not in LOOPBACK:
+            raise ApiError(403, "daemon token not configured")
+        return
+    challenge = {"WWW-Authenticate": "Bearer"}
+    header = request.headers.get("Authorization")
+    if not header:
+        raise ApiError(401, "Missing authorization header", headers=challenge)
+    scheme, _, token = header.partition(" ")
+    expected = configured.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+        raise ApiError(401, "Invalid auth token", headers=challenge)
+
+
+from api_shim.daemon import health, jobs  # noqa: E402, F401  (routes register)

@@ -7,8 +7,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 import redis
 
-from api_shim.context import r
+from api_shim.context import r, settings
 from api_shim.daemon import blueprint
+from state import beat, clock, machines
+from state.jobs import iso
 
 try:
     VERSION = version("dispatchyard")
@@ -19,14 +21,25 @@ except PackageNotFoundError:  # running from a source tree without install
 @blueprint.get("/health")
 def health():
     started = time.perf_counter()
+    online, last_tick = 0, None
     try:
         r().ping()
         ok = True
+        latency = round((time.perf_counter() - started) * 1000, 3)
+        now = clock.now_ms()
+        online = machines.online_workers(r(), now)
+        last_tick = beat.last_tick(r())
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-        ok = False
+        ok, latency = False, None
+    # Beat ticks every 5 s through a worker; two missed ticks means it is not running.
+    beat_alive = last_tick is not None and clock.now_ms() - last_tick < 15_000
     body = {
         "status": "ok" if ok else "degraded",
         "version": VERSION,
-        "redis": {"ok": ok, "latency_ms": round((time.perf_counter() - started) * 1000, 3)},
+        "relay_mode": False,
+        "redis": {"ok": ok, "latency_ms": latency},
+        "workers": {"online": online},
+        "beat": {"alive": beat_alive, "last_tick_at": iso(last_tick) if last_tick else None},
+        "daemon_auth": settings().daemon_auth_token is not None,
     }
     return body, 200 if ok else 503

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     )
     machine: str | None = None  # this host's name for `fires.<machine>`; default: hostname
 
+    # Tests only: time runs this many times faster from the anchor (every process alike).
+    clock_rate: float = Field(1.0, gt=0)
+    clock_anchor_ms: int = 0
+
     # Limits
     max_body_bytes: int = 1_048_576
     attachment_max_bytes: int = 10 * 1_048_576

@@ -8,6 +8,7 @@ import redis
 from flask import Flask
 
 from settings import Settings, get_settings, redis_client
+from state import clock
 
 
 @dataclass
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
 
     settings = settings or get_settings()
     settings.verifying_key()  # fail at start, with a clear message, not on the first request
+    clock.configure(settings.clock_rate, settings.clock_anchor_ms)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]

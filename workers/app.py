@@ -9,6 +9,7 @@ from kombu import Queue
 
 import beat_schedule
 from settings import get_settings
+from state import clock
 
 settings = get_settings()
 
@@ -24,6 +25,7 @@ def fires_queue(machine: str) -> str:
     return f"fires.{machine}"
 
 
+clock.configure(settings.clock_rate, settings.clock_anchor_ms)
 app = Celery("dispatchyard", include=beat_schedule.TASK_MODULES)
 app.conf.update(
     broker_url=settings.redis_url,

@@ -6,6 +6,7 @@ they can start processes on this machine.
 """
 
 import hmac
+import ipaddress
 
 from flask import Blueprint, request
 
@@ -15,7 +16,15 @@ from api_shim.errors import ApiError
 blueprint = Blueprint("daemon", __name__)
 
 OPEN_PATHS = ("/health", "/dashboard")
-LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+
+
+def is_loopback(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 @blueprint.before_request
@@ -24,7 +33,7 @@ def require_daemon_token():
         return
     configured = settings().daemon_auth_token
     if configured is None:
-        if request.remote_addr not in LOOPBACK:
+        if not is_loopback(request.remote_addr):
             raise ApiError(403, "daemon token not configured")
         return
     challenge = {"WWW-Authenticate": "Bearer"}

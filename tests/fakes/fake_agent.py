@@ -8,6 +8,7 @@ session id it is asked to resume, and obeys directives in the prompt:
   child          start a grandchild that sleeps (to prove process groups are reaped)
   ignore-term    ignore SIGTERM (to prove SIGKILL follows the grace period)
   started:PATH   append "<pid>" to PATH once running (tests wait for it instead of sleeping)
+  wait:PATH      keep running until PATH exists (tests decide when a fire ends)
 Every run appends its argv as a JSON line to $FAKE_AGENT_LOG when that is set.
 """
 
@@ -43,6 +44,9 @@ def main() -> int:
     if started:
         with open(started.group(1), "a") as f:
             f.write(f"{os.getpid()}\n")
+    wait = re.search(r"wait:(\S+)", prompt)
+    while wait and not os.path.exists(wait.group(1)):
+        time.sleep(0.02)
     sleep = re.search(r"sleep:([\d.]+)", prompt)
     if sleep:
         time.sleep(float(sleep.group(1)))

@@ -177,7 +177,10 @@ def next_after(cron: Cron, after: datetime, tz: ZoneInfo) -> datetime:
             day = _first_of_next_month(day)
             continue
         if _day_matches(cron, day):
+            first_day = day == wall_after.date()
             for hour in hours:
+                if first_day and hour < wall_after.hour:
+                    continue  # cheap skip: scanning the start day minute by minute is slow
                 for minute in minutes:
                     wall = datetime(day.year, day.month, day.day, hour, minute)
                     if wall < wall_after:

@@ -272,7 +272,11 @@ def _record_outcome(
     if binding and doc.get("source_kind") == "calendar" and doc.get("source_id"):
         templates.record_binding(r, doc["source_id"], binding, now)
     if doc.get("source_kind") == "calendar" and doc.get("source_id"):
-        templates.release_buffered(r, doc["source_id"], now)
+        released = templates.release_buffered(r, doc["source_id"], now)
+        if released:
+            # The buffered child starts as soon as this one ended, not at the next tick.
+            jobs.postpone(r, released, now + 30_000)
+            send_fire(released, target_machine(doc), f"due:{released}")
 
 
 def _finish(r: redis.Redis, job_id: str, attempt_id: str, **kw: Any) -> None:

@@ -53,7 +53,7 @@ app.conf.update(
     redbeat_redis_url=settings.redis_url,
     redbeat_key_prefix="redbeat:",
     # A second beat waits on this lock; if the leader dies the lock expires and it takes over.
-    redbeat_lock_timeout=30,
+    redbeat_lock_timeout=settings.beat_lock_timeout_s,
     beat_max_loop_interval=1,
     beat_schedule=beat_schedule.entries(settings),
 )

@@ -1,0 +1,75 @@
+"""A worker killed with SIGKILL mid-fire, 20 times: every job reaches a terminal state, no job
+runs two attempts at once, and no executor process is left behind."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from state import clock, machines
+from tests import harness
+from tests.e2e.conftest import Stack
+from workers import executors
+
+KILLS = 20
+MACHINE = "kill-host"
+
+
+@pytest.fixture
+def stack(tmp_path_factory):
+    s = Stack(
+        tmp_path_factory.mktemp("kills"),
+        DISPATCHYARD_SWEEP_INTERVAL_S="0.5",
+        DISPATCHYARD_JOB_LEASE_S="2",
+    )
+    s.beat()
+    try:
+        yield s
+    finally:
+        s.stop_all()
+
+
+def test_sigkill_mid_fire(stack, api, r, tmp_path):
+    job_ids = []
+    for i in range(KILLS):
+        name = f"kill-worker-{i}"
+        proc = stack.worker(name, machine=MACHINE, DISPATCHYARD_JOB_LEASE_S="2")
+        marker = tmp_path / f"started-{i}"
+        resp = api.post(
+            "/jobs",
+            json={
+                "title": f"victim {i}",
+                "prompt": f"child sleep:300 started:{marker}",
+                "path": str(tmp_path),
+                "backend": "claude-code",
+                "machine": MACHINE,
+            },
+        )
+        job_ids.append(resp.json()["job_id"])
+        # The job waits for a live worker on its machine, then runs there.
+        harness.wait_for(marker.exists, timeout=60, message=f"executor {i} to start")
+        assert proc.poll() is None
+        stack.stop(name, sig=signal.SIGKILL)
+
+    # A worker comes back on that host: it reaps what the dead ones left; the lease sweep ends
+    # their attempts.
+    stack.worker("kill-worker-final", machine=MACHINE, DISPATCHYARD_JOB_LEASE_S="2")
+    harness.wait_for(lambda: machines.alive(r, MACHINE, clock.now_ms()), timeout=30)
+
+    def all_terminal():
+        docs = [api.get(f"/jobs/{j}").json()["status"] for j in job_ids]
+        return all(d["state"] in ("unavailable", "cancelled", "failed") for d in docs) and docs
+
+    docs = harness.wait_for(all_terminal, timeout=90, message="every job to end")
+    for doc in docs:
+        assert doc["state"] == "unavailable" and doc["state_reason"] == "runner_interrupted"
+        attempts = doc["runner"]["attempts"]
+        assert len(attempts) == 1, "a second attempt started"
+        assert attempts[0]["ended_at"] is not None
+    attempt_ids = [d["runner"]["attempts"][0]["attempt_id"] for d in docs]
+    harness.wait_for(
+        lambda: not any(executors.pids_of(a) for a in attempt_ids),
+        timeout=60,
+        message="every leftover executor and child to be reaped",
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 
 import pytest
 
@@ -263,22 +264,28 @@ def test_list_views_and_filters(api, tmp_path):
 
 
 def test_list_pagination(api):
-    made = [create(api, title=f"p{i}", due_at=LATER, scope="paging")["job_id"] for i in range(7)]
-    seen, cursor = [], None
-    for _ in range(10):
-        params = {"limit": 3}
+    owner = f"pager-{secrets.token_hex(4)}"
+    made = [
+        create(api, title=f"p{i}", due_at=LATER, owner_peer_id=owner)["job_id"] for i in range(7)
+    ]
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 3, "owner_peer_id": owner}
         if cursor:
             params["cursor"] = cursor
         page = api.get("/jobs", params=params).json()
-        assert "next_cursor" in page
+        pages += 1
+        assert "next_cursor" in page and len(page["work"]) <= 3
         seen += [w["job_id"] for w in page["work"]]
         if cursor is not None:
             assert page["recurring"] == []
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert len(seen) == len(set(seen))
-    assert seen[:7] == made[::-1]  # newest first across pages
+    assert seen == made[::-1]  # newest first, each exactly once, across pages
+    assert pages == 3
+    unpaged = api.get("/jobs", params={"owner_peer_id": owner}).json()
+    assert "next_cursor" not in unpaged and len(unpaged["work"]) == 7
     for bad in ({"limit": 0}, {"limit": 1001}, {"cursor": "garbage!"}):
         assert api.get("/jobs", params=bad).status_code in (400, 422)
     bogus = base64.urlsafe_b64encode(b"[1, 2, 3]").decode()

@@ -1,7 +1,7 @@
 import importlib
 import sys
 
-ALL = ["queue", "http_poll", "heartbeat"]
+ALL = ["queue", "http_poll", "heartbeat", "jobs"]
 
 
 def main(names: list[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 import beat_schedule
 from settings import get_settings
@@ -25,6 +25,10 @@ def fires_queue(machine: str) -> str:
     return f"fires.{machine}"
 
 
+def _queue(name: str) -> Queue:
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
+
+
 clock.configure(settings.clock_rate, settings.clock_anchor_ms)
 app = Celery("dispatchyard", include=beat_schedule.TASK_MODULES)
 app.conf.update(
@@ -41,8 +45,11 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     task_default_queue=DEFAULT_QUEUE,
-    # Every worker takes the shared queue and its own host's fire queue.
-    task_queues=[Queue(DEFAULT_QUEUE), Queue(fires_queue(machine_name()))],
+    # Every worker takes the shared queue and its own host's fire queue. Each queue has its
+    # own direct exchange and routing key (what Celery makes for a queue it has not declared,
+    # as the shim does when it sends to another host's queue), so a message reaches exactly
+    # one queue: with a shared exchange and key, every bound queue would get a copy.
+    task_queues=[_queue(DEFAULT_QUEUE), _queue(fires_queue(machine_name()))],
     task_serializer="json",
     accept_content=["json"],
     timezone="UTC",

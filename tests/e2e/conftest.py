@@ -60,7 +60,7 @@ class Stack:
     def _healthy(self) -> bool:
         try:
             return requests.get(self.url + "/health", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             return False
 
     def worker(self, name: str = "worker", machine: str = "e2e-host", **env: str):

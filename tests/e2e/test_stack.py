@@ -65,3 +65,20 @@ def test_beat_and_worker_run_the_tick(stack, r):
 
     first = harness.wait_for(lambda: beat.last_tick(r), timeout=30, message="a beat tick")
     harness.wait_for(lambda: (beat.last_tick(r) or 0) > first, timeout=30, message="a second tick")
+
+
+def test_health_reports_redis_workers_and_beat(stack, r):
+    import requests
+
+    from state import beat
+
+    harness.wait_for(lambda: beat.last_tick(r), timeout=30, message="a beat tick")
+
+    def healthy():
+        body = requests.get(stack.url + "/health", timeout=5).json()
+        return body["workers"]["online"] >= 1 and body["beat"]["alive"] and body
+
+    body = harness.wait_for(healthy, timeout=30, message="health to see worker and beat")
+    assert body["status"] == "ok" and body["redis"]["ok"] is True
+    assert body["redis"]["latency_ms"] >= 0 and body["version"]
+    assert body["beat"]["last_tick_at"].endswith("+00:00")

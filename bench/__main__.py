@@ -1,7 +1,7 @@
 import importlib
 import sys
 
-ALL = ["queue", "http_poll", "heartbeat", "jobs"]
+ALL = ["queue", "http_poll", "heartbeat", "jobs", "lateness"]
 
 
 def main(names: list[str]) -> None:

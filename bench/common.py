@@ -21,6 +21,7 @@ import requests
 from cli import free_port, start_redis
 
 ROOT = Path(__file__).resolve().parents[1]
+MASTERS: dict[str, int] = {}  # shim URL -> gunicorn master pid
 BIN = Path(sys.executable).parent
 
 
@@ -72,9 +73,11 @@ def gunicorn(env: dict[str, str], workers: int = 2, threads: int = 8) -> Iterato
         if time.monotonic() > deadline:
             raise RuntimeError("gunicorn did not come up")
         time.sleep(0.1)
+    MASTERS[url] = proc.pid
     try:
         yield url
     finally:
+        MASTERS.pop(url, None)
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
 

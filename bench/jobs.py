@@ -29,7 +29,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import BIN, ROOT, bench_env, client, gunicorn, median, private_redis, wrk
+from bench.common import BIN, MASTERS, ROOT, bench_env, client, gunicorn, median, private_redis, wrk
 from cli import free_port
 
 JOBS = 10_000
@@ -241,7 +241,7 @@ def run() -> None:
                     f"MB = {size_sum / size_full:.2f} (target <= 0.25); full view "
                     f"{t_full * 1000:.0f} ms"
                 )
-                ours_rss = peak_rss_mb(children(int(open_pidfile(base))))
+                ours_rss = peak_rss_mb(children(MASTERS[base]))
                 print(
                     f"peak RSS while listing: shim workers {ours_rss:.0f} MB | repowire "
                     f"{rw_rss:.0f} MB | ratio {ours_rss / rw_rss:.2f} (target <= 0.5)"
@@ -251,12 +251,3 @@ def run() -> None:
                 os.killpg(p.pid, signal.SIGTERM)
                 p.wait(30)
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def open_pidfile(base: str) -> str:
-    """The gunicorn master's pid, found by its listening port."""
-    port = base.rsplit(":", 1)[1]
-    out = subprocess.run(["ss", "-ltnp", f"sport = :{port}"], capture_output=True, text=True)
-    for part in out.stdout.split("pid=")[1:]:
-        return part.split(",")[0]
-    raise RuntimeError("gunicorn master not found")

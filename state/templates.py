@@ -76,7 +76,8 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _write(pipe: redis.client.Pipeline, doc: dict[str, Any], now_ms: int) -> None:
+def write(pipe: redis.client.Pipeline, doc: dict[str, Any], now_ms: int) -> None:
+    """The commands that store a template and its indexes, for a caller's MULTI or pipeline."""
     template_id = doc["calendar_id"]
     doc["updated_at"] = jobs.iso(now_ms)
     due = jobs.parse_ms(doc["next_due_at"]) or 0
@@ -104,7 +105,7 @@ def _write(pipe: redis.client.Pipeline, doc: dict[str, Any], now_ms: int) -> Non
 
 def create(r: redis.Redis, doc: dict[str, Any], now_ms: int) -> dict[str, Any]:
     pipe = r.pipeline(transaction=True)
-    _write(pipe, doc, now_ms)
+    write(pipe, doc, now_ms)
     pipe.execute()
     return doc
 
@@ -156,7 +157,7 @@ def _mutate(r: redis.Redis, template_id: str, change, now_ms: int, *watch: str):
         if result is RETRY:
             return doc, RETRY
         pipe.multi()
-        _write(pipe, doc, now_ms)
+        write(pipe, doc, now_ms)
         if extra is not None:
             extra(pipe)
         return doc, result

@@ -539,11 +539,20 @@ def request_cancel(
             doc["cancel_requested_at"] = iso(now_ms)
             doc["cancel_requested_by_peer_id"] = by
             doc["cancellation_reason"] = reason
-        if doc["state"] == "queued":
-            _set_state(doc, "cancelled", reason, "cancelled", now_ms)
-        elif doc["state"] in JOB_ACTIVE:
+        attempt = current_attempt(doc)
+        supervised = (
+            doc["state"] in ("dispatching", "running")
+            and attempt is not None
+            and attempt.get("ended_at") is None
+        )
+        if supervised:
+            # Its supervisor stops the executor and records `cancelled` (or the lease sweep).
             doc["state_reason"] = reason
             return {"stage": "cancel_requested"}
+        if doc["state"] in JOB_ACTIVE:
+            # Nothing of ours runs it (queued, or a peer reported its state): it ends now.
+            _end_attempt(doc, "cancelled", now_ms)
+            _set_state(doc, "cancelled", reason, "cancelled", now_ms)
         return {}
 
     return mutate(r, job_id, change, now_ms)

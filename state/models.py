@@ -108,5 +108,8 @@ TEMPLATE_TRANSITIONS: dict[str, set[str]] = {
     "cancelled": set(),
 }
 OVERLAP_POLICIES = ("skip", "buffer_one", "allow")
+# repowire's agent types: accepted at create; a fire of one with no configured command ends
+# `unavailable` / `invalid_backend`.
+AGENT_BACKENDS = ("claude-code", "opencode", "codex", "gemini", "antigravity", "pi", "mcp-http")
 PROCESS_SCOPES = ("per_fire", "persistent")
 CONTINUITIES = ("resume", "fresh")

@@ -19,6 +19,9 @@ RESEND_AFTER_MS = 30_000  # a fire not acquired by then is sent again (same key:
 RECHECK_MS = 5_000  # a job waiting for its machine's worker is looked at again after this
 
 
+BATCH = 100  # due templates one task materializes; more are fanned out to other workers
+
+
 @app.task(name="scheduler.tick")
 def tick() -> dict[str, int]:
     r = redis_client()
@@ -26,21 +29,36 @@ def tick() -> dict[str, int]:
     if not r.set(LOCK, "1", nx=True, px=10_000):
         return {}
     try:
-        counts = {"materialized": 0, "skipped": 0, "fired": 0, "released": 0}
-        now = clock.now_ms()
-        for template_id, due_ms in templates.due(r, now):
-            outcome, _child = templates.materialize(r, template_id, due_ms, now)
-            if outcome == "created":
-                counts["materialized"] += 1
-            elif outcome == "skipped":
-                counts["skipped"] += 1
+        due = templates.due(r, clock.now_ms())
+        # A burst of due templates is shared out: each batch is idempotent per (template, due).
+        for start in range(BATCH, len(due), BATCH):
+            materialize.delay(due[start : start + BATCH])
+        counts = materialize(due[:BATCH])
         for template_id in templates.buffered_templates(r):
-            if templates.release_buffered(r, template_id, now):
+            if templates.release_buffered(r, template_id, clock.now_ms()):
                 counts["released"] += 1
         counts["fired"] = dispatch_due(r, clock.now_ms())
         return counts
     finally:
         r.delete(LOCK)
+
+
+@app.task(name="scheduler.materialize")
+def materialize(due: list[tuple[str, int]]) -> dict[str, int]:
+    """Materialize these (template, due time) pairs and fire their children at once.
+    Idempotent: a pair already handled is `stale` and changes nothing."""
+    r = redis_client()
+    counts = {"materialized": 0, "skipped": 0, "released": 0}
+    for template_id, due_ms in due:
+        outcome, child = templates.materialize(r, template_id, int(due_ms), clock.now_ms())
+        if outcome == "created" and child:
+            counts["materialized"] += 1
+            doc = jobs.get(r, child)
+            if doc is not None:
+                dispatch_now(r, doc, clock.now_ms())
+        elif outcome == "skipped":
+            counts["skipped"] += 1
+    return counts
 
 
 def dispatch_due(r, now_ms: int) -> int:

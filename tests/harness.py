@@ -116,3 +116,31 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, message: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
         time.sleep(interval)
+
+
+JOB_TERMINAL = ("completed", "failed", "cancelled", "expired", "unavailable")
+
+
+def job(api: Api, job_id: str) -> dict:
+    return api.get(f"/jobs/{job_id}").json()["status"]
+
+
+def wait_job(api: Api, job_id: str, states=JOB_TERMINAL, timeout: float = 20.0) -> dict:
+    """Poll a job until it is in one of `states`; returns its status."""
+    return wait_for(
+        lambda: (s := job(api, job_id))["state"] in states and s,
+        timeout=timeout,
+        message=f"{job_id} to reach {states}",
+    )
+
+
+def next_due(api: Api, cal_id: str) -> dict:
+    """Move the clock to a template's next due time, run one scheduler tick (its task body, in
+    this process; the fires go to the real worker), and return the template after it."""
+    from state import clock, jobs
+    from tasks import scheduler
+
+    template = job(api, cal_id)
+    clock.advance((jobs.parse_ms(template["next_due_at"]) - clock.now_ms()) / 1000 + 0.5)
+    scheduler.tick()
+    return job(api, cal_id)

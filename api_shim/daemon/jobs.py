@@ -21,6 +21,7 @@ from api_shim.daemon import blueprint
 from api_shim.errors import ApiError
 from state import clock, cron, jobs, templates
 from state.models import (
+    AGENT_BACKENDS,
     CONTINUITIES,
     FIRE_FROM,
     JOB_STATES,
@@ -182,14 +183,11 @@ def _check_time(name: str, value: str | None) -> None:
 @routes("", methods=["POST"])
 def create_job():
     body = bodies.parse(CreateBody)
-    if body.backend is not None and body.backend not in settings().backends:
-        names = ", ".join(sorted(settings().backends))
-        raise ApiError(
-            422,
-            "invalid backend",
-            detail=[{"loc": ["body", "backend"], "msg": f"Input should be one of {names}",
-                     "type": "enum"}],
-        )  # fmt: skip
+    known = dict.fromkeys([*AGENT_BACKENDS, *settings().backends])
+    if body.backend is not None and body.backend not in known:
+        names = ", ".join(f"'{name}'" for name in known)
+        detail = [{"loc": ["body", "backend"], "msg": f"Input should be {names}", "type": "enum"}]
+        raise ApiError(422, "invalid backend", detail=detail)
     if body.due_at is not None and body.cron is not None:
         raise ApiError(400, "provide due_at or cron, not both")
     for name in ("due_at", "deadline_at", "expires_at"):

@@ -13,24 +13,14 @@ from tasks import scheduler
 from tests import harness
 from workers import executors
 
-TERMINAL = ("completed", "failed", "cancelled", "expired", "unavailable")
-
 
 @pytest.fixture(autouse=True)
 def _worker(celery_worker):
     return celery_worker
 
 
-def status(api, job_id):
-    return api.get(f"/jobs/{job_id}").json()["status"]
-
-
-def wait_state(api, job_id, states=TERMINAL, timeout=20.0):
-    return harness.wait_for(
-        lambda: (s := status(api, job_id))["state"] in states and s,
-        timeout=timeout,
-        message=f"{job_id} to reach {states}",
-    )
+status = harness.job
+wait_state = harness.wait_job
 
 
 def agent_job(api, tmp_path, prompt, **body):
@@ -251,11 +241,7 @@ def test_resume_passes_the_previous_session_id(api, r, tmp_path):
     cal_id = cal["calendar_id"]
     children = []
     for _ in range(3):
-        template = api.get(f"/jobs/{cal_id}").json()["status"]
-        due_ms = jobs.parse_ms(template["next_due_at"])
-        clock.advance((due_ms - clock.now_ms()) / 1000 + 0.5)
-        scheduler.tick()  # the task body, run here; the fire goes to the real worker
-        child = api.get(f"/jobs/{cal_id}").json()["status"]["last_occurrence_work_id"]
+        child = harness.next_due(api, cal_id)["last_occurrence_work_id"]
         assert child not in children
         children.append(child)
         assert wait_state(api, child)["state"] == "completed"
@@ -304,10 +290,7 @@ def test_resume_starts_fresh_when_the_binding_no_longer_matches(api, r, tmp_path
         },
         clock.now_ms(),
     )
-    template = api.get(f"/jobs/{cal_id}").json()["status"]
-    clock.advance((jobs.parse_ms(template["next_due_at"]) - clock.now_ms()) / 1000 + 0.5)
-    scheduler.tick()
-    child = api.get(f"/jobs/{cal_id}").json()["status"]["last_occurrence_work_id"]
+    child = harness.next_due(api, cal_id)["last_occurrence_work_id"]
     done = wait_state(api, child)
     assert done["provenance"]["continuity"] == {
         "mode": "resume",
@@ -330,10 +313,7 @@ def test_fresh_never_resumes(api, r, tmp_path):
         },
     ).json()["calendar_id"]
     for _ in range(2):
-        template = api.get(f"/jobs/{cal_id}").json()["status"]
-        clock.advance((jobs.parse_ms(template["next_due_at"]) - clock.now_ms()) / 1000 + 0.5)
-        scheduler.tick()
-        child = api.get(f"/jobs/{cal_id}").json()["status"]["last_occurrence_work_id"]
+        child = harness.next_due(api, cal_id)["last_occurrence_work_id"]
         done = wait_state(api, child)
         assert done["provenance"]["continuity"]["resumed"] is False
         assert done["provenance"]["continuity"]["reason"] == "continuity_fresh"
@@ -344,3 +324,12 @@ def test_events_follow_a_fire(api, r, tmp_path):
     wait_state(api, job_id)
     states = [f["state"] for _, f in r.xrange("events") if f.get("job_id") == job_id]
     assert states == ["queued", "dispatching", "running", "completed"]
+
+
+def test_agent_type_without_a_command_is_invalid_backend(api, tmp_path):
+    resp = api.post(
+        "/jobs", json={"title": "pi", "prompt": "x", "path": str(tmp_path), "backend": "pi"}
+    )
+    assert resp.status_code == 200  # repowire's agent types are accepted at create
+    done = wait_state(api, resp.json()["job_id"])
+    assert done["state"] == "unavailable" and done["state_reason"] == "invalid_backend"

@@ -5,37 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from state import clock, jobs, machines
-from tasks import scheduler
+from state import clock, machines
 from tests import harness
 from tests.e2e.conftest import Stack
 
-TERMINAL = ("completed", "failed", "cancelled", "expired", "unavailable")
+TERMINAL = harness.JOB_TERMINAL
+status = harness.job
+wait_state = harness.wait_job
+next_due = harness.next_due
 
 
 @pytest.fixture(autouse=True)
 def _worker(celery_worker):
     return celery_worker
-
-
-def status(api, job_id):
-    return api.get(f"/jobs/{job_id}").json()["status"]
-
-
-def wait_state(api, job_id, states, timeout=20.0):
-    return harness.wait_for(
-        lambda: (s := status(api, job_id))["state"] in states and s,
-        timeout=timeout,
-        message=f"{job_id} to reach {states}",
-    )
-
-
-def next_due(api, cal_id):
-    """Move the clock to the template's next due time and run one scheduler tick."""
-    template = api.get(f"/jobs/{cal_id}").json()["status"]
-    clock.advance((jobs.parse_ms(template["next_due_at"]) - clock.now_ms()) / 1000 + 0.5)
-    scheduler.tick()
-    return api.get(f"/jobs/{cal_id}").json()["status"]
 
 
 def template(api, tmp_path, overlap):

@@ -323,6 +323,13 @@ def test_patch_rules(api):
     assert result["data"] == {"n": 1} and result["completed_at"]
 
 
+def test_cancel_of_a_peer_reported_job_ends_it(api):
+    job = create(api, title="peer", due_at=LATER)["job_id"]
+    api.patch(f"/jobs/{job}", json={"state": "running"})
+    status = api.post(f"/jobs/{job}/cancel", json={"reason": "stop"}).json()["status"]
+    assert status["state"] == "cancelled" and status["state_reason"] == "stop"
+
+
 def test_result_not_ready(api):
     job = create(api, title="later", due_at=LATER)["job_id"]
     result = api.get(f"/jobs/{job}/result").json()["result"]

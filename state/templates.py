@@ -154,8 +154,6 @@ def _mutate(r: redis.Redis, template_id: str, change, now_ms: int, *watch: str):
         if outcome is None:
             return doc, None
         extra, result = outcome
-        if result is RETRY:
-            return doc, RETRY
         pipe.multi()
         write(pipe, doc, now_ms)
         if extra is not None:
@@ -188,54 +186,49 @@ def set_state(
     return out[0] if out else None
 
 
-RETRY = ("retry", None)
-
-
 def materialize(
     r: redis.Redis, template_id: str, due_ms: int, now_ms: int
-) -> tuple[str, str | None]:
-    """Handle one due time of a template: ('created', child id), ('buffered', child id),
+) -> tuple[str, dict[str, Any] | None]:
+    """Handle one due time of a template: ('created', child), ('buffered', child),
     ('skipped', None), or ('stale', None) when the template no longer waits for `due_ms`
     (already handled, paused, cancelled, deleted)."""
-    while True:
-        prev_id = (get(r, template_id) or {}).get("last_occurrence_work_id")
 
-        def change(doc: dict, pipe, prev_id=prev_id):
-            if doc["state"] != "active" or jobs.parse_ms(doc["next_due_at"]) != due_ms:
-                return None
-            if doc.get("last_occurrence_work_id") != prev_id:
-                return None, RETRY  # a child appeared since we looked: watch that one
-            prev_state = pipe.hget(keys.job(prev_id), "state") if prev_id else None
-            running = prev_state is not None and prev_state not in JOB_TERMINAL
-            policy = doc.get("overlap") or "skip"
-            due_iso = jobs.iso(due_ms)
-            # No backfill: after downtime one overdue child, then the next time after now.
-            doc["next_due_at"] = jobs.iso(next_due_ms(doc, max(now_ms, due_ms)))
-            if running and (policy == "skip" or doc.get("buffered_work_id")):
-                _record_skip(doc, due_iso)
-                return None, ("skipped", None)
-            child = _child(doc, due_iso, now_ms)
-            buffered = running and policy == "buffer_one"
-            if buffered:
-                child["state_reason"] = "buffered_behind_previous"
-                child["phase"] = "buffered"
-                doc["buffered_work_id"] = child["job_id"]
-                doc["provenance"]["buffered_behind"] = prev_id
-            doc["last_occurrence_work_id"] = child["job_id"]
-            doc["last_materialized_at"] = jobs.iso(now_ms)
-            doc["provenance"]["last_materialized_reason"] = "due"
+    def change(doc: dict, pipe):
+        if doc["state"] != "active" or jobs.parse_ms(doc["next_due_at"]) != due_ms:
+            return None
+        prev_id = doc.get("last_occurrence_work_id")
+        prev_state = None
+        if prev_id:
+            pipe.watch(keys.job(prev_id))  # its end, racing us, must abort this transaction
+            prev_state = pipe.hget(keys.job(prev_id), "state")
+        running = prev_state is not None and prev_state not in JOB_TERMINAL
+        policy = doc.get("overlap") or "skip"
+        due_iso = jobs.iso(due_ms)
+        # No backfill: after downtime one overdue child, then the next time after now.
+        doc["next_due_at"] = jobs.iso(next_due_ms(doc, max(now_ms, due_ms)))
+        if running and (policy == "skip" or doc.get("buffered_work_id")):
+            _record_skip(doc, due_iso)
+            return None, ("skipped", None)
+        child = _child(doc, due_iso, now_ms)
+        buffered = running and policy == "buffer_one"
+        if buffered:
+            child["state_reason"] = "buffered_behind_previous"
+            child["phase"] = "buffered"
+            doc["buffered_work_id"] = child["job_id"]
+            doc["provenance"]["buffered_behind"] = prev_id
+        doc["last_occurrence_work_id"] = child["job_id"]
+        doc["last_materialized_at"] = jobs.iso(now_ms)
+        doc["provenance"]["last_materialized_reason"] = "due"
 
-            def extra(p):
-                jobs.write_new(p, child, now_ms, due_ms=None if buffered else now_ms)
+        def extra(p):
+            jobs.write_new(p, child, now_ms, due_ms=None if buffered else now_ms)
 
-            return extra, ("buffered" if buffered else "created", child["job_id"])
+        return extra, ("buffered" if buffered else "created", child)
 
-        watch = [keys.job(prev_id)] if prev_id else []
-        out = _mutate(r, template_id, change, now_ms, *watch)
-        if out is None or out[1] is None:
-            return "stale", None
-        if out[1] is not RETRY:
-            return out[1]
+    out = _mutate(r, template_id, change, now_ms)
+    if out is None or out[1] is None:
+        return "stale", None
+    return out[1]
 
 
 def release_buffered(r: redis.Redis, template_id: str, now_ms: int) -> str | None:

@@ -51,11 +51,9 @@ def materialize(due: list[tuple[str, int]]) -> dict[str, int]:
     counts = {"materialized": 0, "skipped": 0, "released": 0}
     for template_id, due_ms in due:
         outcome, child = templates.materialize(r, template_id, int(due_ms), clock.now_ms())
-        if outcome == "created" and child:
+        if outcome == "created" and child is not None:
             counts["materialized"] += 1
-            doc = jobs.get(r, child)
-            if doc is not None:
-                dispatch_now(r, doc, clock.now_ms())
+            dispatch_now(r, child, clock.now_ms())
         elif outcome == "skipped":
             counts["skipped"] += 1
     return counts

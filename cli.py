@@ -163,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     base = f"http://127.0.0.1:{args.port}"
     print(
         f"\ndispatchyard is starting:\n"
-        f"  dashboard  {base}/dashboard\n  health     {base}/health\n"
+        f"  API        {base}/api  and  {base}/jobs\n  health     {base}/health\n"
         + ("" if args.no_flower else "  flower     http://127.0.0.1:5555\n")
         + "\nFirst API key (shown once):\n"
         f"  {shlex.join([sys.argv[0], 'org', 'create', 'Acme', '--slug', 'acme'])}\n"

@@ -152,7 +152,7 @@ def fire_overhead(base: str, r, tmp: Path) -> list[float]:
     lat = []
     s = requests.Session()
     for i in range(FIRES):
-        out = tmp / f"fire-{i}"
+        out = tmp / f"fire-{time.time_ns()}-{i}"  # unique: rounds must not read old files
         t0 = time.time_ns()
         s.post(base + "/jobs", json={"title": "noop", "prompt": f"date +%s%N > {out}",
                                      "path": str(tmp), "backend": "shell"}, timeout=30)  # fmt: skip

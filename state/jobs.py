@@ -434,6 +434,32 @@ def executor_started(
     return _must(mutate(r, job_id, change, now_ms))
 
 
+def delivered(
+    r: redis.Redis,
+    job_id: str,
+    attempt_id: str,
+    *,
+    peer_id: str,
+    correlation_id: str,
+    now_ms: int,
+) -> dict[str, Any]:
+    """`dispatching` -> `delivered`: a persistent job handed to a live peer as an ask. The peer
+    reports `running` and a terminal state with the attempt id; no lease is held meanwhile."""
+
+    def change(doc: dict) -> dict:
+        attempt = _require_attempt(doc, attempt_id, ("dispatching",))
+        attempt.update(status="delivered", phase="delivered", assigned_peer_id=peer_id,
+                       correlation_id=correlation_id, lease_until=None)  # fmt: skip
+        doc["runner"]["lease_until"] = None
+        doc["assigned_peer_id"] = peer_id
+        doc["correlation_id"] = correlation_id
+        _set_state(doc, "delivered", "ask_delivered", "delivered", now_ms)
+        return {"stage": "delivered", "detail": {"peer_id": peer_id,
+                                                 "correlation_id": correlation_id}}  # fmt: skip
+
+    return _must(mutate(r, job_id, change, now_ms))
+
+
 def renew_lease(
     r: redis.Redis, job_id: str, attempt_id: str, now_ms: int, lease_ms: int
 ) -> dict[str, Any]:

@@ -189,3 +189,32 @@ def trace(trace_id: str) -> str:
 def executors(machine: str) -> str:
     """HASH attempt id -> executor process record, for the processes one host started."""
     return f"executors:{machine}"
+
+
+# Peers and asks (the mesh registry persistent jobs are delivered through)
+PEERS = "peers"  # ZSET peer id -> registered ms
+
+
+def peer(peer_id: str) -> str:
+    return f"peer:{peer_id}"
+
+
+def peer_name(circle: str, name: str) -> str:
+    return f"peer:name:{circle}:{name}"
+
+
+def peers_named(name: str) -> str:
+    """SET of the ids of peers called `name`, in any circle."""
+    return f"peers:named:{name}"
+
+
+def ask(correlation_id: str) -> str:
+    return f"ask:{correlation_id}"
+
+
+def asks_inbound(peer_id: str) -> str:
+    return f"asks:inbound:{peer_id}"
+
+
+def asks_outbound(peer_id: str) -> str:
+    return f"asks:outbound:{peer_id}"

@@ -23,7 +23,7 @@ import redis
 from celery import signals
 
 from settings import get_settings
-from state import clock, jobs, machines, templates
+from state import asks, clock, jobs, machines, peers, templates
 from state.models import JOB_TERMINAL
 from tasks.store import redis_client
 from workers import executors
@@ -71,9 +71,52 @@ def fire(job_id: str, fire_key: str, why: str = "due") -> str:
     if scope == "per_fire":
         return _start_per_fire(r, doc, attempt_id)
     if scope == "persistent" or doc.get("assigned_peer_id") or target.get("assigned_peer_id"):
-        # Persistent jobs are asks to a live peer; no peer is online to take this one.
-        return _unavailable(r, job_id, attempt_id, "assigned_peer_offline")
+        return _deliver_to_peer(r, doc, attempt_id)
     return _unavailable(r, job_id, attempt_id, "missing_target")
+
+
+def _deliver_to_peer(r: redis.Redis, doc: dict[str, Any], attempt_id: str) -> str:
+    """A persistent job becomes an ask to a live peer: the assigned one, or an online peer
+    working in the same path with the same backend in the same circle."""
+    job_id = doc["job_id"]
+    target = (doc.get("execution") or {}).get("target") or {}
+    assigned = doc.get("assigned_peer_id") or target.get("assigned_peer_id")
+    circle = doc.get("circle") or "global"
+    if assigned:
+        found = peers.resolve(r, assigned, None if assigned.startswith("repow-") else circle)
+        peer = found if isinstance(found, dict) else None
+    else:
+        peer = peers.find_online(
+            r, path=target.get("path"), backend=target.get("backend"), circle=circle
+        )
+    if peer is None or peer.get("status") != "online":
+        return _unavailable(r, job_id, attempt_id, "assigned_peer_offline")
+    now = clock.now_ms()
+    correlation_id = asks.open_ask(
+        r, from_peer=RUNNER_PEER, to_peer_id=peer["peer_id"], to_peer=peer["name"],
+        text=_ask_text(doc, attempt_id), now_iso=jobs.iso(now), now_ms=now,
+        extra={"job_id": job_id, "attempt_id": attempt_id},
+    )  # fmt: skip
+    try:
+        jobs.delivered(r, job_id, attempt_id, peer_id=peer["peer_id"],
+                       correlation_id=correlation_id, now_ms=clock.now_ms())  # fmt: skip
+    except jobs.Refused:
+        asks.close(r, correlation_id, jobs.iso(clock.now_ms()))  # cancelled meanwhile
+        return "superseded"
+    return "delivered"
+
+
+RUNNER_PEER = "dispatchyard-runner"
+
+
+def _ask_text(doc: dict[str, Any], attempt_id: str) -> str:
+    body = ((doc.get("execution") or {}).get("prompt") or {}).get("body") or doc.get("title")
+    return (
+        f"[dispatchyard durable job]\njob_id: {doc['job_id']}\nattempt_id: {attempt_id}\n\n"
+        f"{body}\n\nFirst PATCH /jobs/{doc['job_id']} to state=running with this attempt_id, "
+        "before longer work. When done, PATCH it to a terminal state with the same attempt_id. "
+        "An ack only confirms receipt."
+    )
 
 
 def _unavailable(r: redis.Redis, job_id: str, attempt_id: str, reason: str) -> str:

@@ -46,4 +46,4 @@ def require_daemon_token():
         raise ApiError(401, "Invalid auth token", headers=challenge)
 
 
-from api_shim.daemon import health, jobs  # noqa: E402, F401  (routes register)
+from api_shim.daemon import health, jobs, peers  # noqa: E402, F401  (routes register)

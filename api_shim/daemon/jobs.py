@@ -19,7 +19,7 @@ from api_shim import bodies
 from api_shim.context import r, settings
 from api_shim.daemon import blueprint
 from api_shim.errors import ApiError
-from state import clock, cron, jobs, templates
+from state import clock, cron, jobs, peers, templates
 from state.models import (
     AGENT_BACKENDS,
     CONTINUITIES,
@@ -175,6 +175,23 @@ def _read_prompt_file(path: str) -> str:
         raise ApiError(400, f"prompt_file could not be read: {type(e).__name__}") from None
 
 
+def _canonical_peer(body: CreateBody) -> str:
+    """A peer name -> its id (as repowire: `repow-…` ids are taken as given)."""
+    name = body.assigned_peer_id or ""
+    found = peers.resolve(r(), name, body.circle)
+    if found is None:
+        detail = {"error": "assigned_peer_not_found", "peer": name}
+        raise ApiError(404, "assigned_peer_not_found", detail=detail)
+    if isinstance(found, list):
+        candidates = [
+            {"peer_id": p["peer_id"], "display_name": p["name"], "circle": p["circle"]}
+            for p in found
+        ]
+        detail = {"error": "ambiguous_assigned_peer", "peer": name, "candidates": candidates}
+        raise ApiError(409, "ambiguous_assigned_peer", detail=detail)
+    return found["peer_id"]
+
+
 def _check_time(name: str, value: str | None) -> None:
     if value is not None and jobs.parse_ms(value) is None:
         raise ApiError(400, f"{name} must be an ISO-8601 timestamp")
@@ -195,9 +212,7 @@ def create_job():
     if body.overlap is not None and body.overlap not in OVERLAP_POLICIES:
         raise ApiError(400, f"overlap must be one of: {', '.join(OVERLAP_POLICIES)}")
     if body.assigned_peer_id and not body.assigned_peer_id.startswith("repow-"):
-        # No peer of that name is registered with this daemon.
-        detail = {"error": "assigned_peer_not_found", "peer": body.assigned_peer_id}
-        raise ApiError(404, "assigned_peer_not_found", detail=detail)
+        body = body.model_copy(update={"assigned_peer_id": _canonical_peer(body)})
     if body.timezone is not None:
         try:
             cron.zone(body.timezone)

@@ -241,10 +241,13 @@ def run() -> None:
                     f"MB = {size_sum / size_full:.2f} (target <= 0.25); full view "
                     f"{t_full * 1000:.0f} ms"
                 )
-                ours_rss = peak_rss_mb(children(MASTERS[base]))
+                shim = children(MASTERS[base])
+                ours_rss = peak_rss_mb(shim)
+                per_worker = max(peak_rss_mb([pid]) for pid in shim)
                 print(
-                    f"peak RSS while listing: shim workers {ours_rss:.0f} MB | repowire "
-                    f"{rw_rss:.0f} MB | ratio {ours_rss / rw_rss:.2f} (target <= 0.5)"
+                    f"peak RSS while listing: shim {len(shim)} workers {ours_rss:.0f} MB (largest "
+                    f"{per_worker:.0f} MB) | repowire {rw_rss:.0f} MB | ratio {ours_rss / rw_rss:.2f}"
+                    f", per worker {per_worker / rw_rss:.2f} (target <= 0.5)"
                 )
         finally:
             for p in procs:

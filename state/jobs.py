@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -667,17 +667,16 @@ def past(r: redis.Redis, index: str, now_ms: int, batch: int = 1000) -> list[str
     return r.zrangebyscore(index, "-inf", now_ms, 0, batch)  # type: ignore[return-value]
 
 
-def list_raw(
+def list_ids(
     r: redis.Redis,
     *,
     state: str | None,
     filters: dict[str, str],
-    summary: bool,
     limit: int | None,
     cursor: tuple[float, str] | None,
 ) -> tuple[list[str], tuple[float, str] | None]:
-    """Stored JSON of jobs newest first, read from the most selective index (other filters
-    checked on the summaries), and the cursor of the last one when a page was asked for."""
+    """Job ids newest first, read from the most selective index (other filters checked on the
+    summaries), and the cursor of the last one when a page was asked for."""
     candidates = [(keys.jobs_by_state(state), "state", state)] if state else []
     candidates += [(keys.jobs_by(name, value), name, value) for name, value in filters.items()]
     if not candidates:
@@ -709,7 +708,15 @@ def list_raw(
     if limit is not None:
         rows = rows[:limit]
     next_cursor = rows[-1][::-1] if limit is not None and len(rows) == limit else None
-    return raw_many(r, [i for i, _ in rows], summary=summary), next_cursor  # type: ignore[return-value]
+    return [i for i, _ in rows], next_cursor  # type: ignore[return-value]
+
+
+def raw_chunks(
+    r: redis.Redis, job_ids: list[str], *, summary: bool, size: int = 500
+) -> Iterator[list[str]]:
+    """Stored JSON of these jobs, a chunk at a time (a long list is streamed, not held)."""
+    for start in range(0, len(job_ids), size):
+        yield raw_many(r, job_ids[start : start + size], summary=summary)
 
 
 def raw_many(

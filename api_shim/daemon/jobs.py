@@ -268,10 +268,9 @@ def list_jobs():
     work: list[str] = []
     next_cursor = None
     if q.state is None or q.state in JOB_STATES:
-        work, next_cursor = jobs.list_raw(
-            r(), state=q.state, filters=filters, summary=summary, limit=q.limit,
-            cursor=_cursor(q.cursor),
-        )  # fmt: skip
+        work, next_cursor = jobs.list_ids(
+            r(), state=q.state, filters=filters, limit=q.limit, cursor=_cursor(q.cursor)
+        )
     recurring: list[str] = []
     # Templates have no session id; they come on the first page only.
     if (
@@ -280,13 +279,25 @@ def list_jobs():
         and "repowire_session_id" not in filters
     ):
         recurring = templates.list_raw(r(), state=q.state, filters=filters, summary=summary)
-    body = '{"work":[' + ",".join(work) + '],"recurring":[' + ",".join(recurring) + "]"
+    tail = '],"recurring":[' + ",".join(recurring) + "]"
     if q.limit is not None:
         token = None
         if next_cursor is not None:
             token = base64.urlsafe_b64encode(json.dumps(next_cursor).encode()).decode()
-        body += ',"next_cursor":' + json.dumps(token.rstrip("=") if token else None)
-    return raw_json(body + "}")
+        tail += ',"next_cursor":' + json.dumps(token.rstrip("=") if token else None)
+    store = r()
+
+    def stream():
+        # The stored JSON is joined as is, a chunk at a time: never parsed, never held whole.
+        yield '{"work":['
+        separator = ""
+        for chunk in jobs.raw_chunks(store, work, summary=summary):
+            if chunk:
+                yield separator + ",".join(chunk)
+                separator = ","
+        yield tail + "}"
+
+    return Response(stream(), mimetype="application/json")
 
 
 def _job_or_404(job_id: str) -> dict[str, Any]:

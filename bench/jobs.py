@@ -246,8 +246,8 @@ def run() -> None:
                 per_worker = max(peak_rss_mb([pid]) for pid in shim)
                 print(
                     f"peak RSS while listing: shim {len(shim)} workers {ours_rss:.0f} MB (largest "
-                    f"{per_worker:.0f} MB) | repowire {rw_rss:.0f} MB | ratio {ours_rss / rw_rss:.2f}"
-                    f", per worker {per_worker / rw_rss:.2f} (target <= 0.5)"
+                    f"{per_worker:.0f} MB) | repowire {rw_rss:.0f} MB | ratio "
+                    f"{ours_rss / rw_rss:.2f}, per worker {per_worker / rw_rss:.2f} (target <= 0.5)"
                 )
         finally:
             for p in procs:

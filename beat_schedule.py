@@ -15,7 +15,7 @@ def entries(settings: Any) -> dict[str, dict[str, Any]]:
     return {
         # Proves beat and at least one worker are alive; /health reports it.
         "beat-tick": {"task": "beat.tick", "schedule": 5.0, "options": {"expires": 5.0}},
-        # Due jobs, due recurring templates, buffered children: every second.
+        # Due jobs, due recurring templates, buffered children: every template_tick_s.
         "scheduler-tick": {
             "task": "scheduler.tick",
             "schedule": settings.template_tick_s,

@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     # Jobs
     job_lease_s: float = 30.0
     job_kill_grace_s: float = 5.0
-    template_tick_s: float = 1.0
+    template_tick_s: float = 0.5
     beat_lock_timeout_s: int = 30  # a second beat takes over this long after the leader died
     # JSON; entries given here replace the shipped ones of the same name (null removes one).
     backends: dict[str, dict[str, Any] | None] = Field(

@@ -19,7 +19,7 @@ RESEND_AFTER_MS = 30_000  # a fire not acquired by then is sent again (same key:
 RECHECK_MS = 5_000  # a job waiting for its machine's worker is looked at again after this
 
 
-BATCH = 100  # due templates one task materializes; more are fanned out to other workers
+BATCH = 25  # due templates one task materializes; more are fanned out to other workers
 
 
 @app.task(name="scheduler.tick")

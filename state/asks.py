@@ -42,7 +42,7 @@ def open_ask(
         "extra": json.dumps(extra or {}),
     }
     pipe = r.pipeline(transaction=True)
-    pipe.hset(keys.ask(correlation_id), mapping=record)
+    pipe.hset(keys.ask(correlation_id), mapping=record)  # type: ignore[arg-type]
     pipe.zadd(keys.asks_inbound(to_peer_id), {correlation_id: now_ms})
     pipe.zadd(keys.asks_outbound(from_peer), {correlation_id: now_ms})
     pipe.execute()
@@ -60,8 +60,10 @@ def pending(r: redis.Redis, peer_id: str, peer_name: str, direction: str) -> lis
     for kind, key in (("inbound", keys.asks_inbound(peer_id)),
                       ("outbound", keys.asks_outbound(peer_name))):  # fmt: skip
         if direction in (kind, "both"):
-            for cid, score in r.zrevrange(key, 0, PENDING_SHOWN - 1, withscores=True):  # type: ignore[union-attr]
-                rows.append((score, cid, kind))
+            found: list[tuple[str, float]] = r.zrevrange(  # type: ignore[assignment]
+                key, 0, PENDING_SHOWN - 1, withscores=True
+            )
+            rows += [(score, cid, kind) for cid, score in found]
     rows.sort(reverse=True)
     out = []
     for _, cid, kind in rows[:PENDING_SHOWN]:
@@ -76,7 +78,7 @@ def close(r: redis.Redis, correlation_id: str, now_iso: str) -> str:
     """'closed' | 'already_closed' | 'not_found'. Closing is idempotent."""
 
     def txn(pipe: redis.client.Pipeline) -> str:
-        record = pipe.hgetall(keys.ask(correlation_id))
+        record: dict[str, str] = pipe.hgetall(keys.ask(correlation_id))  # type: ignore[assignment]
         if not record:
             return "not_found"
         if record["status"] == "closed":
@@ -87,4 +89,4 @@ def close(r: redis.Redis, correlation_id: str, now_iso: str) -> str:
         pipe.zrem(keys.asks_outbound(record["from_peer"]), correlation_id)
         return "closed"
 
-    return r.transaction(txn, keys.ask(correlation_id), value_from_callable=True)
+    return r.transaction(txn, keys.ask(correlation_id), value_from_callable=True)  # type: ignore[arg-type, return-value]

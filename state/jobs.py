@@ -295,7 +295,7 @@ def mutate(
             extra(pipe)
         return after
 
-    return r.transaction(txn, keys.job(job_id), value_from_callable=True)
+    return r.transaction(txn, keys.job(job_id), value_from_callable=True)  # type: ignore[arg-type, return-value]
 
 
 def check_move(doc: dict[str, Any], target: str) -> None:

@@ -14,7 +14,7 @@ ALIVE_WITHIN_MS = 15_000
 
 def beat(r: redis.Redis, machine: str, hostname: str, now_ms: int) -> None:
     """A worker says it is alive (every few seconds, from its bootstep timer)."""
-    pipe = r.pipeline(transaction=False)
+    pipe = r.pipeline(transaction=True)
     pipe.zadd(keys.MACHINES_ALIVE, {machine: now_ms})
     pipe.zadd(keys.WORKERS_ONLINE, {hostname: now_ms})
     pipe.execute()
@@ -38,5 +38,5 @@ def forget_executor(r: redis.Redis, machine: str, attempt_id: str) -> None:
 
 
 def executors(r: redis.Redis, machine: str) -> dict[str, dict[str, Any]]:
-    raw = r.hgetall(keys.executors(machine))
-    return {k: json.loads(v) for k, v in raw.items()}  # type: ignore[union-attr]
+    raw: dict[str, str] = r.hgetall(keys.executors(machine))  # type: ignore[assignment]
+    return {k: json.loads(v) for k, v in raw.items()}

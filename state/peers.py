@@ -58,7 +58,7 @@ def resolve(
     if circle:
         peer_id = r.get(keys.peer_name(circle, ident))
         return get(r, peer_id) if peer_id else None  # type: ignore[arg-type]
-    ids = sorted(r.smembers(keys.peers_named(ident)))  # type: ignore[arg-type]
+    ids: list[str] = sorted(r.smembers(keys.peers_named(ident)))  # type: ignore[arg-type]
     found = [p for p in (get(r, i) for i in ids) if p]
     if not found:
         return None
@@ -75,10 +75,8 @@ def list_all(r: redis.Redis, **filters: str | None) -> list[dict[str, Any]]:
 
 
 def set_status(r: redis.Redis, peer_id: str, status: str, now_ms: int) -> bool:
-    if not r.exists(keys.peer(peer_id)):
-        return False
-    r.hset(keys.peer(peer_id), mapping={"status": status, "last_seen": now_ms})
-    return True
+    """Set a known peer's status; False (and nothing written) for an unknown one."""
+    return bool(scripts(r).set_peer_status(keys=[keys.peer(peer_id)], args=[status, now_ms]))
 
 
 def find_online(

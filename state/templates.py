@@ -138,7 +138,8 @@ def list_raw(
         ids = kept
     if not ids:
         return []
-    return [v for v in r.hmget(SUMMARIES if summary else DOCS, ids) if v]  # type: ignore[union-attr]
+    values: list[str | None] = r.hmget(SUMMARIES if summary else DOCS, ids)  # type: ignore[assignment]
+    return [v for v in values if v]
 
 
 def _mutate(r: redis.Redis, template_id: str, change, now_ms: int, *watch: str):
@@ -262,8 +263,10 @@ def buffered_templates(r: redis.Redis) -> list[str]:
 
 
 def due(r: redis.Redis, now_ms: int, batch: int = 5000) -> list[tuple[str, int]]:
-    rows = r.zrangebyscore(keys.TEMPLATES_DUE, "-inf", now_ms, 0, batch, withscores=True)
-    return [(template_id, int(score)) for template_id, score in rows]  # type: ignore[union-attr]
+    rows: list[tuple[str, float]] = r.zrangebyscore(  # type: ignore[assignment]
+        keys.TEMPLATES_DUE, "-inf", now_ms, 0, batch, withscores=True
+    )
+    return [(template_id, int(score)) for template_id, score in rows]
 
 
 def record_binding(r: redis.Redis, template_id: str, binding: dict[str, Any], now_ms: int) -> None:

@@ -1,6 +1,7 @@
-"""The scheduler tick beat sends every half second (`template_tick_s`): fire due jobs, materialize due recurring
-templates, release buffered children. Single-flight by a short lock, and safe to run twice:
-every step is an idempotent transaction keyed by job id, template and due time."""
+"""The scheduler tick beat sends every `template_tick_s` (half a second): fire due jobs,
+materialize due recurring templates, release buffered children. Single-flight by a short
+lock, and safe to run twice: every step is an idempotent transaction keyed by job id,
+template and due time."""
 
 from __future__ import annotations
 

@@ -33,8 +33,8 @@ from workers.backends import Backend
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1  # how often a supervisor looks at its process and the job's cancel flag
-_supervised: dict[str, executors.Executor] = {}  # attempt id -> executor, in this process
-executors_jobs: dict[str, str] = {}  # attempt id -> job id, for the shutdown path
+# attempt id -> (job id, executor): the fires this process supervises, for the shutdown path.
+_supervised: dict[str, tuple[str, executors.Executor]] = {}
 _lock = threading.Lock()
 _shutting_down = False
 
@@ -170,8 +170,7 @@ def _start_per_fire(r: redis.Redis, doc: dict[str, Any], attempt_id: str) -> str
         _end_cancelled(r, job_id, attempt_id, executor.proc.returncode)
         return "cancelled_before_start"
     with _lock:
-        _supervised[attempt_id] = executor
-        executors_jobs[attempt_id] = job_id
+        _supervised[attempt_id] = (job_id, executor)
     threading.Thread(
         target=_supervise,
         args=(doc, attempt_id, executor, backend, path),
@@ -267,7 +266,6 @@ def _supervise(
     finally:
         with _lock:
             _supervised.pop(attempt_id, None)
-            executors_jobs.pop(attempt_id, None)
         with contextlib.suppress(redis.exceptions.RedisError):
             machines.forget_executor(r, machine_name(), attempt_id)
 
@@ -375,16 +373,14 @@ def _on_worker_ready(**_: Any) -> None:
 @signals.worker_process_shutdown.connect
 @signals.worker_shutdown.connect
 def _on_shutdown(**_: Any) -> None:
-    """A worker stopping on purpose stops its executors: nothing outlives its fire. The
-    attempts then end by the lease sweep as runner_interrupted."""
+    """A worker stopping on purpose stops its executors (nothing outlives its fire) and ends
+    their attempts `unavailable` / `runner_interrupted`."""
     global _shutting_down
     _shutting_down = True
     grace = get_settings().job_kill_grace_s
     with _lock:
         running = list(_supervised.items())
     r = redis_client()
-    for attempt_id, executor in running:
+    for attempt_id, (job_id, executor) in running:
         executor.stop(grace)
-        job_id = executors_jobs.get(attempt_id)
-        if job_id:
-            _unavailable(r, job_id, attempt_id, "runner_interrupted")
+        _unavailable(r, job_id, attempt_id, "runner_interrupted")

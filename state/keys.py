@@ -208,6 +208,11 @@ def peers_named(name: str) -> str:
     return f"peers:named:{name}"
 
 
+def peer_pane(pane_id: str) -> str:
+    """The peer bound to a tmux pane."""
+    return f"peer:pane:{pane_id}"
+
+
 def ask(correlation_id: str) -> str:
     return f"ask:{correlation_id}"
 

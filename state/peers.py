@@ -30,7 +30,12 @@ def register(r: redis.Redis, fields: dict[str, Any], now_ms: int) -> dict[str, A
     }
     stored.update(status="online", last_seen=now_ms)
     peer_id = scripts(r).register_peer(
-        keys=[keys.peer_name(circle, name), keys.PEERS, keys.peers_named(name)],
+        keys=[
+            keys.peer_name(circle, name),
+            keys.PEERS,
+            keys.peers_named(name),
+            keys.peer_pane(fields["pane_id"]) if fields.get("pane_id") else "",
+        ],
         args=[keys.peer(""), fields.get("peer_id") or new_id(circle), now_ms, json.dumps(stored)],
     )
     return get(r, peer_id)  # type: ignore[return-value]
@@ -63,6 +68,12 @@ def resolve(
     if not found:
         return None
     return found[0] if len(found) == 1 else found
+
+
+def by_pane(r: redis.Redis, pane_id: str) -> dict[str, Any] | None:
+    """The peer last registered on a tmux pane."""
+    peer_id = r.get(keys.peer_pane(pane_id))
+    return get(r, peer_id) if peer_id else None  # type: ignore[arg-type]
 
 
 def list_all(r: redis.Redis, **filters: str | None) -> list[dict[str, Any]]:

@@ -130,10 +130,9 @@ def pending_asks():
     if direction not in ("inbound", "outbound", "both"):
         raise ApiError(400, "direction must be one of: inbound, outbound, both")
     if pane_id:
-        match = [p for p in peers.list_all(r()) if p.get("pane_id") == pane_id]
-        if not match:
+        peer = peers.by_pane(r(), pane_id)
+        if peer is None:
             raise ApiError(404, f"No peer for pane: {pane_id}")
-        peer = match[0]
     else:
         peer = peers.get(r(), peer_id or "")
         if peer is None:

@@ -125,3 +125,15 @@ def test_peer_validation_and_pending_errors(api):
     assert api.get("/asks/pending", params={"peer_id": "a", "pane_id": "%1"}).status_code == 400
     assert api.get("/asks/pending", params={"peer_id": "repow-x-00000000"}).status_code == 404
     assert api.post("/ack", json={"correlation_id": "ask-00000000"}).status_code == 404
+
+
+def test_pending_asks_by_pane(api):
+    name = f"pane-{secrets.token_hex(3)}"
+    pane = f"%{secrets.randbelow(10**6)}"
+    peer = register(api, name, pane_id=pane)
+    assert peer["pane_assigned"] is True
+    resp = api.post("/jobs", json={"title": "t", "prompt": "by pane", "assigned_peer_id": name})
+    harness.wait_job(api, resp.json()["job_id"], ("delivered",))
+    asks = api.get("/asks/pending", params={"pane_id": pane}).json()["asks"]
+    assert len(asks) == 1 and "by pane" in asks[0]["text"]
+    assert api.get("/asks/pending", params={"pane_id": "%999999999"}).status_code == 404

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -116,9 +118,10 @@ class Stack:
             self.stop(name)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("stack"))
+@contextlib.contextmanager
+def full_stack(tmp: Path, **env: str) -> Iterator[Stack]:
+    """gunicorn, a worker and beat, with `env` as extra settings; stopped on exit."""
+    s = Stack(tmp, **env)
     try:
         s.gunicorn()
         s.worker()
@@ -126,3 +129,9 @@ def stack(tmp_path_factory):
         yield s
     finally:
         s.stop_all()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with full_stack(tmp_path_factory.mktemp("stack")) as s:
+        yield s

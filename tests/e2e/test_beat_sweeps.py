@@ -6,23 +6,17 @@ from __future__ import annotations
 import pytest
 
 from tests import harness
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import full_stack
 
 
 @pytest.fixture(scope="module")
 def fast_stack(tmp_path_factory):
-    s = Stack(
+    with full_stack(
         tmp_path_factory.mktemp("fast"),
         DISPATCHYARD_WORKER_OFFLINE_AFTER_S="2",
         DISPATCHYARD_SWEEP_INTERVAL_S="0.5",
-    )
-    try:
-        s.gunicorn()
-        s.worker()
-        s.beat()
+    ) as s:
         yield s
-    finally:
-        s.stop_all()
 
 
 def test_silent_host_goes_offline_and_its_session_is_requeued(fast_stack, r):

@@ -226,17 +226,25 @@ def test_no_worker_for_machine_waits(api, tmp_path):
     assert queued["execution"]["target"]["machine"] == "no-such-host"
 
 
-def test_resume_passes_the_previous_session_id(api, r, tmp_path):
-    cal = api.post(
+def every_minute(api, tmp_path, **body):
+    """An every-minute template running the fake agent in `tmp_path`; the create answer."""
+    resp = api.post(
         "/jobs",
         json={
-            "title": "daily",
-            "prompt": "continue the work",
+            "title": "t",
+            "prompt": "p",
             "path": str(tmp_path),
             "backend": "claude-code",
             "cron": "* * * * *",
+            **body,
         },
-    ).json()
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_resume_passes_the_previous_session_id(api, r, tmp_path):
+    cal = every_minute(api, tmp_path, title="daily", prompt="continue the work")
     assert cal["calendar"]["execution"]["continuity"] == "resume"
     cal_id = cal["calendar_id"]
     children = []
@@ -267,16 +275,7 @@ def test_resume_passes_the_previous_session_id(api, r, tmp_path):
 def test_resume_starts_fresh_when_the_binding_no_longer_matches(api, r, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
-    cal_id = api.post(
-        "/jobs",
-        json={
-            "title": "t",
-            "prompt": "p",
-            "path": str(tmp_path),
-            "backend": "claude-code",
-            "cron": "* * * * *",
-        },
-    ).json()["calendar_id"]
+    cal_id = every_minute(api, tmp_path)["calendar_id"]
     from state import templates
 
     templates.record_binding(
@@ -301,17 +300,7 @@ def test_resume_starts_fresh_when_the_binding_no_longer_matches(api, r, tmp_path
 
 
 def test_fresh_never_resumes(api, r, tmp_path):
-    cal_id = api.post(
-        "/jobs",
-        json={
-            "title": "t",
-            "prompt": "p",
-            "path": str(tmp_path),
-            "backend": "claude-code",
-            "cron": "* * * * *",
-            "continuity": "fresh",
-        },
-    ).json()["calendar_id"]
+    cal_id = every_minute(api, tmp_path, continuity="fresh")["calendar_id"]
     for _ in range(2):
         child = harness.next_due(api, cal_id)["last_occurrence_work_id"]
         done = wait_state(api, child)

@@ -1,14 +1,19 @@
 """Cron schedules: parse five-field expressions and find the next fire time in a timezone.
 
-Pure functions over the standard library; callers supply the clock (``after``).
+Parsing is ours: croniter's grammar is wider (six fields, L/W/#/H, wrapping ranges, "1-1" as the
+whole cycle) and its errors do not name the field. Finding the next matching wall time is
+croniter's; the timezone and DST rules on top are ours. Pure: callers supply the clock (``after``).
 """
 
 from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterBadDateError, croniter
 
 
 class CronError(ValueError):
@@ -55,10 +60,6 @@ _ALIASES = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
 }
-
-# The longest gap between calendar matches is Feb 29 across a skipped century leap day
-# (2096-02-29 -> 2104-02-29, 2922 days); the extra year leaves room for a DST-skipped instance.
-_HORIZON = timedelta(days=9 * 366)
 
 
 def parse(expr: str) -> Cron:
@@ -165,33 +166,21 @@ def next_after(cron: Cron, after: datetime, tz: ZoneInfo) -> datetime:
     if after.tzinfo is None or after.utcoffset() is None:
         raise ValueError("after must be a timezone-aware datetime")
     _check_calendar(cron)
-    # A fire's wall time is never earlier than after's wall time (the clock only runs backwards
-    # across a fall-back, and we fire on the first pass), so the search starts on after's date.
-    wall_after = after.astimezone(tz).replace(tzinfo=None)
-    day = wall_after.date()
-    end = day + _HORIZON
-    hours = sorted(cron.hours)
-    minutes = sorted(cron.minutes)
-    while day <= end:
-        if day.month not in cron.months:
-            day = _first_of_next_month(day)
-            continue
-        if _day_matches(cron, day):
-            first_day = day == wall_after.date()
-            for hour in hours:
-                if first_day and hour < wall_after.hour:
-                    continue  # cheap skip: scanning the start day minute by minute is slow
-                for minute in minutes:
-                    wall = datetime(day.year, day.month, day.day, hour, minute)
-                    if wall < wall_after:
-                        continue
-                    fire = wall.replace(tzinfo=tz).astimezone(UTC)
-                    if fire.astimezone(tz).replace(tzinfo=None) != wall:
-                        continue  # inside a spring-forward gap: this wall time never happens
-                    if fire > after:
-                        return fire
-        day += timedelta(days=1)
-    raise CronError(f"cron expression never fires: {cron.expr!r} (searched to {end.isoformat()})")
+    # croniter walks naive wall times and we place each in tz ourselves: given an aware start,
+    # croniter moves a skipped 02:30 to 03:00 and fires a repeated 01:30 twice.
+    walls = croniter(_croniter_expr(cron), after.astimezone(tz).replace(tzinfo=None))
+    try:
+        while True:
+            wall: datetime = walls.get_next(datetime)
+            fire = wall.replace(tzinfo=tz).astimezone(UTC)  # fold=0: the first occurrence
+            if fire.astimezone(tz).replace(tzinfo=None) != wall:
+                continue  # inside a spring-forward gap: this wall time never happens
+            # Not after ``after`` only while ``after`` is in the second pass of a repeated
+            # hour: its wall times already fired on the first pass.
+            if fire > after:
+                return fire
+    except CroniterBadDateError:
+        raise CronError(f"cron expression never fires: {cron.expr!r}") from None
 
 
 def validate(expr: str, tz_name: str | None = None) -> Cron:
@@ -209,33 +198,31 @@ def validate(expr: str, tz_name: str | None = None) -> Cron:
 def _check_calendar(cron: Cron) -> None:
     # Every month has every weekday, so a day-of-week restriction (alone or OR-ed) always
     # matches somewhere; only a day-of-month restriction alone can rule out every date.
-    if cron.dow_restricted or not cron.dom_restricted:
-        return
-    if any(day <= _longest_month(month) for month in cron.months for day in cron.days):
-        return
-    raise CronError(
-        f"cron expression never fires: {cron.expr!r} "
-        "(no selected month has any of the selected days)"
+    if cron.dom_restricted and not cron.dow_restricted and not _some_day_exists(cron):
+        raise CronError(
+            f"cron expression never fires: {cron.expr!r} "
+            "(no selected month has any of the selected days)"
+        )
+
+
+def _some_day_exists(cron: Cron) -> bool:
+    # 2000 is a leap year: February has 29 days.
+    return any(d <= calendar.monthrange(2000, m)[1] for m in cron.months for d in cron.days)
+
+
+@lru_cache(maxsize=256)
+def _croniter_expr(cron: Cron) -> str:
+    # croniter only ever sees "*" or explicit value lists, so its grammar never reinterprets
+    # ours; "*" for a full field also spares it expanding 60 listed minutes on every call.
+    def values(field: frozenset[int], size: int = 0) -> str:
+        return "*" if len(field) == size else ",".join(map(str, sorted(field)))
+
+    # "*" keeps an unrestricted day field out of croniter's OR of the two. Under that OR a
+    # day-of-month no selected month has adds no dates, so it is left out as well: croniter
+    # up to 6.2 raised on it, and 7.0 searches 50 years for it on every call.
+    drop_days = cron.dow_restricted and not _some_day_exists(cron)
+    days = values(cron.days) if cron.dom_restricted and not drop_days else "*"
+    weekdays = values(cron.weekdays) if cron.dow_restricted else "*"
+    return " ".join(
+        (values(cron.minutes, 60), values(cron.hours, 24), days, values(cron.months, 12), weekdays)
     )
-
-
-def _longest_month(month: int) -> int:
-    return calendar.monthrange(2000, month)[1]  # 2000 is a leap year: February has 29 days.
-
-
-def _day_matches(cron: Cron, day: date) -> bool:
-    dom = day.day in cron.days
-    dow = day.isoweekday() % 7 in cron.weekdays  # isoweekday: Monday=1 .. Sunday=7
-    if cron.dom_restricted and cron.dow_restricted:
-        return dom or dow
-    if cron.dom_restricted:
-        return dom
-    if cron.dow_restricted:
-        return dow
-    return True
-
-
-def _first_of_next_month(day: date) -> date:
-    if day.month == 12:
-        return date(day.year + 1, 1, 1)
-    return date(day.year, day.month + 1, 1)

@@ -416,3 +416,56 @@ def test_validate_checks_the_timezone():
 def test_validate_reports_parse_errors():
     with pytest.raises(CronError, match="minute field"):
         validate("61 * * * *")
+
+
+# --- the croniter wrapper --------------------------------------------------------------------
+# croniter finds the next matching wall time; our grammar, OR rule and DST rule sit on top.
+
+
+@pytest.mark.parametrize(
+    "expr", ["* * L * *", "* * 15W * *", "* * ? * *", "* * * * 1#2", "H * * * *"]
+)
+def test_croniter_only_syntax_is_rejected(expr: str):
+    with pytest.raises(CronError, match="invalid value"):
+        parse(expr)
+
+
+def test_equal_range_is_one_value_not_croniters_whole_cycle():
+    assert fires("1-1 * * * *", utc(2024, 1, 1, 10), 2) == [
+        utc(2024, 1, 1, 10, 1),
+        utc(2024, 1, 1, 11, 1),
+    ]
+    assert fires("0 9 * * mon-mon", utc(2024, 1, 1, 10), 2) == [
+        utc(2024, 1, 8, 9),
+        utc(2024, 1, 15, 9),
+    ]
+
+
+def test_day_of_month_no_selected_month_has_leaves_the_weekdays():
+    assert fires("0 0 30 2 1", utc(2024, 1, 1), 2) == [utc(2024, 2, 5), utc(2024, 2, 12)]
+    assert fires("0 0 31 4 5", utc(2024, 1, 1), 2) == [utc(2024, 4, 5), utc(2024, 4, 12)]
+
+
+def test_havana_spring_forward_at_midnight_skips_that_midnight():
+    # 2024-03-10: Havana jumps from 00:00 CST to 01:00 CDT, so that day has no midnight.
+    assert fires("0 0 * * *", utc(2024, 3, 8, 12), 3, ZoneInfo("America/Havana")) == [
+        utc(2024, 3, 9, 5),  # 00:00 CST
+        utc(2024, 3, 11, 4),  # 00:00 CDT
+        utc(2024, 3, 12, 4),
+    ]
+
+
+def test_lord_howe_half_hour_gap_is_skipped():
+    # 2024-10-06: Lord Howe jumps from 02:00 to 02:30, so 02:15 does not exist that day.
+    assert fires("15 2 * * *", utc(2024, 10, 4), 2, ZoneInfo("Australia/Lord_Howe")) == [
+        utc(2024, 10, 4, 15, 45),  # 02:15 +10:30 on the 5th
+        utc(2024, 10, 6, 15, 15),  # 02:15 +11:00 on the 7th
+    ]
+
+
+def test_apia_skipped_whole_day_is_skipped():
+    # Samoa crossed the date line in 2011: 2011-12-29 was followed by 2011-12-31.
+    assert fires("0 12 * * *", utc(2011, 12, 29), 2, ZoneInfo("Pacific/Apia")) == [
+        utc(2011, 12, 29, 22),  # 12:00 -10:00 on the 29th
+        utc(2011, 12, 30, 22),  # 12:00 +14:00 on the 31st
+    ]

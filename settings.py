@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,13 @@ DEFAULT_BACKENDS: dict[str, dict[str, Any]] = {
     "claude-code": {
         "command": ["claude", "-p", "{prompt}", "--output-format", "json"],
         "resume_command": [
-            "claude", "-p", "{prompt}", "--output-format", "json", "--resume", "{session_id}",
+            "claude",
+            "-p",
+            "{prompt}",
+            "--output-format",
+            "json",
+            "--resume",
+            "{session_id}",
         ],
         "session_id_from": {"json_field": "session_id"},
         "result_from": {"json_field": "result"},
@@ -33,15 +40,28 @@ DEFAULT_BACKENDS: dict[str, dict[str, Any]] = {
     "gemini": {
         "command": ["gemini", "-p", "{prompt}", "--output-format", "json"],
         "resume_command": [
-            "gemini", "-p", "{prompt}", "--output-format", "json", "--resume", "{session_id}",
+            "gemini",
+            "-p",
+            "{prompt}",
+            "--output-format",
+            "json",
+            "--resume",
+            "{session_id}",
         ],
         "session_id_from": {"json_field": "session_id"},
         "result_from": {"json_field": "response"},
     },
     "opencode": {
         "command": ["opencode", "run", "--format", "json", "{prompt}"],
-        "resume_command": ["opencode", "run", "--format", "json", "--session", "{session_id}",
-                           "{prompt}"],
+        "resume_command": [
+            "opencode",
+            "run",
+            "--format",
+            "json",
+            "--session",
+            "{session_id}",
+            "{prompt}",
+        ],
         "session_id_from": {"json_field": "sessionID"},
         "result_from": {"json_field": "text"},
     },
@@ -51,7 +71,7 @@ DEFAULT_BACKENDS: dict[str, dict[str, Any]] = {
         "session_id_from": None,
         "result_from": None,
     },
-}  # fmt: skip
+}
 
 
 class Settings(BaseSettings):
@@ -128,6 +148,10 @@ class Settings(BaseSettings):
             elif not isinstance(spec.get("command"), list) or not spec["command"]:
                 raise ValueError(f"backend {name}: command must be a non-empty list")
         return merged
+
+    def machine_name(self) -> str:
+        """This host's name for its own fire queue `fires.<machine>`."""
+        return self.machine or socket.gethostname()
 
     def signing_key(self) -> str:
         """The key runtime JWTs are signed with (dev mode keeps a generated one on disk).

@@ -17,8 +17,7 @@ from flask import g, request
 from api_shim import tokens
 from api_shim.context import ctx, r, settings
 from api_shim.errors import ApiError
-from state import apikeys, keys, orgs
-from state import workers as workers_state
+from state import apikeys, hosts, keys, orgs
 from state.models import ROLE_RANK, RUNTIME_SCOPES
 
 
@@ -100,7 +99,7 @@ def _jwt(token: str, check_revoked: bool) -> Credential:
         claims = tokens.verify(settings(), token)
     except jwt.InvalidTokenError:
         raise unauthorized() from None
-    if check_revoked and workers_state.is_revoked(r(), claims["jti"]):
+    if check_revoked and hosts.is_revoked(r(), claims["jti"]):
         raise unauthorized()
     scope = claims.get("scope")
     return Credential(

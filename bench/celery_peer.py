@@ -11,8 +11,12 @@ from celery import Celery
 from settings import get_settings
 
 app = Celery("bare", broker=get_settings().redis_url)
-app.conf.update(task_ignore_result=True, worker_prefetch_multiplier=1, task_acks_late=True,
-                task_default_queue="bare")  # fmt: skip
+app.conf.update(
+    task_ignore_result=True,
+    worker_prefetch_multiplier=1,
+    task_acks_late=True,
+    task_default_queue="bare",
+)
 _r = redis.Redis.from_url(get_settings().redis_url)
 
 

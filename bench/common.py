@@ -59,12 +59,23 @@ def gunicorn(env: dict[str, str], workers: int = 2, threads: int = 8) -> Iterato
     port = free_port()
     proc = subprocess.Popen(
         [
-            str(BIN / "gunicorn"), "api_shim.wsgi:app", "--worker-class", "gthread",
-            "--workers", str(workers), "--threads", str(threads),
-            "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+            str(BIN / "gunicorn"),
+            "api_shim.wsgi:app",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
         ],
-        cwd=ROOT, env=env, start_new_session=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

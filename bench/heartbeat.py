@@ -45,22 +45,35 @@ end
 def _setup(url: str) -> tuple[list[tuple[str, str]], str]:
     from api_shim import tokens
     from settings import get_settings
-    from state import clock, mutations, orgs, workers
+    from state import clock, mutations, orgs
+    from state import hosts as host_state
 
     r = client(url)
     org = orgs.create_org(r, "Bench", f"bench-hb-{time.time_ns()}", clock.now_ms())
     hosts = []
     for i in range(HOSTS):
-        w = workers.register(
-            r, org["id"], hostname=f"h{i}", capacity=4, version=None, projects="all",
-            machine_id=None, region=None, reg_key_id="bench", now_ms=clock.now_ms(),
-        )  # fmt: skip
+        w = host_state.register(
+            r,
+            org["id"],
+            hostname=f"h{i}",
+            capacity=4,
+            version=None,
+            projects="all",
+            machine_id=None,
+            region=None,
+            reg_key_id="bench",
+            now_ms=clock.now_ms(),
+        )
         for _ in range(MUTATIONS):
             mutations.enqueue(
-                r, org_id=org["id"], worker_id=w["id"], op="project.add",
+                r,
+                org_id=org["id"],
+                host_id=w["id"],
+                op="project.add",
                 params={"id": "prj_bench", "repository": "github.com/acme/bench"},
-                requested_by="key_bench", now_ms=clock.now_ms(),
-            )  # fmt: skip
+                requested_by="key_bench",
+                now_ms=clock.now_ms(),
+            )
         token, _ = tokens.mint(get_settings(), {**w, "projects_list": "all"})
         hosts.append((w["id"], token))
     return hosts, org["id"]
@@ -76,9 +89,10 @@ def _inside(hosts: list[tuple[str, str]]) -> list[float]:
     for wid, token in hosts:
         started = time.perf_counter()
         resp = c.post(
-            f"/api/workers/{wid}/heartbeat", json=body,
+            f"/api/workers/{wid}/heartbeat",
+            json=body,
             headers={"Authorization": f"Bearer {token}"},
-        )  # fmt: skip
+        )
         times.append((time.perf_counter() - started) * 1000)
         assert resp.status_code == 200 and len(resp.json["pendingMutations"]) == MUTATIONS
     return times
@@ -113,9 +127,12 @@ def run() -> None:
         assert all(x["errors"] == 0 for x in beats), "non-2xx heartbeat answers"
         print(
             ratio_line(
-                "heartbeats through gunicorn vs /health", median([x["rps"] for x in beats]),
-                median([x["rps"] for x in health]), "req/s", "heartbeats >= 1,500/s",
+                "heartbeats through gunicorn vs /health",
+                median([x["rps"] for x in beats]),
+                median([x["rps"] for x in health]),
+                "req/s",
+                "heartbeats >= 1,500/s",
             )
             + f" | p50 {median([x['p50_ms'] for x in beats]):.1f} ms"
             f" p99 {median([x['p99_ms'] for x in beats]):.1f} ms (wrk, 32 connections)"
-        )  # fmt: skip
+        )

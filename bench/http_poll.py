@@ -23,38 +23,57 @@ def run() -> None:
         r = client(url)
         org = orgs.create_org(r, "Bench", "bench-http", clock.now_ms())
         _, key = apikeys.create_key(
-            r, org["id"], name="o", role="owner", projects="all", scopes=["*"],
+            r,
+            org["id"],
+            name="o",
+            role="owner",
+            projects="all",
+            scopes=["*"],
             now_ms=clock.now_ms(),
-        )  # fmt: skip
+        )
         with gunicorn(env) as base:
             h = {"Authorization": f"Bearer {key}"}
             prj = requests.post(
-                f"{base}/api/org/{org['id']}/projects", headers=h,
-                json={"slug": "app", "name": "App"}, timeout=10,
-            ).json()["project"]  # fmt: skip
+                f"{base}/api/org/{org['id']}/projects",
+                headers=h,
+                json={"slug": "app", "name": "App"},
+                timeout=10,
+            ).json()["project"]
             idle_prj = requests.post(
-                f"{base}/api/org/{org['id']}/projects", headers=h,
-                json={"slug": "idle", "name": "Idle"}, timeout=10,
-            ).json()["project"]  # fmt: skip
+                f"{base}/api/org/{org['id']}/projects",
+                headers=h,
+                json={"slug": "idle", "name": "Idle"},
+                timeout=10,
+            ).json()["project"]
             busy = requests.post(
-                f"{base}/api/workers/register", headers=h,
+                f"{base}/api/workers/register",
+                headers=h,
                 json={"hostname": "busy", "capacity": 1_000_000, "projects": [prj["id"]]},
                 timeout=10,
-            ).json()  # fmt: skip
+            ).json()
             idle = requests.post(
-                f"{base}/api/workers/register", headers=h,
+                f"{base}/api/workers/register",
+                headers=h,
                 json={"hostname": "idle", "capacity": 5, "projects": [idle_prj["id"]]},
                 timeout=10,
-            ).json()  # fmt: skip
+            ).json()
             pipe = r.pipeline(transaction=False)
             now = clock.now_ms()
             for i in range(PREFILL):
                 sessions.enqueue(
-                    pipe, org_id=org["id"], project_id=prj["id"], session_id=f"b{i}",
-                    payload={"sessionId": f"b{i}", "priority": 3, "prompt": "x" * 300,
-                             "queuedAt": now},
-                    record={}, now_ms=now,
-                )  # fmt: skip
+                    pipe,
+                    org_id=org["id"],
+                    project_id=prj["id"],
+                    session_id=f"b{i}",
+                    payload={
+                        "sessionId": f"b{i}",
+                        "priority": 3,
+                        "prompt": "x" * 300,
+                        "queuedAt": now,
+                    },
+                    record={},
+                    now_ms=now,
+                )
                 if i % 5000 == 4999:
                     pipe.execute()
             pipe.execute()
@@ -79,9 +98,13 @@ def run() -> None:
             rows = results[name]
             assert all(x["errors"] == 0 for x in rows), f"{name}: non-2xx answers"
             print(
-                ratio_line(f"poll ({name}) vs /health through gunicorn",
-                           median([x["rps"] for x in rows]), peer, "req/s")
+                ratio_line(
+                    f"poll ({name}) vs /health through gunicorn",
+                    median([x["rps"] for x in rows]),
+                    peer,
+                    "req/s",
+                )
                 + f" | poll p50 {median([x['p50_ms'] for x in rows]):.2f} ms"
                 f" p99 {median([x['p99_ms'] for x in rows]):.2f} ms"
-            )  # fmt: skip
+            )
         print(f"  sessions claimed by the busy poller: {claimed:,}")

@@ -91,8 +91,10 @@ def repowire(prefill: int = 0):
     proc = subprocess.Popen(
         [str(repowire_bin()), "serve", "--port", str(port)],
         env={**os.environ, "HOME": home, "REPOWIRE_DISABLE_HOOK_INSTALL": "1"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -131,8 +133,15 @@ def fill(url: str, n: int) -> None:
     """POST jobs (due later) until at least `n` exist."""
     have = len(requests.get(url + "/jobs", params={"view": "summary"}, timeout=60).json()["work"])
     s = requests.Session()
-    body = {"title": "bench", "prompt": "p" * 60, "path": "/tmp", "backend": "claude-code",
-            "due_at": LATER, "owner_peer_id": "bench", "circle": "global"}  # fmt: skip
+    body = {
+        "title": "bench",
+        "prompt": "p" * 60,
+        "path": "/tmp",
+        "backend": "claude-code",
+        "due_at": LATER,
+        "owner_peer_id": "bench",
+        "circle": "global",
+    }
     for _ in range(n - have):
         s.post(url + "/jobs", json=body, timeout=30).raise_for_status()
 
@@ -154,8 +163,16 @@ def fire_overhead(base: str, r, tmp: Path) -> list[float]:
     for i in range(FIRES):
         out = tmp / f"fire-{time.time_ns()}-{i}"  # unique: rounds must not read old files
         t0 = time.time_ns()
-        s.post(base + "/jobs", json={"title": "noop", "prompt": f"date +%s%N > {out}",
-                                     "path": str(tmp), "backend": "shell"}, timeout=30)  # fmt: skip
+        s.post(
+            base + "/jobs",
+            json={
+                "title": "noop",
+                "prompt": f"date +%s%N > {out}",
+                "path": str(tmp),
+                "backend": "shell",
+            },
+            timeout=30,
+        )
         deadline = time.monotonic() + 30
         while not (out.exists() and out.read_text().strip()):
             if time.monotonic() > deadline:
@@ -192,13 +209,39 @@ def run() -> None:
         r = client(url)
         tmp = Path(tempfile.mkdtemp(prefix="dispatchyard-bench-fires-"))
         procs = [
-            subprocess.Popen([str(BIN / "celery"), "-A", "workers", "worker", "--loglevel",
-                              "WARNING", "--concurrency", "2"], cwd=ROOT, env=env,
-                             start_new_session=True),
-            subprocess.Popen([str(BIN / "celery"), "-A", "bench.celery_peer", "worker",
-                              "--loglevel", "WARNING", "--concurrency", "2", "-Q", "bare"],
-                             cwd=ROOT, env=env, start_new_session=True),
-        ]  # fmt: skip
+            subprocess.Popen(
+                [
+                    str(BIN / "celery"),
+                    "-A",
+                    "workers",
+                    "worker",
+                    "--loglevel",
+                    "WARNING",
+                    "--concurrency",
+                    "2",
+                ],
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+            ),
+            subprocess.Popen(
+                [
+                    str(BIN / "celery"),
+                    "-A",
+                    "bench.celery_peer",
+                    "worker",
+                    "--loglevel",
+                    "WARNING",
+                    "--concurrency",
+                    "2",
+                    "-Q",
+                    "bare",
+                ],
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+            ),
+        ]
         try:
             with gunicorn(env) as base:
                 time.sleep(3)  # let both workers connect before timing anything

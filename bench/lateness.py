@@ -28,13 +28,15 @@ BURST_SECONDS = 130
 def _measure(templates_n: int, cron_of, seconds: int) -> None:
     with private_redis() as (url, _port):
         env = bench_env(url, DISPATCHYARD_MACHINE="late-host")
-        from state import clock, jobs, templates
+        from state import clock, keys, template_rules, templates
 
         r = client(url)
         now = clock.now_ms()
         pipe = r.pipeline(transaction=False)
         for i in range(templates_n):
-            doc = templates.new_doc({"title": f"t{i}", "cron": cron_of(i), "overlap": "allow"}, now)
+            doc = template_rules.new_doc(
+                {"title": f"t{i}", "cron": cron_of(i), "overlap": "allow"}, now
+            )
             templates.write(pipe, doc, now)
             if i % 500 == 499:
                 pipe.execute()
@@ -56,13 +58,13 @@ def _measure(templates_n: int, cron_of, seconds: int) -> None:
             for p in procs:
                 os.killpg(p.pid, signal.SIGTERM)
                 p.wait(30)
-        late, keys = [], Counter()
-        for raw in r.hvals(jobs.DOCS):
+        late, fires = [], Counter()
+        for raw in r.hvals(keys.JOB_DOCS):
             doc = json.loads(raw)
             due = doc["provenance"]["calendar"]["scheduled_due_at"]
-            late.append(jobs.parse_ms(doc["created_at"]) - jobs.parse_ms(due))
-            keys[(doc["source_id"], due)] += 1
-        duplicates = sum(n - 1 for n in keys.values())
+            late.append(clock.parse_ms(doc["created_at"]) - clock.parse_ms(due))
+            fires[(doc["source_id"], due)] += 1
+        duplicates = sum(n - 1 for n in fires.values())
         q = statistics.quantiles(late, n=100) if len(late) > 1 else [0] * 99
         print(
             f"  {templates_n:,} templates, {len(late):,} fires in {seconds} s: lateness "

@@ -25,14 +25,22 @@ ROUNDS = 3
 
 
 def _setup(url: str) -> tuple[str, str]:
-    from state import clock, orgs, workers
+    from state import clock, hosts, orgs
 
     r = client(url)
     org = orgs.create_org(r, "Bench", f"bench-{time.time_ns()}", clock.now_ms())
-    w = workers.register(
-        r, org["id"], hostname="bench", capacity=10**9, version=None, projects="all",
-        machine_id=None, region=None, reg_key_id="bench", now_ms=clock.now_ms(),
-    )  # fmt: skip
+    w = hosts.register(
+        r,
+        org["id"],
+        hostname="bench",
+        capacity=10**9,
+        version=None,
+        projects="all",
+        machine_id=None,
+        region=None,
+        reg_key_id="bench",
+        now_ms=clock.now_ms(),
+    )
     return org["id"], w["id"]
 
 
@@ -53,9 +61,14 @@ def _prefill(url: str, org_id: str, n: int) -> None:
     pipe = r.pipeline(transaction=False)
     for i, (sid, payload, now) in enumerate(_enqueue_args(org_id, n, f"pre{time.time_ns()}")):
         sessions.enqueue(
-            pipe, org_id=org_id, project_id="prj_bench", session_id=sid, payload=payload,
-            record={}, now_ms=now,
-        )  # fmt: skip
+            pipe,
+            org_id=org_id,
+            project_id="prj_bench",
+            session_id=sid,
+            payload=payload,
+            record={},
+            now_ms=now,
+        )
         if i % 2000 == 1999:
             pipe.execute()
     pipe.execute()
@@ -76,10 +89,14 @@ def _cycle_worker(url: str, org_id: str, worker_id: str, seconds: float, out) ->
             sid = f"c{tag}-{time.time_ns()}-{n}"
             now = clock.now_ms()
             sessions.enqueue(
-                r, org_id=org_id, project_id="prj_bench", session_id=sid,
+                r,
+                org_id=org_id,
+                project_id="prj_bench",
+                session_id=sid,
                 payload={"sessionId": sid, "priority": 3, "prompt": "p" * 200, "queuedAt": now},
-                record={}, now_ms=now,
-            )  # fmt: skip
+                record={},
+                now_ms=now,
+            )
             sessions.poll(r, worker_id, org_id, now, 1)
             n += 1
         counts.append(n)
@@ -115,10 +132,25 @@ def peer(url: str, port: int, org_id: str, worker_id: str) -> float:
     _prefill(url, org_id, PEER_REQUESTS + 1000)
     sha = r.script_load(source("poll"))
     argv = [
-        "redis-benchmark", "-p", str(port), "-c", "50", "-n", str(PEER_REQUESTS), "-q",
-        "EVALSHA", sha, "2", keys.worker(worker_id), keys.worker_sessions(worker_id),
-        PREFIXES, str(clock.now_ms()), "1", "", org_id,
-    ]  # fmt: skip
+        "redis-benchmark",
+        "-p",
+        str(port),
+        "-c",
+        "50",
+        "-n",
+        str(PEER_REQUESTS),
+        "-q",
+        "EVALSHA",
+        sha,
+        "2",
+        keys.host(worker_id),
+        keys.host_sessions(worker_id),
+        PREFIXES,
+        str(clock.now_ms()),
+        "1",
+        "",
+        org_id,
+    ]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return float(re.search(r"([\d.]+) requests per second", out).group(1))
 
@@ -137,12 +169,17 @@ def run() -> None:
         print(
             ratio_line(
                 "state/ calls (enqueue or pop-and-claim) vs redis-benchmark EVALSHA poll.lua",
-                2 * median(mine), median(theirs), "calls/s", ">= 0.25",
+                2 * median(mine),
+                median(theirs),
+                "calls/s",
+                ">= 0.25",
             )
-        )  # fmt: skip
+        )
         print(
             ratio_line(
                 "full cycles (enqueue + pop-and-claim) vs the same peer",
-                median(mine), median(theirs), "cycles/s",
+                median(mine),
+                median(theirs),
+                "cycles/s",
             )
-        )  # fmt: skip
+        )

@@ -8,7 +8,7 @@ import secrets
 
 import redis
 
-from state import keys
+from state import keys, store
 from state.orgs import new_id
 from state.scripts import scripts
 
@@ -33,7 +33,7 @@ def create_key(
     scopes: list[str],
     now_ms: int,
     created_by: str | None = None,
-) -> tuple[dict, str]:
+) -> tuple[dict[str, str | int], str]:
     """Mint a key. Returns (stored record, the secret) — the secret is never stored."""
     secret = new_secret()
     key_id = new_id("key")
@@ -52,17 +52,18 @@ def create_key(
         "revokedAt": "",
     }
     pipe = r.pipeline(transaction=True)
-    pipe.hset(keys.apikey(key_id), mapping=record)  # type: ignore[arg-type]
+    # A copy, so redis-py types it as its own mapping (whose key type is invariant).
+    pipe.hset(keys.apikey(key_id), mapping={k: v for k, v in record.items()})
     pipe.set(keys.apikey_hash(digest), key_id)
     pipe.zadd(keys.org_keys(org_id), {key_id: now_ms})
     pipe.execute()
     return record, secret
 
 
-def resolve(r: redis.Redis, secret: str) -> dict | None:
+def resolve(r: redis.Redis, secret: str) -> dict[str, str] | None:
     """The live (unrevoked) key record for a secret, or None."""
     flat = scripts(r).resolve_key(
-        keys=[keys.apikey_hash(hash_secret(secret))], args=[keys.apikey("")]
+        keys=[keys.apikey_hash(hash_secret(secret))], args=[keys.APIKEY_PREFIX]
     )
     if not flat:
         return None
@@ -70,22 +71,19 @@ def resolve(r: redis.Redis, secret: str) -> dict | None:
     return None if record.get("revokedAt") else record
 
 
-def get_key(r: redis.Redis, org_id: str, key_id: str) -> dict | None:
-    record = r.hgetall(keys.apikey(key_id))
+def get_key(r: redis.Redis, org_id: str, key_id: str) -> dict[str, str] | None:
+    record = store.hgetall(r, keys.apikey(key_id))
     return record if record and record.get("orgId") == org_id else None
 
 
-def list_keys(r: redis.Redis, org_id: str) -> list[dict]:
-    ids: list[str] = r.zrange(keys.org_keys(org_id), 0, -1)  # type: ignore[assignment]
-    pipe = r.pipeline(transaction=False)
-    for key_id in ids:
-        pipe.hgetall(keys.apikey(key_id))
-    return [k for k in pipe.execute() if k]
+def list_keys(r: redis.Redis, org_id: str) -> list[dict[str, str]]:
+    ids = store.zrange(r, keys.org_keys(org_id))
+    return [k for k in store.hgetall_many(r, [keys.apikey(key_id) for key_id in ids]) if k]
 
 
 def revoke(r: redis.Redis, org_id: str, key_id: str, now_ms: int) -> str:
     """'revoked', 'already_revoked' or 'not_found'."""
     code = scripts(r).revoke_key(
-        keys=[keys.apikey(key_id)], args=[keys.apikey_hash(""), now_ms, org_id]
+        keys=[keys.apikey(key_id)], args=[keys.APIKEY_HASH_PREFIX, now_ms, org_id]
     )
     return {1: "revoked", 2: "already_revoked"}.get(code, "not_found")

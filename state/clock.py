@@ -40,6 +40,29 @@ def reset() -> None:
     _offset_ms = 0
 
 
+# The contract fixes one timestamp format per route group: the daemon group answers ISO-8601
+# with an offset (`2026-11-22T19:00:40.872767+00:00`, as repowire), the platform group ISO-8601
+# UTC with a Z and milliseconds. Both are made here and nowhere else.
+
+
+def iso(ms: int) -> str:
+    """Epoch ms -> ISO-8601 with offset, as the daemon group answers."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+
+
+def parse_ms(value: object) -> int | None:
+    """An ISO-8601 timestamp (naive means UTC) -> epoch ms; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
 def iso_ms(ms: int | str | None) -> str | None:
     """Epoch ms -> ISO-8601 UTC with a Z, as the platform group answers."""
     if ms in (None, ""):

@@ -1,13 +1,15 @@
-"""Session health: a pure function of a session record, its worker's record and a clock.
+"""Session health: a pure function of a session record, its host's record and a clock.
 
 Signals (platform.md §3) and their levels; the session's level is the worst of its signals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from state.models import SESSION_ACTIVE
+from state.models import SESSION_ACTIVE, HostState
 
 LEVELS = ("green", "yellow", "red")
 SIGNAL_LEVEL = {
@@ -28,13 +30,16 @@ class Thresholds:
     worker_offline_ms: int
 
 
-def _ms(record: dict, name: str) -> int | None:
+def _ms(record: Mapping[str, Any], name: str) -> int | None:
     value = record.get(name)
     return int(value) if value not in (None, "") else None
 
 
-def assess(session: dict, worker: dict | None, now_ms: int, t: Thresholds) -> dict:
-    """`{"level": green|yellow|red, "signals": [names]}` for one session."""
+def assess(
+    session: Mapping[str, Any], host: Mapping[str, Any] | None, now_ms: int, t: Thresholds
+) -> dict[str, Any]:
+    """`{"level": green|yellow|red, "signals": [names]}` for one session; `host` holds its
+    host's `lastHeartbeat` and `status` (None: unknown host)."""
     signals: list[str] = []
     status = session.get("status")
     if status in SESSION_ACTIVE:
@@ -46,10 +51,10 @@ def assess(session: dict, worker: dict | None, now_ms: int, t: Thresholds) -> di
         since = _ms(session, "toolSince")
         if status == "running" and since is not None and now_ms - since > t.tool_loop_ms:
             signals.append("ToolLoopStuck")
-        last = _ms(worker, "lastHeartbeat") if worker else None
+        last = _ms(host, "lastHeartbeat") if host else None
         offline = (
-            worker is None
-            or worker.get("status") in ("offline", "deregistered")
+            host is None
+            or host.get("status") in (HostState.OFFLINE, HostState.DEREGISTERED)
             or last is None
             or now_ms - last > t.worker_offline_ms
         )

@@ -8,9 +8,11 @@ from typing import Any
 
 import redis
 
-from state import keys
+from state import keys, store
+from state.models import HOST_TRANSITIONS, HostState, allowed_from
 from state.mutations import P
 from state.scripts import scripts
+from state.sessions import PREFIXES
 
 REVOKED = "revoked"
 
@@ -25,7 +27,7 @@ class HeartbeatResult:
 
 def heartbeat(
     r: redis.Redis,
-    worker_id: str,
+    host_id: str,
     *,
     org_id: str,
     revoked_key: str = "",
@@ -33,27 +35,29 @@ def heartbeat(
     applied: list[str],
     failures: list[dict[str, str]],
     allowlist_hash: str | None,
-    allowlist: list[dict] | None,
+    allowlist: list[dict[str, Any]] | None,
     now_ms: int,
     redeliver_after_ms: int,
     max_deliveries: int,
 ) -> HeartbeatResult | str | None:
-    """None for an unknown (or deregistered, or another org's) worker; REVOKED when
-    `revoked_key` (the caller's token revocation key) exists."""
+    """None for an unknown (or deregistered, or another org's) host; REVOKED when
+    `revoked_key` (the caller's token revocation key) exists. A heartbeat makes the host
+    active (an offline one is back)."""
     out = scripts(r).heartbeat(
-        keys=[keys.worker(worker_id), keys.host_open_mutations(worker_id), keys.WORKER_HEARTBEATS],
+        keys=[keys.host(host_id), keys.host_open_mutations(host_id), keys.HOST_HEARTBEATS],
         args=[
             P,
             now_ms,
             redeliver_after_ms,
             max_deliveries,
-            json.dumps(fields),
+            json.dumps({**fields, "status": HostState.ACTIVE}),
             json.dumps(applied),
             json.dumps(failures),
             allowlist_hash or "",
             json.dumps(allowlist) if allowlist is not None else "",
             org_id,
             revoked_key,
+            json.dumps(allowed_from(HOST_TRANSITIONS, HostState.ACTIVE)),
         ],
     )
     if out == [-1]:
@@ -83,19 +87,15 @@ def sweep_offline(
     r: redis.Redis, now_ms: int, offline_after_ms: int, batch: int = 1000
 ) -> dict[str, list[str]]:
     """Mark silent hosts offline and requeue their claimed-not-running sessions.
-    Returns {worker id: requeued session ids} for the hosts it marked."""
-    from state.sessions import PREFIXES
-
+    Returns {host id: requeued session ids} for the hosts it marked."""
     cutoff = now_ms - offline_after_ms
+    allowed = json.dumps(allowed_from(HOST_TRANSITIONS, HostState.OFFLINE))
     marked: dict[str, list[str]] = {}
-    silent: list[str] = r.zrangebyscore(  # type: ignore[assignment]
-        keys.WORKER_HEARTBEATS, "-inf", cutoff, 0, batch
-    )
-    for worker_id in silent:
+    for host_id in store.zrangebyscore(r, keys.HOST_HEARTBEATS, "-inf", cutoff, limit=batch):
         moved = scripts(r).mark_offline(
-            keys=[keys.worker(worker_id), keys.WORKER_HEARTBEATS],
-            args=[PREFIXES, worker_id, now_ms, cutoff],
+            keys=[keys.host(host_id), keys.HOST_HEARTBEATS],
+            args=[PREFIXES, host_id, now_ms, cutoff, HostState.OFFLINE, allowed],
         )
         if moved != [-1]:
-            marked[worker_id] = list(moved)
+            marked[host_id] = [str(s) for s in moved]
     return marked

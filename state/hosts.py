@@ -1,15 +1,24 @@
-"""Worker hosts (daemons): registration, runtime-token bookkeeping, deregistration, listing."""
+"""Daemon hosts, which the platform API calls "workers": registration, runtime-token
+bookkeeping, deregistration, listing.
+
+A host's lifecycle (`HostState`) moves only through `HOST_TRANSITIONS`, checked by the script
+that writes the move.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import redis
 
-from state import keys
+from state import keys, store
+from state.models import HOST_INITIAL, HOST_TRANSITIONS, HostState, allowed_from
 from state.orgs import new_id
 from state.scripts import scripts
 from state.sessions import PREFIXES
+
+Record = dict[str, Any]
 
 
 def register(
@@ -24,8 +33,9 @@ def register(
     region: str | None,
     reg_key_id: str,
     now_ms: int,
-) -> dict:
-    """Register (or re-register, by machineId) a worker; returns its record."""
+) -> Record | None:
+    """Register (or re-register, by machineId) a host; returns its record, or None when its
+    state forbids registering it again (HOST_TRANSITIONS)."""
     fields = {
         "orgId": org_id,
         "hostname": hostname,
@@ -36,35 +46,43 @@ def register(
         "region": region or "",
         "regKeyId": reg_key_id,
         "lastHeartbeat": now_ms,
-        "status": "active",
+        "status": HOST_INITIAL,
     }
-    machine_key = keys.worker_machine(org_id, machine_id) if machine_id else ""
-    worker_id = scripts(r).register_worker(
-        keys=[machine_key, keys.org_workers(org_id), keys.WORKER_HEARTBEATS],
-        args=[keys.worker(""), new_id("wkr"), now_ms, json.dumps(fields)],
+    machine_key = keys.host_machine(org_id, machine_id) if machine_id else ""
+    host_id = scripts(r).register_host(
+        keys=[machine_key, keys.org_hosts(org_id), keys.HOST_HEARTBEATS],
+        args=[
+            keys.HOST_PREFIX,
+            new_id("wkr"),
+            now_ms,
+            json.dumps(fields),
+            json.dumps(allowed_from(HOST_TRANSITIONS, HOST_INITIAL)),
+        ],
     )
-    return r.hgetall(keys.worker(worker_id))
+    return store.hgetall(r, keys.host(host_id)) if host_id else None
 
 
-def get(r: redis.Redis, worker_id: str, org_id: str | None = None) -> dict | None:
-    """The worker record; None if unknown, deregistered, or (given `org_id`) another org's."""
-    record = r.hgetall(keys.worker(worker_id))
-    if not record or record.get("status") == "deregistered":
+def get(r: redis.Redis, host_id: str, org_id: str | None = None) -> Record | None:
+    """The host record; None if unknown, deregistered, or (given `org_id`) another org's."""
+    record = store.hgetall(r, keys.host(host_id))
+    if not record or record.get("status") == HostState.DEREGISTERED:
         return None
     if org_id is not None and record.get("orgId") != org_id:
         return None
     return record
 
 
-def projects_of(record: dict) -> str | list[str]:
-    return json.loads(record.get("projects") or '"all"')
+def projects_of(record: Record) -> str | list[str]:
+    """The projects a host serves: "all", or a list of project ids."""
+    projects: str | list[str] = json.loads(record.get("projects") or '"all"')
+    return projects
 
 
-def track_jti(r: redis.Redis, worker_id: str, jti: str, exp_ms: int, now_ms: int) -> None:
+def track_jti(r: redis.Redis, host_id: str, jti: str, exp_ms: int, now_ms: int) -> None:
     """Remember a minted token so deregistration can revoke it."""
     pipe = r.pipeline(transaction=True)
-    pipe.zadd(keys.worker_jtis(worker_id), {jti: exp_ms})
-    pipe.zremrangebyscore(keys.worker_jtis(worker_id), "-inf", now_ms - 3_600_000)
+    pipe.zadd(keys.host_jtis(host_id), {jti: exp_ms})
+    pipe.zremrangebyscore(keys.host_jtis(host_id), "-inf", now_ms - 3_600_000)
     pipe.execute()
 
 
@@ -72,33 +90,43 @@ def is_revoked(r: redis.Redis, jti: str) -> bool:
     return bool(r.exists(keys.jwt_revoked(jti)))
 
 
-def deregister(r: redis.Redis, worker_id: str, now_ms: int, leeway_s: int) -> list[str] | None:
-    """Requeue its claimed-not-running sessions and revoke its tokens; None if unknown."""
-    record: dict[str, str] = r.hgetall(keys.worker(worker_id))  # type: ignore[assignment]
-    if not record:
+def deregister(r: redis.Redis, host_id: str, now_ms: int, leeway_s: int) -> list[str] | None:
+    """Requeue its claimed-not-running sessions and revoke its tokens; None if unknown or
+    already deregistered (nothing written)."""
+    org_id = store.hget(r, keys.host(host_id), "orgId")
+    if org_id is None:
         return None
-    moved = scripts(r).deregister_worker(
+    moved = scripts(r).deregister_host(
         keys=[
-            keys.worker(worker_id),
-            keys.worker_jtis(worker_id),
-            keys.org_workers(record["orgId"]),
-            keys.WORKER_HEARTBEATS,
+            keys.host(host_id),
+            keys.host_jtis(host_id),
+            keys.org_hosts(org_id),
+            keys.HOST_HEARTBEATS,
         ],
-        args=[PREFIXES, worker_id, now_ms, keys.JWT_REVOKED_PREFIX, leeway_s],
+        args=[
+            PREFIXES,
+            host_id,
+            now_ms,
+            keys.JWT_REVOKED_PREFIX,
+            leeway_s,
+            HostState.DEREGISTERED,
+            json.dumps(allowed_from(HOST_TRANSITIONS, HostState.DEREGISTERED)),
+        ],
     )
-    return None if moved == [-1] else list(moved)
+    return None if moved == [-1] else [str(s) for s in moved]
 
 
-def list_workers(r: redis.Redis, org_id: str) -> list[dict]:
-    ids: list[str] = r.zrange(keys.org_workers(org_id), 0, -1)  # type: ignore[assignment]
+def list_hosts(r: redis.Redis, org_id: str) -> list[Record]:
+    """The org's registered hosts, oldest first, each with `activeSessions` (its claimed,
+    running and finalizing sessions)."""
+    ids = store.zrange(r, keys.org_hosts(org_id))
+    records = store.hgetall_many(r, [keys.host(host_id) for host_id in ids])
     pipe = r.pipeline(transaction=False)
-    for worker_id in ids:
-        pipe.hgetall(keys.worker(worker_id))
-        pipe.scard(keys.worker_sessions(worker_id))
-    out = pipe.execute()
-    workers = []
-    for record, active in zip(out[::2], out[1::2], strict=True):
-        if record and record.get("status") != "deregistered":
-            record["activeSessions"] = active
-            workers.append(record)
-    return workers
+    for host_id in ids:
+        pipe.scard(keys.host_sessions(host_id))
+    active = pipe.execute() if ids else []
+    hosts: list[Record] = []
+    for record, count in zip(records, active, strict=True):
+        if record and record.get("status") != HostState.DEREGISTERED:
+            hosts.append({**record, "activeSessions": count})
+    return hosts

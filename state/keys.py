@@ -23,8 +23,11 @@ def org_projects(org_id: str) -> str:
     return f"org:{org_id}:projects"
 
 
+PROJECT_PREFIX = "project:"
+
+
 def project(project_id: str) -> str:
-    return f"project:{project_id}"
+    return f"{PROJECT_PREFIX}{project_id}"
 
 
 def project_slug(org_id: str, slug: str) -> str:
@@ -35,40 +38,46 @@ def org_keys(org_id: str) -> str:
     return f"org:{org_id}:keys"
 
 
+APIKEY_PREFIX = "apikey:"
+APIKEY_HASH_PREFIX = "apikey:hash:"
+
+
 def apikey(key_id: str) -> str:
-    return f"apikey:{key_id}"
+    return f"{APIKEY_PREFIX}{key_id}"
 
 
 def apikey_hash(sha256_hex: str) -> str:
-    return f"apikey:hash:{sha256_hex}"
+    return f"{APIKEY_HASH_PREFIX}{sha256_hex}"
 
 
-# Workers (daemon hosts) and their runtime tokens
-WORKER_HEARTBEATS = "workers:heartbeats"  # ZSET worker id -> last heartbeat ms (offline sweep)
+# Daemon hosts (the platform API calls them "workers", hence the stored names) and their
+# runtime tokens
+HOST_HEARTBEATS = "workers:heartbeats"  # ZSET host id -> last heartbeat ms (offline sweep)
+HOST_PREFIX = "worker:"
 
 
-def worker(worker_id: str) -> str:
-    return f"worker:{worker_id}"
+def host(host_id: str) -> str:
+    return f"{HOST_PREFIX}{host_id}"
 
 
-def org_workers(org_id: str) -> str:
+def org_hosts(org_id: str) -> str:
     return f"org:{org_id}:workers"
 
 
-def worker_machine(org_id: str, machine_id: str) -> str:
+def host_machine(org_id: str, machine_id: str) -> str:
     return f"org:{org_id}:worker:machine:{machine_id}"
 
 
-WORKER_SESSIONS_PREFIX = "worker:sessions:"
+HOST_SESSIONS_PREFIX = "worker:sessions:"
 
 
-def worker_sessions(worker_id: str) -> str:
-    """SET of the worker's active (claimed, running, finalizing) session ids."""
-    return f"{WORKER_SESSIONS_PREFIX}{worker_id}"
+def host_sessions(host_id: str) -> str:
+    """SET of the host's active (claimed, running, finalizing) session ids."""
+    return f"{HOST_SESSIONS_PREFIX}{host_id}"
 
 
-def worker_jtis(worker_id: str) -> str:
-    return f"worker:jtis:{worker_id}"
+def host_jtis(host_id: str) -> str:
+    return f"worker:jtis:{host_id}"
 
 
 JWT_REVOKED_PREFIX = "jwt:revoked:"
@@ -115,6 +124,18 @@ def project_sessions(project_id: str) -> str:
     return f"{PROJECT_SESSIONS_PREFIX}{project_id}"
 
 
+# What the queue scripts (lib_sessions.lua) build keys from: `P.<name> .. id`.
+SESSION_SCRIPT_PREFIXES = {
+    "items": WORK_ITEMS,
+    "queue": WORK_QUEUE,
+    "session": SESSION_PREFIX,
+    "claim": CLAIM_PREFIX,
+    "org_queue": ORG_QUEUE_PREFIX,
+    "project_queue": PROJECT_QUEUE_PREFIX,
+    "host_sessions": HOST_SESSIONS_PREFIX,
+}
+
+
 # Beat
 BEAT_LAST_TICK = "beat:last_tick"
 
@@ -134,13 +155,16 @@ def mutation_history(mutation_id: str) -> str:
     return f"{MUTATION_HISTORY_PREFIX}{mutation_id}"
 
 
-def host_open_mutations(worker_id: str) -> str:
-    return f"{HOST_OPEN_MUTATIONS_PREFIX}{worker_id}"
+HOST_MUTATIONS_PREFIX = "worker:mutations:all:"
 
 
-def host_mutations(worker_id: str) -> str:
+def host_open_mutations(host_id: str) -> str:
+    return f"{HOST_OPEN_MUTATIONS_PREFIX}{host_id}"
+
+
+def host_mutations(host_id: str) -> str:
     """Every mutation of a host, by requestedAt (for listing)."""
-    return f"worker:mutations:all:{worker_id}"
+    return f"{HOST_MUTATIONS_PREFIX}{host_id}"
 
 
 def org_mutations(org_id: str, status: str | None = None) -> str:
@@ -148,17 +172,39 @@ def org_mutations(org_id: str, status: str | None = None) -> str:
     return f"{base}:{status}" if status else base
 
 
+# What the mutation scripts (lib_mutations.lua, heartbeat.lua) build keys from. The heartbeat
+# also reads the registering API key and counts the queues the host serves.
+MUTATION_SCRIPT_PREFIXES = {
+    "mutation": MUTATION_PREFIX,
+    "history": MUTATION_HISTORY_PREFIX,
+    "open": HOST_OPEN_MUTATIONS_PREFIX,
+    "host_all": HOST_MUTATIONS_PREFIX,
+    "org_mutations": ORG_MUTATIONS_PREFIX,
+    "inflight": MUTATIONS_INFLIGHT,
+    "apikey": APIKEY_PREFIX,
+    "org_queue": ORG_QUEUE_PREFIX,
+    "project_queue": PROJECT_QUEUE_PREFIX,
+}
+
+
 # Durable jobs and recurring templates (daemon group)
+JOB_DOCS = "jobs:docs"  # HASH job id -> status object JSON
+JOB_SUMMARIES = "jobs:summaries"  # HASH job id -> summary view JSON
 JOBS_ALL = "jobs:all"  # ZSET job id -> created ms (list order, cursors)
 JOBS_DUE = "jobs:due"  # ZSET queued job id -> when to (re)send its fire (ms)
 JOBS_LEASES = "jobs:leases"  # ZSET job id -> lease expiry ms of its running attempt
 JOBS_EXPIRY = "jobs:expiry"  # ZSET queued job id -> expires_at ms
 JOBS_DEADLINES = "jobs:deadlines"  # ZSET active job id -> deadline_at ms
+TEMPLATE_DOCS = "templates:docs"  # HASH cal id -> status object JSON
+TEMPLATE_SUMMARIES = "templates:summaries"  # HASH cal id -> summary view JSON
+TEMPLATES_BUFFERED = "templates:buffered"  # SET of templates holding a buffered child
 TEMPLATES_ALL = "templates:all"  # ZSET cal id -> next due ms (list order)
 TEMPLATES_DUE = "templates:due"  # ZSET active cal id -> next due ms
 EVENTS = "events"  # STREAM of job_state_changed and other events
-MACHINES_ALIVE = "machines:alive"  # ZSET machine -> last seen ms (Celery workers)
-WORKERS_ONLINE = "celery:workers:online"  # ZSET worker hostname -> last seen ms
+SCHEDULER_LOCK = "scheduler:tick:lock"  # owner token of the running scheduler tick
+# Liveness of the Celery side: machines with a live worker node, nodes seen, beat's last tick.
+MACHINES_ALIVE = "machines:alive"  # ZSET machine -> last seen ms
+NODES_ONLINE = "celery:workers:online"  # ZSET Celery node name -> last seen ms
 
 
 def job(job_id: str) -> str:
@@ -193,10 +239,32 @@ def executors(machine: str) -> str:
 
 # Peers and asks (the mesh registry persistent jobs are delivered through)
 PEERS = "peers"  # ZSET peer id -> registered ms
+PEER_PREFIX = "peer:"
+# SETs of peer ids by status and by circle, kept by the scripts that write those fields, so a
+# list (and a persistent fire's search for an online peer) reads only the peers it may return.
+PEERS_IN_STATE_PREFIX = "peers:status:"
+PEERS_IN_CIRCLE_PREFIX = "peers:circle:"
 
 
 def peer(peer_id: str) -> str:
-    return f"peer:{peer_id}"
+    return f"{PEER_PREFIX}{peer_id}"
+
+
+def peers_in_state(state: str) -> str:
+    return f"{PEERS_IN_STATE_PREFIX}{state}"
+
+
+def peers_in_circle(circle: str) -> str:
+    return f"{PEERS_IN_CIRCLE_PREFIX}{circle}"
+
+
+# What the peer scripts build keys from (the peer id, or its old status or circle, is read
+# inside the script).
+PEER_SCRIPT_PREFIXES = {
+    "peer": PEER_PREFIX,
+    "state": PEERS_IN_STATE_PREFIX,
+    "circle": PEERS_IN_CIRCLE_PREFIX,
+}
 
 
 def peer_name(circle: str, name: str) -> str:

@@ -6,6 +6,11 @@ so the check and the write happen in one atomic step.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+from enum import StrEnum
+from typing import TypeVar
+
 ROLES = ("auditor", "member", "admin", "owner")
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
 
@@ -65,47 +70,135 @@ MUTATION_TRANSITIONS: dict[str, set[str]] = {
     "cancelled": set(),
 }
 MUTATION_STATUSES = tuple(MUTATION_TRANSITIONS)
-MUTATION_OPS = ("project.add", "project.remove", "pool.deleted", "modelAccess.set",
-                "modelAccess.clear")  # fmt: skip
+MUTATION_OPS = (
+    "project.add",
+    "project.remove",
+    "pool.deleted",
+    "modelAccess.set",
+    "modelAccess.clear",
+)
 MODEL_ACCESS_WORKLOADS = (*WORK_TYPES, "code-survival-scan", "kg-extraction", "interview")
 
-# What the platform tells a host about itself; anything but "ok" is offered no work.
+# What the platform tells a host about itself (its record's `hostStatus`, the heartbeat's
+# `hostStatus.status`); anything but "ok" is offered no work. Not the host's lifecycle: that is
+# HostState, in the record's `status`.
 HOST_STATUSES = ("ok", "pool_deleted", "pool_draining", "pool_disabled", "unauthorized")
 
 
-def allowed_from(table: dict[str, set[str]], target: str) -> list[str]:
+class HostState(StrEnum):
+    """A daemon host's lifecycle (its record's `status`)."""
+
+    ACTIVE = "active"  # registered and heartbeating
+    OFFLINE = "offline"  # silent past the offline window (the sweep)
+    DEREGISTERED = "deregistered"  # every route but register treats it as unknown
+
+
+# Registering starts a host `active`. A heartbeat or a registration again keeps it active, and
+# brings an offline one back. Registering again with the same machineId also brings a
+# deregistered host back, under the same id: the machine index outlives deregistration, and
+# registration is the only move out of `deregistered` (heartbeat and poll refuse such a host
+# before any move).
+HOST_TRANSITIONS: dict[HostState, frozenset[HostState]] = {
+    HostState.ACTIVE: frozenset({HostState.ACTIVE, HostState.OFFLINE, HostState.DEREGISTERED}),
+    HostState.OFFLINE: frozenset({HostState.ACTIVE, HostState.DEREGISTERED}),
+    HostState.DEREGISTERED: frozenset({HostState.ACTIVE}),
+}
+HOST_INITIAL = HostState.ACTIVE
+# What a host reports about itself on heartbeat (its record's `reportedStatus`). Not a
+# lifecycle state: the host list shows an active host that reports `draining` as draining.
+HOST_REPORTED_STATUSES = ("idle", "busy", "draining")
+
+
+class PeerState(StrEnum):
+    """A peer's presence (its record's `status`). Without the WebSocket transport a registered
+    peer is online until it is marked offline."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+# Registering (again) brings a peer online; marking an offline peer offline again is a repeated
+# report, which refreshes `last_seen`.
+PEER_TRANSITIONS: dict[PeerState, frozenset[PeerState]] = {
+    PeerState.ONLINE: frozenset({PeerState.ONLINE, PeerState.OFFLINE}),
+    PeerState.OFFLINE: frozenset({PeerState.ONLINE, PeerState.OFFLINE}),
+}
+PEER_INITIAL = PeerState.ONLINE
+
+S = TypeVar("S", bound=str)
+
+
+def allowed_from(table: Mapping[S, AbstractSet[S]], target: S) -> list[S]:
     """The states from which `target` may be reached."""
     return sorted(s for s, targets in table.items() if target in targets)
 
 
-# Durable jobs (daemon.md §2). Active states may move to any state (a runner or the job's
-# own agent reports progress); `failed`, `unavailable` and `delivered` may be fired again
-# (run / retry); the other terminal states are final.
-JOB_ACTIVE = ("queued", "dispatching", "delivered", "running", "awaiting_input", "blocked")
-JOB_TERMINAL = ("completed", "failed", "cancelled", "expired", "unavailable")
+class JobState(StrEnum):
+    """A durable job's state (daemon.md §2)."""
+
+    QUEUED = "queued"
+    DISPATCHING = "dispatching"
+    DELIVERED = "delivered"
+    RUNNING = "running"
+    AWAITING_INPUT = "awaiting_input"
+    BLOCKED = "blocked"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    UNAVAILABLE = "unavailable"
+
+
+_J = JobState
+JOB_ACTIVE = (_J.QUEUED, _J.DISPATCHING, _J.DELIVERED, _J.RUNNING, _J.AWAITING_INPUT, _J.BLOCKED)
+JOB_TERMINAL = (_J.COMPLETED, _J.FAILED, _J.CANCELLED, _J.EXPIRED, _J.UNAVAILABLE)
 JOB_STATES = JOB_ACTIVE + JOB_TERMINAL
-JOB_TRANSITIONS: dict[str, set[str]] = {
-    **{state: set(JOB_STATES) for state in JOB_ACTIVE},
-    "completed": set(),
-    "cancelled": set(),
-    "expired": set(),
-    "failed": {"dispatching"},
-    "unavailable": {"dispatching"},
+# Every move a job can make, whoever makes it. Staying in the same state is not a move (a
+# progress report, or the same terminal state reported again, which is idempotent).
+# - An active job may be reported in any state but `dispatching` by the peer or executor that
+#   works it (PATCH), and ended by the runner and the sweeps (unavailable, expired, ...).
+# - `dispatching` starts an attempt: from `queued` (its fire), from `failed`/`unavailable`
+#   (run, retry) and from `delivered` (retry); nothing else may enter it.
+# - completed, cancelled and expired are final.
+_REPORTABLE = frozenset(JOB_STATES) - {_J.DISPATCHING}
+JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    _J.QUEUED: _REPORTABLE - {_J.QUEUED} | {_J.DISPATCHING},
+    _J.DISPATCHING: _REPORTABLE,
+    _J.DELIVERED: _REPORTABLE - {_J.DELIVERED} | {_J.DISPATCHING},
+    _J.RUNNING: _REPORTABLE - {_J.RUNNING},
+    _J.AWAITING_INPUT: _REPORTABLE - {_J.AWAITING_INPUT},
+    _J.BLOCKED: _REPORTABLE - {_J.BLOCKED},
+    _J.COMPLETED: frozenset(),
+    _J.FAILED: frozenset({_J.DISPATCHING}),
+    _J.CANCELLED: frozenset(),
+    _J.EXPIRED: frozenset(),
+    _J.UNAVAILABLE: frozenset({_J.DISPATCHING}),
 }
-# Which states a fire may start from, by why it fires.
+# Moves only the runner makes (acquire); a PATCH may not.
+JOB_RUNNER_ONLY = frozenset({_J.DISPATCHING})
+# Which states a fire may start from, by why it fires (a subset of the moves into dispatching).
 FIRE_FROM = {
-    "due": {"queued"},
-    "run": {"queued", "failed", "unavailable"},
-    "retry": {"failed", "unavailable", "delivered"},
+    "due": frozenset({_J.QUEUED}),
+    "run": frozenset({_J.QUEUED, _J.FAILED, _J.UNAVAILABLE}),
+    "retry": frozenset({_J.FAILED, _J.UNAVAILABLE, _J.DELIVERED}),
 }
 # Runner-managed jobs need the current attempt id to reach these.
-ATTEMPT_CHECKED = {"completed", "failed", "cancelled"}
+ATTEMPT_CHECKED = frozenset({_J.COMPLETED, _J.FAILED, _J.CANCELLED})
 
-TEMPLATE_STATES = ("active", "paused", "cancelled")
-TEMPLATE_TRANSITIONS: dict[str, set[str]] = {
-    "active": {"paused", "cancelled"},
-    "paused": {"active", "cancelled"},
-    "cancelled": set(),
+
+class TemplateState(StrEnum):
+    """A recurring template's state."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+
+TEMPLATE_STATES = tuple(TemplateState)
+TEMPLATE_TRANSITIONS: dict[TemplateState, frozenset[TemplateState]] = {
+    TemplateState.ACTIVE: frozenset({TemplateState.PAUSED, TemplateState.CANCELLED}),
+    TemplateState.PAUSED: frozenset({TemplateState.ACTIVE, TemplateState.CANCELLED}),
+    TemplateState.CANCELLED: frozenset(),
 }
 OVERLAP_POLICIES = ("skip", "buffer_one", "allow")
 # repowire's agent types: accepted at create; a fire of one with no configured command ends

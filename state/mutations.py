@@ -13,21 +13,15 @@ from typing import Any
 
 import redis
 
-from state import keys
+from state import keys, store
 from state.models import MUTATION_TRANSITIONS
 from state.scripts import scripts
 
+# ARGV 1 of every mutation script: the key prefixes, and T, the whole transition table (a
+# heartbeat moves many mutations, from several states).
 P = json.dumps(
     {
-        "mutation": keys.MUTATION_PREFIX,
-        "history": keys.MUTATION_HISTORY_PREFIX,
-        "open": keys.HOST_OPEN_MUTATIONS_PREFIX,
-        "host_all": keys.host_mutations(""),
-        "org_mutations": keys.ORG_MUTATIONS_PREFIX,
-        "inflight": keys.MUTATIONS_INFLIGHT,
-        "apikey": keys.apikey(""),
-        "org_queue": keys.ORG_QUEUE_PREFIX,
-        "project_queue": keys.PROJECT_QUEUE_PREFIX,
+        **keys.MUTATION_SCRIPT_PREFIXES,
         "T": {state: sorted(targets) for state, targets in MUTATION_TRANSITIONS.items()},
     }
 )
@@ -41,18 +35,18 @@ def enqueue(
     r: redis.Redis,
     *,
     org_id: str,
-    worker_id: str,
+    host_id: str,
     op: str,
     params: dict[str, Any],
     requested_by: str,
     now_ms: int,
-) -> dict | None:
+) -> dict[str, str] | None:
     """Queue a mutation; None when the host is unknown or another org's."""
     mutation_id = new_id()
     record = {
         "id": mutation_id,
         "orgId": org_id,
-        "workerHostId": worker_id,
+        "workerHostId": host_id,
         "op": op,
         "params": json.dumps(params),
         "status": "pending",
@@ -61,22 +55,22 @@ def enqueue(
         "deliveryCount": 0,
     }
     ok = scripts(r).enqueue_mutation(
-        keys=[keys.worker(worker_id)], args=[P, mutation_id, now_ms, json.dumps(record)]
+        keys=[keys.host(host_id)], args=[P, mutation_id, now_ms, json.dumps(record)]
     )
     return get(r, org_id, mutation_id) if ok else None
 
 
 def cancel(r: redis.Redis, org_id: str, mutation_id: str, by: str, now_ms: int) -> str:
     """'cancelled' | 'not_found' | 'already_delivered' | 'already_cancelled' | ..."""
-    return scripts(r).cancel_mutation(keys=[], args=[P, mutation_id, org_id, now_ms, by])
+    return str(scripts(r).cancel_mutation(keys=[], args=[P, mutation_id, org_id, now_ms, by]))
 
 
-def get(r: redis.Redis, org_id: str, mutation_id: str) -> dict | None:
-    record = r.hgetall(keys.mutation(mutation_id))
+def get(r: redis.Redis, org_id: str, mutation_id: str) -> dict[str, str] | None:
+    record = store.hgetall(r, keys.mutation(mutation_id))
     return record if record and record.get("orgId") == org_id else None
 
 
-def history(r: redis.Redis, mutation_id: str) -> list[dict]:
+def history(r: redis.Redis, mutation_id: str) -> list[dict[str, Any]]:
     return [json.loads(e) for e in r.lrange(keys.mutation_history(mutation_id), 0, -1)]
 
 
@@ -84,23 +78,20 @@ def list_for(
     r: redis.Redis,
     org_id: str,
     *,
-    worker_id: str | None,
+    host_id: str | None,
     status: str | None,
     limit: int,
-) -> list[dict]:
+) -> list[dict[str, str]]:
     """Newest first. A host's own index is read when a host is named (a host has few),
     else the org's index for that status: never more than `limit` records from an org index."""
-    if worker_id is not None:
-        index = keys.host_mutations(worker_id)
+    if host_id is not None:
+        index = keys.host_mutations(host_id)
     else:
         index = keys.org_mutations(org_id, status)
-    stop = -1 if (worker_id and status) else limit - 1
-    ids: list[str] = r.zrevrange(index, 0, stop)  # type: ignore[assignment]
-    pipe = r.pipeline(transaction=False)
-    for mutation_id in ids:
-        pipe.hgetall(keys.mutation(mutation_id))
+    stop = -1 if (host_id and status) else limit - 1
+    ids = [mutation_id for mutation_id, _ in store.zrevrange_scored(r, index, 0, stop)]
     out = []
-    for record in pipe.execute():
+    for record in store.hgetall_many(r, [keys.mutation(mutation_id) for mutation_id in ids]):
         if not record or record.get("orgId") != org_id:
             continue
         if status and record.get("status") != status:
@@ -115,7 +106,9 @@ def sweep_stale(
     r: redis.Redis, now_ms: int, redeliver_after_ms: int, max_deliveries: int, batch: int = 1000
 ) -> int:
     """Fail in-flight mutations that used up their deliveries; returns how many failed."""
-    ids = r.zrangebyscore(keys.MUTATIONS_INFLIGHT, "-inf", now_ms - redeliver_after_ms, 0, batch)
+    ids = store.zrangebyscore(
+        r, keys.MUTATIONS_INFLIGHT, "-inf", now_ms - redeliver_after_ms, limit=batch
+    )
     failed = 0
     for mutation_id in ids:
         failed += scripts(r).sweep_mutation(

@@ -3,7 +3,7 @@
 Contract layout (platform.md §3): `work:items` holds a session's payload only while it is queued;
 `work:queue` orders queued sessions by `priority * 1e13 + queuedAt`; `agent:session:{id}` is the
 lifecycle record, kept after claim; `work:claim:{id}` is the SET NX claim marker. We also keep
-per-org and per-project copies of `work:queue` so a poll only looks at work the worker may take.
+per-org and per-project copies of `work:queue` so a poll only looks at work the host may take.
 """
 
 from __future__ import annotations
@@ -13,21 +13,12 @@ from typing import Any
 
 import redis
 
-from state import keys
+from state import keys, store
 from state.models import SESSION_TERMINAL, SESSION_TRANSITIONS, allowed_from
 from state.scripts import scripts
 
-PREFIXES = json.dumps(
-    {
-        "items": keys.WORK_ITEMS,
-        "queue": keys.WORK_QUEUE,
-        "session": keys.SESSION_PREFIX,
-        "claim": keys.CLAIM_PREFIX,
-        "org_queue": keys.ORG_QUEUE_PREFIX,
-        "project_queue": keys.PROJECT_QUEUE_PREFIX,
-        "worker_sessions": keys.WORKER_SESSIONS_PREFIX,
-    }
-)
+# ARGV 1 of every queue script (lib_sessions.lua), serialized once.
+PREFIXES = json.dumps(keys.SESSION_SCRIPT_PREFIXES)
 
 PRIORITY_WEIGHT = 10**13
 REVOKED = "revoked"
@@ -79,17 +70,17 @@ def enqueue(
 
 def poll(
     r: redis.Redis,
-    worker_id: str,
+    host_id: str,
     org_id: str,
     now_ms: int,
     batch_max: int,
     revoked_key: str = "",
-) -> list[dict] | str | None:
-    """Pop and claim what the worker has room for, from the projects it serves. None for an
-    unknown worker (or another org's); REVOKED when `revoked_key` (the caller's token
+) -> list[dict[str, Any]] | str | None:
+    """Pop and claim what the host has room for, from the projects it serves. None for an
+    unknown host (or another org's); REVOKED when `revoked_key` (the caller's token
     revocation key) exists. One round trip."""
     out = scripts(r).poll(
-        keys=[keys.worker(worker_id), keys.worker_sessions(worker_id)],
+        keys=[keys.host(host_id), keys.host_sessions(host_id)],
         args=[PREFIXES, now_ms, batch_max, revoked_key, org_id],
     )
     if out == [-1]:
@@ -99,10 +90,10 @@ def poll(
     return [json.loads(p) for p in out]
 
 
-def claim(r: redis.Redis, worker_id: str, session_id: str, now_ms: int) -> tuple[str, Any]:
+def claim(r: redis.Redis, host_id: str, session_id: str, now_ms: int) -> tuple[str, Any]:
     """('ok', payload) | ('not_available', None) | ('unauthorized', projectId) | ('no_worker',)."""
     out = scripts(r).claim_session(
-        keys=[keys.worker(worker_id), keys.session(session_id)],
+        keys=[keys.host(host_id), keys.session(session_id)],
         args=[PREFIXES, session_id, now_ms],
     )
     if out[0] == "ok":
@@ -110,18 +101,18 @@ def claim(r: redis.Redis, worker_id: str, session_id: str, now_ms: int) -> tuple
     return out[0], (out[1] if len(out) > 1 else None)
 
 
-def nack(r: redis.Redis, worker_id: str, session_id: str, now_ms: int) -> bool:
-    """Back to the queue with its original score; False if the worker does not hold the claim."""
+def nack(r: redis.Redis, host_id: str, session_id: str, now_ms: int) -> bool:
+    """Back to the queue with its original score; False if the host does not hold the claim."""
     return bool(
         scripts(r).requeue_session(
-            keys=[keys.session(session_id)], args=[PREFIXES, session_id, worker_id, now_ms]
+            keys=[keys.session(session_id)], args=[PREFIXES, session_id, host_id, now_ms]
         )
     )
 
 
 def set_status(
     r: redis.Redis,
-    worker_id: str,
+    host_id: str,
     session_id: str,
     status: str,
     fields: dict[str, Any],
@@ -129,9 +120,9 @@ def set_status(
 ) -> tuple[str, Any]:
     """('ok', record) | ('not_found', None) | ('forbidden', None) | ('illegal', current)."""
     out = scripts(r).set_session_status(
-        keys=[keys.session(session_id), keys.worker_sessions(worker_id)],
+        keys=[keys.session(session_id), keys.host_sessions(host_id)],
         args=[
-            worker_id,
+            host_id,
             status,
             ",".join(allowed_from(SESSION_TRANSITIONS, status)),
             now_ms,
@@ -144,25 +135,24 @@ def set_status(
     return out[0], (out[1] if len(out) > 1 else None)
 
 
-def record_activity(r: redis.Redis, worker_id: str, session_id: str, tool: str, now_ms: int) -> str:
+def record_activity(r: redis.Redis, host_id: str, session_id: str, tool: str, now_ms: int) -> str:
     """'ok' | 'not_found' | 'forbidden'."""
-    code = scripts(r).record_activity(
-        keys=[keys.session(session_id)], args=[worker_id, tool, now_ms]
-    )
+    code = scripts(r).record_activity(keys=[keys.session(session_id)], args=[host_id, tool, now_ms])
     return {1: "ok", 0: "not_found", -1: "forbidden"}[code]
 
 
-def get(r: redis.Redis, session_id: str, org_id: str | None = None) -> dict | None:
-    record = r.hgetall(keys.session(session_id))
+def get(r: redis.Redis, session_id: str, org_id: str | None = None) -> dict[str, str] | None:
+    record = store.hgetall(r, keys.session(session_id))
     if not record or (org_id is not None and record.get("orgId") != org_id):
         return None
     return record
 
 
-def queued_payload(r: redis.Redis, session_id: str) -> dict | None:
+def queued_payload(r: redis.Redis, session_id: str) -> dict[str, Any] | None:
     """The full payload, present only while the session is queued."""
-    raw = r.hget(keys.WORK_ITEMS, session_id)
-    return json.loads(raw) if raw else None
+    raw = store.hget(r, keys.WORK_ITEMS, session_id)
+    payload: dict[str, Any] | None = json.loads(raw) if raw else None
+    return payload
 
 
 def queue_length(r: redis.Redis, org_id: str) -> int:
@@ -171,21 +161,21 @@ def queue_length(r: redis.Redis, org_id: str) -> int:
 
 def list_for(
     r: redis.Redis, org_id: str, project_id: str | None, limit: int
-) -> tuple[list[dict], dict[str, dict]]:
-    """The newest `limit` sessions of an org (or one project), and their workers' records."""
+) -> tuple[list[dict[str, str]], dict[str, dict[str, str | None]]]:
+    """The newest `limit` sessions of an org (or one project), and their hosts' liveness
+    (`lastHeartbeat`, `status`) by host id."""
     index = keys.project_sessions(project_id) if project_id else keys.org_sessions(org_id)
-    ids: list[str] = r.zrevrange(index, 0, limit - 1)  # type: ignore[assignment]
+    ids = [session_id for session_id, _ in store.zrevrange_scored(r, index, 0, limit - 1)]
+    sessions = store.hgetall_many(r, [keys.session(session_id) for session_id in ids])
+    records = [s for s in sessions if s and s.get("orgId") == org_id]
+    host_ids = sorted({s["workerId"] for s in records if s.get("workerId")})
+    # Two fields, not the whole record: a host's record holds its allowlist.
     pipe = r.pipeline(transaction=False)
-    for session_id in ids:
-        pipe.hgetall(keys.session(session_id))
-    records = [s for s in pipe.execute() if s and s.get("orgId") == org_id]
-    worker_ids = sorted({s["workerId"] for s in records if s.get("workerId")})
-    pipe = r.pipeline(transaction=False)
-    for worker_id in worker_ids:
-        pipe.hmget(keys.worker(worker_id), "lastHeartbeat", "status")
-    workers = {
-        wid: {"lastHeartbeat": last, "status": status}
-        for wid, (last, status) in zip(worker_ids, pipe.execute(), strict=True)
+    for host_id in host_ids:
+        pipe.hmget(keys.host(host_id), "lastHeartbeat", "status")
+    hosts = {
+        host_id: {"lastHeartbeat": last, "status": status}
+        for host_id, (last, status) in zip(host_ids, pipe.execute(), strict=True)
         if status is not None
     }
-    return records, workers
+    return records, hosts

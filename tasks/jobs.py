@@ -23,11 +23,15 @@ import redis
 from celery import signals
 
 from settings import get_settings
-from state import asks, clock, jobs, machines, peers, templates
-from state.models import JOB_TERMINAL
+from state import asks, clock, dispatch, jobs, peers, templates
+from state import executors as executor_records
+from state.clock import iso, parse_ms
+from state.job_shape import target_machine
+from state.models import JOB_TERMINAL, JobState, PeerState
+from tasks import names
 from tasks.store import redis_client
 from workers import executors
-from workers.app import DEFAULT_QUEUE, app, fires_queue, machine_name
+from workers.app import app
 from workers.backends import Backend
 
 log = logging.getLogger(__name__)
@@ -39,30 +43,33 @@ _lock = threading.Lock()
 _shutting_down = False
 
 
+def machine_name() -> str:
+    return get_settings().machine_name()
+
+
 def send_fire(job_id: str, machine: str | None, fire_key: str, why: str = "due") -> None:
-    """Queue a fire: on the job's host's own queue when it names a machine."""
-    fire.apply_async(
-        (job_id, fire_key, why), queue=fires_queue(machine) if machine else DEFAULT_QUEUE
-    )
+    """Queue a fire: on the job's machine's own queue when it names one."""
+    fire.apply_async((job_id, fire_key, why), queue=names.queue_for(machine))
 
 
-def target_machine(doc: dict[str, Any]) -> str | None:
-    return (doc.get("execution") or {}).get("target", {}).get("machine") or None
-
-
-@app.task(name="jobs.fire")
+@app.task(name=names.FIRE)
 def fire(job_id: str, fire_key: str, why: str = "due") -> str:
     r = redis_client()
     s = get_settings()
     try:
         doc = jobs.acquire(
-            r, job_id, fire_key=fire_key, why=why, now_ms=clock.now_ms(),
-            lease_ms=int(s.job_lease_s * 1000), machine=machine_name(),
-        )  # fmt: skip
+            r,
+            job_id,
+            fire_key=fire_key,
+            why=why,
+            now_ms=clock.now_ms(),
+            lease_ms=int(s.job_lease_s * 1000),
+            machine=machine_name(),
+        )
     except jobs.Refused as refused:
         log.info("fire %s of %s refused: %s", fire_key, job_id, refused.reason)
         return refused.reason
-    if doc["state"] != "dispatching":
+    if doc["state"] != JobState.DISPATCHING:
         return doc["state"]  # expired or past its deadline: ended at acquire
     attempt_id = doc["runner"]["current_attempt_id"]
     execution = doc.get("execution") or {}
@@ -89,19 +96,30 @@ def _deliver_to_peer(r: redis.Redis, doc: dict[str, Any], attempt_id: str) -> st
         peer = peers.find_online(
             r, path=target.get("path"), backend=target.get("backend"), circle=circle
         )
-    if peer is None or peer.get("status") != "online":
+    if peer is None or peer.get("status") != PeerState.ONLINE:
         return _unavailable(r, job_id, attempt_id, "assigned_peer_offline")
     now = clock.now_ms()
     correlation_id = asks.open_ask(
-        r, from_peer=RUNNER_PEER, to_peer_id=peer["peer_id"], to_peer=peer["name"],
-        text=_ask_text(doc, attempt_id), now_iso=jobs.iso(now), now_ms=now,
+        r,
+        from_peer=RUNNER_PEER,
+        to_peer_id=peer["peer_id"],
+        to_peer=peer["name"],
+        text=_ask_text(doc, attempt_id),
+        now_iso=iso(now),
+        now_ms=now,
         extra={"job_id": job_id, "attempt_id": attempt_id},
-    )  # fmt: skip
+    )
     try:
-        jobs.delivered(r, job_id, attempt_id, peer_id=peer["peer_id"],
-                       correlation_id=correlation_id, now_ms=clock.now_ms())  # fmt: skip
+        jobs.delivered(
+            r,
+            job_id,
+            attempt_id,
+            peer_id=peer["peer_id"],
+            correlation_id=correlation_id,
+            now_ms=clock.now_ms(),
+        )
     except jobs.Refused:
-        asks.close(r, correlation_id, jobs.iso(clock.now_ms()))  # cancelled meanwhile
+        asks.close(r, correlation_id, iso(clock.now_ms()))  # cancelled meanwhile
         return "superseded"
     return "delivered"
 
@@ -122,9 +140,14 @@ def _ask_text(doc: dict[str, Any], attempt_id: str) -> str:
 def _unavailable(r: redis.Redis, job_id: str, attempt_id: str, reason: str) -> str:
     with contextlib.suppress(jobs.Refused):  # it ended some other way first
         jobs.finish_attempt(
-            r, job_id, attempt_id, state="unavailable", reason=reason,
-            error={"reason": reason}, now_ms=clock.now_ms(),
-        )  # fmt: skip
+            r,
+            job_id,
+            attempt_id,
+            state=JobState.UNAVAILABLE,
+            reason=reason,
+            error={"reason": reason},
+            now_ms=clock.now_ms(),
+        )
     return reason
 
 
@@ -156,17 +179,22 @@ def _start_per_fire(r: redis.Redis, doc: dict[str, Any], attempt_id: str) -> str
         return _unavailable(r, job_id, attempt_id, f"spawn_failed: {type(e).__name__}")
     machine = machine_name()
     record = {"job_id": job_id, "pid": executor.pid, "started_ms": clock.now_ms()}
-    machines.remember_executor(r, machine, attempt_id, record)
+    executor_records.remember(r, machine, attempt_id, record)
     info = {"pid": executor.pid, "pgid": executor.pid, "host": machine, "argv0": backend.name}
     try:
         jobs.executor_started(
-            r, job_id, attempt_id, executor=info, provenance={"continuity": continuity},
-            now_ms=clock.now_ms(), lease_ms=int(s.job_lease_s * 1000),
-        )  # fmt: skip
+            r,
+            job_id,
+            attempt_id,
+            executor=info,
+            provenance={"continuity": continuity},
+            now_ms=clock.now_ms(),
+            lease_ms=int(s.job_lease_s * 1000),
+        )
     except jobs.Refused:
         # Cancelled (or superseded) between acquire and start: the process must not outlive it.
         executor.stop(s.job_kill_grace_s)
-        machines.forget_executor(r, machine, attempt_id)
+        executor_records.forget(r, machine, attempt_id)
         _end_cancelled(r, job_id, attempt_id, executor.proc.returncode)
         return "cancelled_before_start"
     with _lock:
@@ -230,7 +258,7 @@ def _supervise(
     lease_ms = int(s.job_lease_s * 1000)
     renew_every = lease_ms // 3
     next_renew = clock.now_ms() + renew_every
-    deadline = jobs.parse_ms(doc.get("deadline_at"))
+    deadline = parse_ms(doc.get("deadline_at"))
     outcome = "exited"
     try:
         while True:
@@ -267,7 +295,7 @@ def _supervise(
         with _lock:
             _supervised.pop(attempt_id, None)
         with contextlib.suppress(redis.exceptions.RedisError):
-            machines.forget_executor(r, machine_name(), attempt_id)
+            executor_records.forget(r, machine_name(), attempt_id)
 
 
 def _record_outcome(
@@ -294,30 +322,54 @@ def _record_outcome(
             "circle": doc.get("circle") or "default",
             "runtime_session_id": session_id,
             "work_id": job_id,
-            "recorded_at": jobs.iso(now),
+            "recorded_at": iso(now),
         }
     provenance = {"runtime_binding": binding} if binding else None
     if outcome == "cancelled":
         _end_cancelled(r, job_id, attempt_id, code)
     elif outcome == "deadline":
         error = {"reason": "deadline_exceeded"}
-        _finish(r, job_id, attempt_id, state="failed", reason="deadline_exceeded",
-                exit_code=code, error=error, provenance=provenance)  # fmt: skip
+        _finish(
+            r,
+            job_id,
+            attempt_id,
+            state=JobState.FAILED,
+            reason="deadline_exceeded",
+            exit_code=code,
+            error=error,
+            provenance=provenance,
+        )
     elif outcome == "exited" and code == 0:
-        _finish(r, job_id, attempt_id, state="completed", reason="completed", exit_code=code,
-                result_summary=backend.result(stdout), provenance=provenance)  # fmt: skip
+        _finish(
+            r,
+            job_id,
+            attempt_id,
+            state=JobState.COMPLETED,
+            reason="completed",
+            exit_code=code,
+            result_summary=backend.result(stdout),
+            provenance=provenance,
+        )
     elif outcome == "exited":
         error = {"reason": "exit_code", "exit_code": code, "message": stderr.strip()[-2000:]}
-        _finish(r, job_id, attempt_id, state="failed", reason="exit_code", exit_code=code,
-                error=error, provenance=provenance)  # fmt: skip
+        _finish(
+            r,
+            job_id,
+            attempt_id,
+            state=JobState.FAILED,
+            reason="exit_code",
+            exit_code=code,
+            error=error,
+            provenance=provenance,
+        )
     if binding and doc.get("source_kind") == "calendar" and doc.get("source_id"):
         templates.record_binding(r, doc["source_id"], binding, now)
     if doc.get("source_kind") == "calendar" and doc.get("source_id"):
         released = templates.release_buffered(r, doc["source_id"], now)
         if released:
             # The buffered child starts as soon as this one ended, not at the next tick.
-            jobs.postpone(r, released, now + 30_000)
-            send_fire(released, target_machine(doc), f"due:{released}")
+            jobs.postpone(r, released, now + dispatch.RESEND_AFTER_MS)
+            send_fire(released, target_machine(doc), dispatch.fire_key(released))
 
 
 def _finish(r: redis.Redis, job_id: str, attempt_id: str, **kw: Any) -> None:
@@ -330,15 +382,15 @@ def _finish(r: redis.Redis, job_id: str, attempt_id: str, **kw: Any) -> None:
 
 def _end_cancelled(r: redis.Redis, job_id: str, attempt_id: str, code: int | None) -> None:
     reason = (jobs.get(r, job_id) or {}).get("cancellation_reason") or "cancel_requested"
-    _finish(r, job_id, attempt_id, state="cancelled", reason=reason, exit_code=code)
+    _finish(r, job_id, attempt_id, state=JobState.CANCELLED, reason=reason, exit_code=code)
 
 
-@app.task(name="jobs.reap")
+@app.task(name=names.REAP)
 def reap(attempt_id: str) -> list[int]:
     """Kill what is left of an attempt on this host (routed to `fires.<machine>`).
     Idempotent: a second run finds nothing to kill."""
     killed = executors.reap(attempt_id)
-    machines.forget_executor(redis_client(), machine_name(), attempt_id)
+    executor_records.forget(redis_client(), machine_name(), attempt_id)
     if killed:
         log.warning("reaped %d leftover process(es) of %s", len(killed), attempt_id)
     return killed
@@ -349,13 +401,13 @@ def reap_orphans(r: redis.Redis) -> list[str]:
     a live lease belong to a dead worker; kill them."""
     now = clock.now_ms()
     reaped = []
-    for attempt_id, record in machines.executors(r, machine_name()).items():
+    for attempt_id, record in executor_records.on_machine(r, machine_name()).items():
         doc = jobs.get(r, record.get("job_id", "")) or {}
-        lease = jobs.parse_ms(doc.get("runner", {}).get("lease_until"))
+        lease = parse_ms(doc.get("runner", {}).get("lease_until"))
         current = doc.get("runner", {}).get("current_attempt_id") == attempt_id
         if not current or doc.get("state") in JOB_TERMINAL or lease is None or lease < now:
             executors.reap(attempt_id)
-            machines.forget_executor(r, machine_name(), attempt_id)
+            executor_records.forget(r, machine_name(), attempt_id)
             reaped.append(attempt_id)
     return reaped
 

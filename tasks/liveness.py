@@ -1,14 +1,15 @@
-"""The liveness tick beat sends every few seconds."""
+"""The liveness tick beat sends every few seconds: proof for /health that beat runs and at
+least one worker node takes tasks."""
 
 from __future__ import annotations
 
-from state import beat as beat_state
-from state import clock
+from state import clock, liveness
+from tasks import names
 from tasks.store import redis_client
 from workers.app import app
 
 
-@app.task(name="beat.tick")
-def tick() -> None:
+@app.task(name=names.BEAT_TICK)
+def beat_tick() -> None:
     """Idempotent: it only records the latest time a tick ran."""
-    beat_state.record_tick(redis_client(), clock.now_ms())
+    liveness.beat_ticked(redis_client(), clock.now_ms())

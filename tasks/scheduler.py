@@ -8,26 +8,26 @@ from __future__ import annotations
 import json
 import logging
 
-from state import clock, jobs, machines, templates
-from tasks.jobs import send_fire, target_machine
+from state import clock, dispatch, job_queries, keys, templates
+from state.job_shape import Doc, target_machine
+from state.models import JobState
+from state.store import Redis
+from tasks import names
+from tasks.jobs import send_fire
 from tasks.store import redis_client
 from workers.app import app
 
 log = logging.getLogger(__name__)
 
-LOCK = "scheduler:tick:lock"
-RESEND_AFTER_MS = 30_000  # a fire not acquired by then is sent again (same key: no duplicate)
-RECHECK_MS = 5_000  # a job waiting for its machine's worker is looked at again after this
-
-
+LOCK_MS = 10_000
 BATCH = 25  # due templates one task materializes; more are fanned out to other workers
 
 
-@app.task(name="scheduler.tick")
+@app.task(name=names.SCHEDULER_TICK)
 def tick() -> dict[str, int]:
     r = redis_client()
     # Single flight: a tick slower than the beat interval must not pile up behind itself.
-    if not r.set(LOCK, "1", nx=True, px=10_000):
+    if not r.set(keys.SCHEDULER_LOCK, "1", nx=True, px=LOCK_MS):
         return {}
     try:
         due = templates.due(r, clock.now_ms())
@@ -38,13 +38,13 @@ def tick() -> dict[str, int]:
         for template_id in templates.buffered_templates(r):
             if templates.release_buffered(r, template_id, clock.now_ms()):
                 counts["released"] += 1
-        counts["fired"] = dispatch_due(r, clock.now_ms())
+        counts["fired"] = fire_due(r, clock.now_ms())
         return counts
     finally:
-        r.delete(LOCK)
+        r.delete(keys.SCHEDULER_LOCK)
 
 
-@app.task(name="scheduler.materialize")
+@app.task(name=names.MATERIALIZE)
 def materialize(due: list[tuple[str, int]]) -> dict[str, int]:
     """Materialize these (template, due time) pairs and fire their children at once.
     Idempotent: a pair already handled is `stale` and changes nothing."""
@@ -54,39 +54,26 @@ def materialize(due: list[tuple[str, int]]) -> dict[str, int]:
         outcome, child = templates.materialize(r, template_id, int(due_ms), clock.now_ms())
         if outcome == "created" and child is not None:
             counts["materialized"] += 1
-            dispatch_now(r, child, clock.now_ms())
+            fire_now(r, child, clock.now_ms())
         elif outcome == "skipped":
             counts["skipped"] += 1
     return counts
 
 
-def dispatch_due(r, now_ms: int) -> int:
-    """Send the fire of every queued job that is due, unless its machine has no live worker."""
-    sent = 0
-    due = jobs.due(r, now_ms)
-    for job_id, raw in zip(
-        due, jobs.raw_many(r, due, summary=True, keep_missing=True), strict=True
-    ):
-        doc = json.loads(raw) if raw else None
-        if doc is None or doc["state"] != "queued":
-            continue
-        machine = target_machine(doc)
-        if machine and not machines.alive(r, machine, now_ms):
-            jobs.note_waiting(r, job_id, "no_worker_for_machine", now_ms)
-            jobs.postpone(r, job_id, now_ms + RECHECK_MS)
-            continue
-        jobs.postpone(r, job_id, now_ms + RESEND_AFTER_MS)
-        send_fire(job_id, machine, f"due:{job_id}")
-        sent += 1
-    return sent
-
-
-def dispatch_now(r, doc: dict, now_ms: int) -> bool:
-    """Fire a job that is due now right away (the shim calls this after creating it)."""
-    machine = target_machine(doc)
-    if machine and not machines.alive(r, machine, now_ms):
-        jobs.note_waiting(r, doc["job_id"], "no_worker_for_machine", now_ms)
+def fire_now(r: Redis, doc: Doc, now_ms: int) -> bool:
+    """Send a due job's fire, unless its machine has no live worker node."""
+    if not dispatch.ready(r, doc, now_ms):
         return False
-    jobs.postpone(r, doc["job_id"], now_ms + RESEND_AFTER_MS)
-    send_fire(doc["job_id"], machine, f"due:{doc['job_id']}")
+    send_fire(doc["job_id"], target_machine(doc), dispatch.fire_key(doc["job_id"]))
     return True
+
+
+def fire_due(r: Redis, now_ms: int) -> int:
+    """Send the fire of every queued job that is due (or whose fire was not taken in time)."""
+    sent = 0
+    due = job_queries.due(r, now_ms)
+    for raw in job_queries.summaries(r, due):
+        doc = json.loads(raw) if raw else None
+        if doc is not None and doc["state"] == JobState.QUEUED and fire_now(r, doc, now_ms):
+            sent += 1
+    return sent

@@ -7,27 +7,30 @@ from __future__ import annotations
 import logging
 
 from settings import get_settings
-from state import clock, heartbeats, jobs, keys, mutations
+from state import clock, heartbeats, job_queries, jobs, mutations
+from state.job_rules import current_attempt
+from state.models import JobState
+from tasks import names
 from tasks.store import redis_client
-from workers.app import app, fires_queue
+from workers.app import app
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name="sweeps.offline_workers")
-def offline_workers() -> dict[str, list[str]]:
+@app.task(name=names.SWEEP_OFFLINE_HOSTS)
+def offline_hosts() -> dict[str, list[str]]:
     """Hosts with no heartbeat for `worker_offline_after_s` become offline; their
     claimed-but-not-running sessions go back to the queue with their original priority."""
     s = get_settings()
     marked = heartbeats.sweep_offline(
         redis_client(), clock.now_ms(), int(s.worker_offline_after_s * 1000)
     )
-    for worker_id, moved in marked.items():
-        log.info("worker %s offline; requeued %d session(s)", worker_id, len(moved))
+    for host_id, moved in marked.items():
+        log.info("host %s offline; requeued %d session(s)", host_id, len(moved))
     return marked
 
 
-@app.task(name="sweeps.stale_mutations")
+@app.task(name=names.SWEEP_STALE_MUTATIONS)
 def stale_mutations() -> int:
     """Delivered mutations that used up `mutation_max_deliveries` with no report become
     failed/undelivered even if their host never heartbeats again."""
@@ -43,41 +46,30 @@ def stale_mutations() -> int:
     return failed
 
 
-@app.task(name="sweeps.job_leases")
+@app.task(name=names.SWEEP_JOB_LEASES)
 def job_leases() -> list[str]:
     """Attempts whose lease ran out (their worker died mid-fire) end `unavailable` /
     `runner_interrupted` (or `cancelled` if a cancel was pending); the leftover process group
-    is reaped by a task on that attempt's own host queue."""
-    from tasks.jobs import reap
-
+    is reaped by a task on that attempt's own machine queue."""
     r = redis_client()
     now = clock.now_ms()
     ended = []
-    for job_id in jobs.expired_leases(r, now):
-        doc = jobs.get(r, job_id)
-        attempt = jobs.current_attempt(doc) if doc else None
-        lease = jobs.parse_ms((doc or {}).get("runner", {}).get("lease_until"))
-        if attempt is None or lease is None or lease > now:
+    for job_id in job_queries.expired_leases(r, now):
+        attempt_id = jobs.flags(r, job_id).get("attempt")
+        if not attempt_id:
             continue
-        cancelled = doc["cancel_requested"]
-        try:
-            jobs.finish_attempt(
-                r, job_id, attempt["attempt_id"],
-                state="cancelled" if cancelled else "unavailable",
-                reason=(doc.get("cancellation_reason") or "cancel_requested")
-                if cancelled else "runner_interrupted",
-                error=None if cancelled else {"reason": "runner_interrupted"},
-                now_ms=now, from_states=("dispatching", "running"),
-            )  # fmt: skip
-        except jobs.Refused:
+        doc = jobs.lease_lost(r, job_id, attempt_id, now)
+        if doc is None:
             continue  # renewed or ended meanwhile
         ended.append(job_id)
-        reap.apply_async((attempt["attempt_id"],), queue=fires_queue(attempt["machine"]))
-        log.warning("job %s: attempt %s lost its runner", job_id, attempt["attempt_id"])
+        attempt = current_attempt(doc) or {}
+        machine = attempt.get("machine") or ""
+        app.send_task(names.REAP, (attempt_id,), queue=names.fires_queue(machine))
+        log.warning("job %s: attempt %s lost its runner", job_id, attempt_id)
     return ended
 
 
-@app.task(name="sweeps.job_times")
+@app.task(name=names.SWEEP_JOB_TIMES)
 def job_times() -> dict[str, int]:
     """`expires_at` passed while still queued -> expired; `deadline_at` passed while active
     and not under a supervisor that enforces it (delivered, awaiting input, ...) -> failed
@@ -85,14 +77,15 @@ def job_times() -> dict[str, int]:
     r = redis_client()
     now = clock.now_ms()
     counts = {"expired": 0, "deadline_exceeded": 0}
-    for job_id in jobs.past(r, keys.JOBS_EXPIRY, now):
+    for job_id in job_queries.past_expiry(r, now):
         try:
-            jobs.end_without_attempt(r, job_id, state="expired", reason="expires_at_passed",
-                                     now_ms=now)  # fmt: skip
+            jobs.end_without_attempt(
+                r, job_id, state=JobState.EXPIRED, reason="expires_at_passed", now_ms=now
+            )
             counts["expired"] += 1
         except jobs.Refused:
             continue
-    for job_id in jobs.past(r, keys.JOBS_DEADLINES, now):
+    for job_id in job_queries.past_deadline(r, now):
         if jobs.deadline_exceeded(r, job_id, now):
             counts["deadline_exceeded"] += 1
     return counts

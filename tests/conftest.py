@@ -24,12 +24,20 @@ FAKE_AGENT = str(Path(__file__).parent / "fakes" / "fake_agent.py")
 BACKENDS = {
     "claude-code": {
         "command": [sys.executable, FAKE_AGENT, "-p", "{prompt}", "--output-format", "json"],
-        "resume_command": [sys.executable, FAKE_AGENT, "-p", "{prompt}", "--output-format",
-                           "json", "--resume", "{session_id}"],
+        "resume_command": [
+            sys.executable,
+            FAKE_AGENT,
+            "-p",
+            "{prompt}",
+            "--output-format",
+            "json",
+            "--resume",
+            "{session_id}",
+        ],
         "session_id_from": {"json_field": "session_id"},
         "result_from": {"json_field": "result"},
     }
-}  # fmt: skip
+}
 LEGACY_ORG_SLUG = "legacy-org"
 
 

@@ -137,10 +137,10 @@ def wait_job(api: Api, job_id: str, states=JOB_TERMINAL, timeout: float = 20.0) 
 def next_due(api: Api, cal_id: str) -> dict:
     """Move the clock to a template's next due time, run one scheduler tick (its task body, in
     this process; the fires go to the real worker), and return the template after it."""
-    from state import clock, jobs
+    from state import clock
     from tasks import scheduler
 
     template = job(api, cal_id)
-    clock.advance((jobs.parse_ms(template["next_due_at"]) - clock.now_ms()) / 1000 + 0.5)
+    clock.advance((clock.parse_ms(template["next_due_at"]) - clock.now_ms()) / 1000 + 0.5)
     scheduler.tick()
     return job(api, cal_id)

@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-import socket
-
 from celery import Celery
 from kombu import Exchange, Queue
 
 import beat_schedule
 from settings import get_settings
 from state import clock
+from tasks import names
+from workers.liveness import Liveness
 
 settings = get_settings()
 
-DEFAULT_QUEUE = "dispatchyard"
-
-
-def machine_name() -> str:
-    """This host's name for its own fire queue `fires.<machine>`."""
-    return settings.machine or socket.gethostname()
-
-
-def fires_queue(machine: str) -> str:
-    return f"fires.{machine}"
-
 
 def _queue(name: str) -> Queue:
+    # What Celery makes for a queue it has not declared (as the shim does when it sends to
+    # another machine's queue): its own direct exchange and key, so a message reaches exactly
+    # one queue. With a shared exchange and key, every bound queue would get a copy.
     return Queue(name, Exchange(name, type="direct"), routing_key=name)
 
 
 clock.configure(settings.clock_rate, settings.clock_anchor_ms)
-app = Celery("dispatchyard", include=beat_schedule.TASK_MODULES)
+app = Celery("dispatchyard", include=names.TASK_MODULES)
 app.conf.update(
     broker_url=settings.redis_url,
     broker_connection_retry_on_startup=True,
@@ -44,12 +36,12 @@ app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
-    task_default_queue=DEFAULT_QUEUE,
-    # Every worker takes the shared queue and its own host's fire queue. Each queue has its
-    # own direct exchange and routing key (what Celery makes for a queue it has not declared,
-    # as the shim does when it sends to another host's queue), so a message reaches exactly
-    # one queue: with a shared exchange and key, every bound queue would get a copy.
-    task_queues=[_queue(DEFAULT_QUEUE), _queue(fires_queue(machine_name()))],
+    task_default_queue=names.DEFAULT_QUEUE,
+    # Every worker takes the shared queue and its own machine's fire queue.
+    task_queues=[
+        _queue(names.DEFAULT_QUEUE),
+        _queue(names.fires_queue(settings.machine_name())),
+    ],
     task_serializer="json",
     accept_content=["json"],
     timezone="UTC",
@@ -64,12 +56,4 @@ app.conf.update(
     beat_max_loop_interval=1,
     beat_schedule=beat_schedule.entries(settings),
 )
-
-
-def _add_steps() -> None:
-    from workers.liveness import Liveness
-
-    app.steps["worker"].add(Liveness)
-
-
-_add_steps()
+app.steps["worker"].add(Liveness)

@@ -1,16 +1,17 @@
-"""A worker bootstep that says, every few seconds, that this worker and its machine are alive:
-the scheduler only sends a fire to `fires.<machine>` when that machine has a live worker, and
-/health counts online workers."""
+"""A worker bootstep that says, every few seconds, that this worker node and its machine are
+alive (state/liveness.py): the scheduler only sends a fire to `fires.<machine>` when that
+machine has a live node, and /health counts online nodes."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
 from celery import bootsteps
 
 from settings import get_settings, redis_client
-from state import clock, machines
+from state import clock, liveness
 
 log = logging.getLogger(__name__)
 INTERVAL_S = 5.0
@@ -19,25 +20,23 @@ INTERVAL_S = 5.0
 class Liveness(bootsteps.StartStopStep):
     requires = {"celery.worker.components:Timer"}
 
-    def __init__(self, worker, **kwargs):
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
-        self.tref = None
-        self.r = None
+        self.tref: Any = None
 
-    def start(self, worker):
-        from workers.app import machine_name
+    def start(self, worker: Any) -> None:
+        settings = get_settings()
+        self.r = redis_client(settings)
+        self.machine = settings.machine_name()
+        self.say_alive(worker)
+        self.tref = worker.timer.call_repeatedly(INTERVAL_S, self.say_alive, (worker,), priority=10)
 
-        self.r = redis_client(get_settings())
-        self.machine = machine_name()
-        self.beat(worker)
-        self.tref = worker.timer.call_repeatedly(INTERVAL_S, self.beat, (worker,), priority=10)
-
-    def beat(self, worker):
+    def say_alive(self, worker: Any) -> None:
         try:
-            machines.beat(self.r, self.machine, worker.hostname, clock.now_ms())
+            liveness.node_seen(self.r, self.machine, worker.hostname, clock.now_ms())
         except redis.exceptions.RedisError:
-            log.debug("liveness beat skipped: store unavailable")
+            log.debug("liveness not recorded: store unavailable")
 
-    def stop(self, worker):
+    def stop(self, worker: Any) -> None:
         if self.tref is not None:
             self.tref.cancel()

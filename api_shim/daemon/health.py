@@ -9,8 +9,8 @@ import redis
 
 from api_shim.context import r, settings
 from api_shim.daemon import blueprint
-from state import beat, clock, machines
-from state.jobs import iso
+from state import clock, liveness
+from state.clock import iso
 
 try:
     VERSION = version("dispatchyard")
@@ -27,8 +27,8 @@ def health():
         ok = True
         latency = round((time.perf_counter() - started) * 1000, 3)
         now = clock.now_ms()
-        online = machines.online_workers(r(), now)
-        last_tick = beat.last_tick(r())
+        online = liveness.nodes_online(r(), now)
+        last_tick = liveness.last_beat_tick(r())
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
         ok, latency = False, None
     # Beat ticks every 5 s through a worker; two missed ticks means it is not running.

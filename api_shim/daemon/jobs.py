@@ -1,168 +1,53 @@
 """Durable jobs: /jobs (and the same routes under /work), daemon.md §2.
 
-Routes validate, make one atomic state change, and enqueue a fire; they never wait for one.
+Routes parse (job_requests.py), make one atomic state change, enqueue a fire by name
+(enqueue.py) and answer (views.py); they never wait for a fire.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from flask import Response, request
-from pydantic import BaseModel, ConfigDict, Field
 
-from api_shim import bodies
+from api_shim import bodies, enqueue
 from api_shim.context import r, settings
-from api_shim.daemon import blueprint
-from api_shim.errors import ApiError
-from state import clock, cron, jobs, peers, templates
-from state.models import (
-    AGENT_BACKENDS,
-    CONTINUITIES,
-    FIRE_FROM,
-    JOB_STATES,
-    OVERLAP_POLICIES,
-    TEMPLATE_STATES,
+from api_shim.daemon import blueprint, views
+from api_shim.daemon.job_requests import (
+    LIST_FILTERS,
+    PROMPT_FILE_MAX,
+    CancelBody,
+    CreateBody,
+    ListQuery,
+    PatchBody,
+    RunBody,
+    check_create,
+    fields_of,
+    request_of,
 )
+from api_shim.errors import ApiError
+from state import clock, job_queries, job_shape, jobs, peers, template_rules, templates, traces
+from state.clock import parse_ms
+from state.models import AGENT_BACKENDS, FIRE_FROM, JOB_STATES, TEMPLATE_STATES, TemplateState
 
 JOB_ID = re.compile(r"^work-[0-9a-f]{12}$")
 CAL_ID = re.compile(r"^cal-[0-9a-f]{12}$")
-PROMPT_FILE_MAX = 1_048_576
-Short = Field(None, max_length=500)
 
 
-class CreateBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    title: str = Field("", max_length=2000)
-    kind: str = Field("general", max_length=200)
-    created_by_peer_id: str | None = Short
-    owner_peer_id: str | None = Short
-    assigned_peer_id: str | None = Short
-    repowire_session_id: str | None = Short
-    correlation_id: str | None = Short
-    circle: str | None = Short
-    source_kind: str | None = Short
-    source_id: str | None = Short
-    scope: str | None = Short
-    visibility: str = Field("circle", max_length=100)
-    request: dict[str, Any] = Field(default_factory=dict)
-    deadline_at: str | None = Field(None, max_length=100)
-    expires_at: str | None = Field(None, max_length=100)
-    provenance: dict[str, Any] = Field(default_factory=dict)
-    prompt: str | None = Field(None, max_length=1_000_000)
-    prompt_file: str | None = Field(None, max_length=4096)
-    path: str | None = Field(None, max_length=4096)
-    backend: str | None = Field(None, max_length=100)
-    profile: str | None = Short
-    machine: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-    due_at: str | None = Field(None, max_length=100)
-    cron: str | None = Field(None, max_length=200)
-    timezone: str | None = Field(None, max_length=100)
-    overlap: str | None = Field(None, max_length=50)
-    result_surface: str | None = Short
-    process_scope: str | None = Field(None, max_length=50)
-    continuity: str | None = Field(None, max_length=50)
-
-
-class PatchBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    state: str = Field(max_length=50)
-    attempt_id: str | None = Field(None, max_length=100)
-    state_reason: str | None = Field(None, max_length=2000)
-    phase: str | None = Field(None, max_length=200)
-    progress: dict[str, Any] | None = None
-    progress_note: str | None = Field(None, max_length=20_000)
-    result_summary: str | None = Field(None, max_length=200_000)
-    result_data: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    artifacts: list[Any] | None = None
-    provenance: dict[str, Any] | None = None
-
-
-class CancelBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    requested_by_peer_id: str | None = Short
-    reason: str = Field("cancel_requested", max_length=2000)
-
-
-class RunBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    requested_by_peer_id: str | None = Short
-
-
-class ListQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    state: str | None = None
-    owner_peer_id: str | None = Short
-    created_by_peer_id: str | None = Short
-    repowire_session_id: str | None = Short
-    circle: str | None = Short
-    view: str | None = None
-    limit: int | None = Field(None, ge=1, le=1000)
-    cursor: str | None = Field(None, max_length=500)
-
-
-def routes(rule: str, **options: Any):
+def routes(rule: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a view under /jobs and under /work."""
 
-    def register(view):
+    def register(view: Callable[..., Any]) -> Callable[..., Any]:
         for prefix in ("/jobs", "/work"):
             endpoint = f"{view.__name__}_{prefix.strip('/')}"
             blueprint.add_url_rule(prefix + rule, endpoint, view, **options)
         return view
 
     return register
-
-
-def raw_json(body: str, status: int = 200) -> Response:
-    return Response(body, status=status, mimetype="application/json")
-
-
-def _execution(body: CreateBody) -> dict[str, Any]:
-    """Merge the execution inputs into `request.execution` (repowire's shape, plus machine)."""
-    merged = dict(body.request)
-    execution = dict(merged.get("execution") or {})
-    prompt = dict(execution.get("prompt") or {})
-    if body.prompt_file:
-        prompt.update(body=_read_prompt_file(body.prompt_file), source="file",
-                      source_path=body.prompt_file)  # fmt: skip
-    elif body.prompt is not None:
-        prompt.update(body=body.prompt, source="inline")
-    elif not prompt:
-        prompt.update(body=body.title, source="title")
-    target = dict(execution.get("target") or {})
-    for name in ("path", "backend", "profile", "machine", "assigned_peer_id"):
-        value = getattr(body, name)
-        if value is not None:
-            target[name] = value
-    schedule = dict(execution.get("schedule") or {})
-    if body.due_at is not None:
-        schedule["due_at"] = body.due_at
-    delivery = {"kind": "ask", **(execution.get("delivery") or {})}
-    if body.result_surface is not None:
-        delivery["result_surface"] = body.result_surface
-    scope = body.process_scope or execution.get("process_scope")
-    if scope is None and not body.assigned_peer_id and target.get("path") and target.get("backend"):
-        scope = "per_fire"
-    if scope is not None:
-        scope = "per_fire" if scope == "per-fire" else scope
-        if scope not in ("per_fire", "persistent"):
-            raise ApiError(400, "process_scope must be one of: per_fire, persistent")
-        execution["process_scope"] = scope
-    continuity = body.continuity or execution.get("continuity")
-    if continuity is None and scope == "per_fire":
-        continuity = "resume" if body.cron else "fresh"
-    if continuity is not None:
-        if continuity not in CONTINUITIES:
-            raise ApiError(400, "continuity must be one of: resume, fresh")
-        execution["continuity"] = continuity
-    execution.update(prompt=prompt, target=target, schedule=schedule, delivery=delivery)
-    merged["execution"] = execution
-    return merged
 
 
 def _read_prompt_file(path: str) -> str:
@@ -175,10 +60,11 @@ def _read_prompt_file(path: str) -> str:
         raise ApiError(400, f"prompt_file could not be read: {type(e).__name__}") from None
 
 
-def _canonical_peer(body: CreateBody) -> str:
+def _canonical_peer(name: str, circle: str | None) -> str:
     """A peer name -> its id (as repowire: `repow-…` ids are taken as given)."""
-    name = body.assigned_peer_id or ""
-    found = peers.resolve(r(), name, body.circle)
+    if name.startswith("repow-"):
+        return name
+    found = peers.resolve(r(), name, circle)
     if found is None:
         detail = {"error": "assigned_peer_not_found", "peer": name}
         raise ApiError(404, "assigned_peer_not_found", detail=detail)
@@ -189,67 +75,30 @@ def _canonical_peer(body: CreateBody) -> str:
         ]
         detail = {"error": "ambiguous_assigned_peer", "peer": name, "candidates": candidates}
         raise ApiError(409, "ambiguous_assigned_peer", detail=detail)
-    return found["peer_id"]
-
-
-def _check_time(name: str, value: str | None) -> None:
-    if value is not None and jobs.parse_ms(value) is None:
-        raise ApiError(400, f"{name} must be an ISO-8601 timestamp")
+    peer_id: str = found["peer_id"]
+    return peer_id
 
 
 @routes("", methods=["POST"])
 def create_job():
     body = bodies.parse(CreateBody)
-    known = dict.fromkeys([*AGENT_BACKENDS, *settings().backends])
-    if body.backend is not None and body.backend not in known:
-        names = ", ".join(f"'{name}'" for name in known)
-        detail = [{"loc": ["body", "backend"], "msg": f"Input should be {names}", "type": "enum"}]
-        raise ApiError(422, "invalid backend", detail=detail)
-    if body.due_at is not None and body.cron is not None:
-        raise ApiError(400, "provide due_at or cron, not both")
-    for name in ("due_at", "deadline_at", "expires_at"):
-        _check_time(name, getattr(body, name))
-    if body.overlap is not None and body.overlap not in OVERLAP_POLICIES:
-        raise ApiError(400, f"overlap must be one of: {', '.join(OVERLAP_POLICIES)}")
-    if body.assigned_peer_id and not body.assigned_peer_id.startswith("repow-"):
-        body = body.model_copy(update={"assigned_peer_id": _canonical_peer(body)})
-    if body.timezone is not None:
-        try:
-            cron.zone(body.timezone)
-        except cron.CronError as e:
-            raise ApiError(400, str(e)) from None
-    request_body = _execution(body)
-    fields = body.model_dump(exclude={"request", "prompt", "prompt_file", "path", "backend"})
-    fields["request"] = request_body
+    check_create(body, list(dict.fromkeys([*AGENT_BACKENDS, *settings().backends])))
+    if body.assigned_peer_id:
+        peer_id = _canonical_peer(body.assigned_peer_id, body.circle)
+        body = body.model_copy(update={"assigned_peer_id": peer_id})
+    prompt_file = _read_prompt_file(body.prompt_file) if body.prompt_file else None
+    fields = fields_of(body, request_of(body, prompt_file))
     now = clock.now_ms()
     if body.cron is not None:
-        try:
-            cron.validate(body.cron, body.timezone)
-        except cron.CronError as e:
-            raise ApiError(400, str(e)) from None
-        doc = templates.create(r(), templates.new_doc(fields, now), now)
-        return {"calendar_id": doc["calendar_id"], "recurring_id": doc["calendar_id"],
-                "calendar": doc}  # fmt: skip
-    doc = jobs.new_doc(fields, now)
-    due = jobs.parse_ms(body.due_at) or now
-    from tasks.scheduler import dispatch_now
-
+        template = templates.create(r(), template_rules.new_doc(fields, now), now)
+        return views.created_template(template)
+    doc = job_shape.new_doc(fields, now)
+    due = parse_ms(body.due_at) or now
+    jobs.create(r(), doc, now, due_ms=max(due, now))
     if due <= now:
-        jobs.create(r(), doc, now, due_ms=now)
-        dispatch_now(r(), doc, now)  # the answer shows the job as created: queued
-    else:
-        jobs.create(r(), doc, now, due_ms=due)
-    return {"job_id": doc["job_id"], "work_id": doc["job_id"], "status": doc}
-
-
-def _cursor(text: str | None) -> tuple[float, str] | None:
-    if text is None:
-        return None
-    try:
-        score, job_id = json.loads(base64.urlsafe_b64decode(text.encode() + b"=="))
-        return float(score), str(job_id)
-    except (ValueError, TypeError):
-        raise ApiError(400, "cursor is not one this server issued") from None
+        # The answer shows the job as created (queued); the fire goes out before it.
+        enqueue.fire_when_ready(settings().redis_url, r(), doc, now)
+    return views.created_job(doc)
 
 
 @routes("", methods=["GET"])
@@ -258,46 +107,32 @@ def list_jobs():
     if q.view not in (None, "full", "summary"):
         raise ApiError(400, "view must be one of: full, summary")
     if q.state is not None and q.state not in JOB_STATES + TEMPLATE_STATES:
-        raise ApiError(400, f"state must be one of {sorted(set(JOB_STATES + TEMPLATE_STATES))}")
+        states = sorted({str(s) for s in JOB_STATES + TEMPLATE_STATES})
+        raise ApiError(400, f"state must be one of {states}")
+    try:
+        cursor = views.decode_cursor(q.cursor) if q.cursor is not None else None
+    except ValueError as e:
+        raise ApiError(400, str(e)) from None
     summary = q.view == "summary"
-    filters = {
-        name: getattr(q, name)
-        for name in ("owner_peer_id", "created_by_peer_id", "repowire_session_id", "circle")
-        if getattr(q, name) is not None
-    }
+    filters = {name: getattr(q, name) for name in LIST_FILTERS if getattr(q, name) is not None}
+    store = r()
     work: list[str] = []
     next_cursor = None
     if q.state is None or q.state in JOB_STATES:
-        work, next_cursor = jobs.list_ids(
-            r(), state=q.state, filters=filters, limit=q.limit, cursor=_cursor(q.cursor)
+        work, next_cursor = job_queries.list_ids(
+            store, state=q.state, filters=filters, limit=q.limit, cursor=cursor
         )
     recurring: list[str] = []
     # Templates have no session id; they come on the first page only.
     if (
-        q.cursor is None
+        cursor is None
         and (q.state is None or q.state in TEMPLATE_STATES)
         and "repowire_session_id" not in filters
     ):
-        recurring = templates.list_raw(r(), state=q.state, filters=filters, summary=summary)
-    tail = '],"recurring":[' + ",".join(recurring) + "]"
-    if q.limit is not None:
-        token = None
-        if next_cursor is not None:
-            token = base64.urlsafe_b64encode(json.dumps(next_cursor).encode()).decode()
-        tail += ',"next_cursor":' + json.dumps(token.rstrip("=") if token else None)
-    store = r()
-
-    def stream():
-        # The stored JSON is joined as is, a chunk at a time: never parsed, never held whole.
-        yield '{"work":['
-        separator = ""
-        for chunk in jobs.raw_chunks(store, work, summary=summary):
-            if chunk:
-                yield separator + ",".join(chunk)
-                separator = ","
-        yield tail + "}"
-
-    return Response(stream(), mimetype="application/json")
+        recurring = templates.list_raw(store, state=q.state, filters=filters, summary=summary)
+    chunks = job_queries.raw_chunks(store, work, summary=summary)
+    stream = views.job_list(chunks, recurring, paged=q.limit is not None, next_cursor=next_cursor)
+    return Response(stream, mimetype="application/json")
 
 
 def _job_or_404(job_id: str) -> dict[str, Any]:
@@ -322,7 +157,7 @@ def job_status(job_id: str):
     raw = jobs.raw_doc(r(), job_id) if JOB_ID.match(job_id) else None
     if raw is None:
         raise ApiError(404, f"No work: {job_id}")
-    return raw_json('{"status":' + raw + "}")
+    return Response(views.status_json(raw), mimetype="application/json")
 
 
 @routes("/<job_id>", methods=["PATCH"])
@@ -348,9 +183,8 @@ def _fire_again(job_id: str, why: str, verb: str):
     doc = _job_or_404(job_id)
     if doc["state"] not in FIRE_FROM[why]:
         raise ApiError(409, f"Job cannot be {verb} from state {doc['state']}")
-    from tasks.jobs import send_fire, target_machine
-
-    send_fire(job_id, target_machine(doc), f"{why}:{secrets.token_hex(8)}", why)
+    fire_key = f"{why}:{secrets.token_hex(8)}"
+    enqueue.fire(settings().redis_url, job_id, job_shape.target_machine(doc), fire_key, why)
     return {"status": doc}
 
 
@@ -370,7 +204,8 @@ def cancel_job(job_id: str):
     now = clock.now_ms()
     if job_id.startswith("cal-"):
         _template_or_404(job_id)
-        return {"status": templates.set_state(r(), job_id, "cancelled", now, body.reason)}
+        doc = templates.set_state(r(), job_id, TemplateState.CANCELLED, now, body.reason)
+        return {"status": doc}
     _job_or_404(job_id)
     doc = jobs.request_cancel(
         r(), job_id, by=body.requested_by_peer_id, reason=body.reason, now_ms=now
@@ -378,7 +213,7 @@ def cancel_job(job_id: str):
     return {"status": doc}
 
 
-def _template_move(template_id: str, target: str, verb: str):
+def _template_move(template_id: str, target: TemplateState, verb: str):
     bodies.parse(RunBody, allow_empty=True)
     if not template_id.startswith("cal-"):
         _job_or_404(template_id)
@@ -393,42 +228,24 @@ def _template_move(template_id: str, target: str, verb: str):
 
 @routes("/<template_id>/pause", methods=["POST"])
 def pause_template(template_id: str):
-    return _template_move(template_id, "paused", "paused")
+    return _template_move(template_id, TemplateState.PAUSED, "paused")
 
 
 @routes("/<template_id>/resume", methods=["POST"])
 def resume_template(template_id: str):
-    return _template_move(template_id, "active", "resumed")
+    return _template_move(template_id, TemplateState.ACTIVE, "resumed")
 
 
 @routes("/<job_id>/result", methods=["GET"])
 def job_result(job_id: str):
     if job_id.startswith("cal-"):
-        template = _template_or_404(job_id)
-        return {"result": {"result_state": "recurring_template", "calendar": template}}
-    doc = _job_or_404(job_id)
-    if doc["state"] not in ("completed", "failed", "cancelled", "expired", "unavailable"):
-        return {"result": {"job_id": job_id, "work_id": job_id, "result_state": "not_ready",
-                           "status": doc}}  # fmt: skip
-    return {
-        "result": {
-            "job_id": job_id,
-            "work_id": job_id,
-            "state": doc["state"],
-            "summary": doc.get("result_summary"),
-            "data": doc.get("result_data") or {},
-            "error": doc.get("error") or {},
-            "artifacts": doc.get("artifacts") or [],
-            "completed_at": doc.get("completed_at"),
-            "provenance": doc.get("provenance") or {},
-        }
-    }
+        return views.template_result(_template_or_404(job_id))
+    return views.result(_job_or_404(job_id))
 
 
 @blueprint.get("/traces/<trace_id>")
 def trace(trace_id: str):
-    stages = jobs.trace(r(), trace_id) if len(trace_id) <= 200 else []
+    stages = traces.read(r(), trace_id) if len(trace_id) <= 200 else []
     if not stages:
         raise ApiError(404, f"Trace not found: {trace_id}")
-    kind = "job" if trace_id.startswith("work-") else "delivery"
-    return {"trace_id": trace_id, "kind": kind, "stages": stages}
+    return views.trace(trace_id, stages)

@@ -12,10 +12,13 @@ from api_shim import bodies
 from api_shim.context import r
 from api_shim.daemon import blueprint
 from api_shim.errors import ApiError
-from state import asks, clock, jobs, peers
+from state import asks, clock, peers
+from state.models import PeerState
 
 PeerBackend = Literal["claude-code", "opencode", "codex", "gemini", "antigravity", "pi"]
 Role = Literal["agent", "service", "orchestrator", "human"]
+# The list filter also takes repowire's `busy`, a status no peer has here (it matches none).
+LIST_STATUSES = (*PeerState, "busy")
 
 
 class RegisterBody(BaseModel):
@@ -46,7 +49,7 @@ def peer_info(peer: dict[str, Any]) -> dict[str, Any]:
     oldest = min((a["created_at"] for a in inbound), default=None)
     age = None
     if oldest:
-        age = round((clock.now_ms() - (jobs.parse_ms(oldest) or 0)) / 1000, 1)
+        age = round((clock.now_ms() - (clock.parse_ms(oldest) or 0)) / 1000, 1)
     last_seen = peer.get("last_seen")
     return {
         "peer_id": peer["peer_id"],
@@ -58,9 +61,9 @@ def peer_info(peer: dict[str, Any]) -> dict[str, Any]:
         "backend": peer.get("backend") or "claude-code",
         "circle": peer.get("circle") or "global",
         "role": peer.get("role") or "agent",
-        "status": peer.get("status") or "offline",
+        "status": peer.get("status") or PeerState.OFFLINE,
         "turn_state": peer.get("turn_state"),
-        "last_seen": jobs.iso(int(last_seen)) if last_seen else None,
+        "last_seen": clock.iso(int(last_seen)) if last_seen else None,
         "metadata": peer.get("metadata") or {},
         "description": "",
         "ws_connected": False,
@@ -75,6 +78,8 @@ def peer_info(peer: dict[str, Any]) -> dict[str, Any]:
 def register_peer():
     body = bodies.parse(RegisterBody)
     peer = peers.register(r(), body.model_dump(), clock.now_ms())
+    if peer is None:
+        raise ApiError(409, "Peer cannot be registered again from its current status")
     return {
         "ok": True,
         "peer_id": peer["peer_id"],
@@ -87,12 +92,15 @@ def register_peer():
 def list_peers():
     args = request.args
     status = args.get("status")
-    if status not in (None, "online", "offline", "busy"):
+    if status is not None and status not in LIST_STATUSES:
         raise ApiError(400, "status must be one of: online, offline")
     found = peers.list_all(
-        r(), status=status, path=args.get("path"), backend=args.get("backend"),
+        r(),
+        status=status,
+        path=args.get("path"),
+        backend=args.get("backend"),
         circle=args.get("circle"),
-    )  # fmt: skip
+    )
     return {"peers": [peer_info(p) for p in found]}
 
 
@@ -102,8 +110,8 @@ def _resolve(ident: str) -> dict[str, Any]:
         raise ApiError(404, f"Peer not found: {ident}")
     if isinstance(found, list):
         candidates = [{"peer_id": p["peer_id"], "circle": p["circle"]} for p in found]
-        raise ApiError(409, "ambiguous", detail={"error": "ambiguous_peer", "peer": ident,
-                                                 "candidates": candidates})  # fmt: skip
+        detail = {"error": "ambiguous_peer", "peer": ident, "candidates": candidates}
+        raise ApiError(409, "ambiguous", detail=detail)
     return found
 
 
@@ -115,7 +123,7 @@ def get_peer(ident: str):
 @blueprint.post("/peers/<ident>/offline")
 def peer_offline(ident: str):
     peer = _resolve(ident)
-    peers.set_status(r(), peer["peer_id"], "offline", clock.now_ms())
+    peers.set_status(r(), peer["peer_id"], PeerState.OFFLINE, clock.now_ms())
     return {"ok": True, "cancelled_queries": 0}
 
 
@@ -148,5 +156,5 @@ def ack():
         raise ApiError(404, f"No open ask with correlation_id: {body.correlation_id}")
     if body.message is not None and existing["status"] == "closed":
         raise ApiError(410, f"Ask {body.correlation_id} is already closed")
-    asks.close(r(), body.correlation_id, jobs.iso(clock.now_ms()))
+    asks.close(r(), body.correlation_id, clock.iso(clock.now_ms()))
     return {"ok": True}

@@ -10,9 +10,10 @@ from api_shim import auth, bodies
 from api_shim.context import r, settings
 from api_shim.errors import ApiError
 from api_shim.platform import blueprint
-from api_shim.platform.workers import WORKER_ID
+from api_shim.platform.hosts import WORKER_ID
 from state import clock, heartbeats
 from state.clock import iso_ms
+from state.models import HOST_REPORTED_STATUSES
 
 Percent = Field(None, ge=0, le=100, allow_inf_nan=False)
 
@@ -45,7 +46,7 @@ class Failure(BaseModel):
 class HeartbeatBody(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     __messages__ = {"activeCount": "activeCount must be a non-negative number"}
-    status: Literal["idle", "busy", "draining"] | None = None
+    status: Literal[HOST_REPORTED_STATUSES] | None = None  # type: ignore[valid-type]
     activeCount: int = Field(ge=0, le=1_000_000)
     activeInteractiveCount: int | None = Field(None, ge=0, le=1_000_000)
     maxSessions: int | None = Field(None, ge=0, le=1_000_000)

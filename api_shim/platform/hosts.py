@@ -1,4 +1,5 @@
-"""Worker hosts: register, refresh-token, poll, deregister, list (heartbeat: heartbeats.py)."""
+"""Daemon hosts, "workers" in the API (/api/workers/...): register, refresh-token, poll,
+deregister, list (heartbeat: heartbeats.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from api_shim import auth, bodies, tokens
 from api_shim.context import r, settings
 from api_shim.errors import ApiError
 from api_shim.platform import blueprint, views
-from state import clock, orgs, sessions
-from state import workers as workers_state
+from state import clock, hosts, orgs, sessions
 from state.clock import iso_ms
+from state.models import HostState
 
 WORKER_ID = re.compile(r"^wkr_[0-9a-f]{16}$")
 
@@ -32,18 +33,18 @@ class RegisterBody(BaseModel):
     region: str | None = Field(None, max_length=100)
 
 
-def load_worker(worker_id: str, cred: auth.Credential) -> dict:
-    """The worker, if it exists in the caller's org (404 otherwise, never 403)."""
-    record = workers_state.get(r(), worker_id, cred.org_id) if WORKER_ID.match(worker_id) else None
+def load_host(host_id: str, cred: auth.Credential) -> dict:
+    """The host, if it exists in the caller's org (404 otherwise, never 403)."""
+    record = hosts.get(r(), host_id, cred.org_id) if WORKER_ID.match(host_id) else None
     if record is None:
         raise ApiError(404, "Worker not found")
     return record
 
 
-def _token_response(worker: dict) -> dict:
-    worker = {**worker, "projects_list": workers_state.projects_of(worker)}
-    token, claims = tokens.mint(settings(), worker)
-    workers_state.track_jti(r(), worker["id"], claims["jti"], claims["exp"] * 1000, clock.now_ms())
+def _token_response(host: dict) -> dict:
+    host = {**host, "projects_list": hosts.projects_of(host)}
+    token, claims = tokens.mint(settings(), host)
+    hosts.track_jti(r(), host["id"], claims["jti"], claims["exp"] * 1000, clock.now_ms())
     return {"runtimeToken": token, "runtimeTokenExpiresAt": iso_ms(claims["exp"] * 1000)}
 
 
@@ -56,15 +57,15 @@ def register():
     projects: str | list[str] = cred.projects
     if body.projects is not None:
         resolved = []
-        for ref in body.projects:
-            project = orgs.find_project(r(), cred.org_id, ref)
+        found = orgs.find_projects(r(), cred.org_id, body.projects)
+        for ref, project in zip(body.projects, found, strict=True):
             if project is None:
                 raise ApiError(400, f"projects: unknown project {ref}")
             if not cred.may_use_project(project["id"]):
                 raise auth.forbidden(f"Key has no access to project {ref}")
             resolved.append(project["id"])
         projects = sorted(set(resolved))
-    worker = workers_state.register(
+    host = hosts.register(
         r(),
         cred.org_id,
         hostname=body.hostname,
@@ -76,12 +77,14 @@ def register():
         reg_key_id=cred.key_id or "",
         now_ms=clock.now_ms(),
     )
+    if host is None:
+        raise ApiError(409, "Worker cannot be registered again from its current state")
     s = settings()
     return {
-        "workerId": worker["id"],
+        "workerId": host["id"],
         "heartbeatInterval": s.heartbeat_interval_ms,
         "pollInterval": s.poll_interval_ms,
-        **_token_response(worker),
+        **_token_response(host),
     }, 201
 
 
@@ -89,10 +92,10 @@ def register():
 def refresh_token(worker_id: str):
     cred = auth.authenticate("api_key", "legacy")
     bodies.parse(bodies.Empty, allow_empty=True)  # no fields, but a malformed body is a 400
-    worker = load_worker(worker_id, cred)
-    if cred.key_id != worker.get("regKeyId") and not cred.at_least("admin"):
+    host = load_host(worker_id, cred)
+    if cred.key_id != host.get("regKeyId") and not cred.at_least("admin"):
         raise auth.forbidden("Only the registering key may refresh this worker's token")
-    return _token_response(worker)
+    return _token_response(host)
 
 
 @blueprint.get("/workers/<worker_id>/poll")
@@ -126,22 +129,26 @@ def deregister(worker_id: str):
         raise auth.forbidden("Token does not belong to this worker")
     if cred.kind == "api_key" and not cred.at_least("admin"):
         raise auth.forbidden("Requires role admin or higher")
-    load_worker(worker_id, cred)
-    moved = workers_state.deregister(r(), worker_id, clock.now_ms(), settings().jwt_leeway_seconds)
+    load_host(worker_id, cred)
+    moved = hosts.deregister(r(), worker_id, clock.now_ms(), settings().jwt_leeway_seconds)
     if moved is None:
         raise ApiError(404, "Worker not found")
     return {"deregistered": True, "unclaimedSessions": moved}
 
 
-def worker_view(w: dict, now_ms: int) -> dict:
+def host_view(w: dict, now_ms: int) -> dict:
     s = settings()
     last = int(w.get("lastHeartbeat") or 0)
-    if w.get("status") == "offline" or now_ms - last > s.worker_offline_after_s * 1000:
-        status = "offline"
+    # The list's status: the lifecycle state, except that a host silent past the offline window
+    # shows offline before the sweep marks it, and an active host that reports draining shows
+    # draining.
+    status: str
+    if w.get("status") == HostState.OFFLINE or now_ms - last > s.worker_offline_after_s * 1000:
+        status = HostState.OFFLINE
     elif w.get("reportedStatus") == "draining":
         status = "draining"
     else:
-        status = "active"
+        status = HostState.ACTIVE
     reported = w.get("activeCount")
     return {
         "id": w["id"],
@@ -153,7 +160,7 @@ def worker_view(w: dict, now_ms: int) -> dict:
         "lastHeartbeat": iso_ms(last),
         "registeredAt": iso_ms(w.get("registeredAt")),
         "version": w.get("version") or None,
-        "projects": workers_state.projects_of(w),
+        "projects": hosts.projects_of(w),
         "machineId": w.get("machineId") or None,
         "region": w.get("region") or None,
     }
@@ -163,13 +170,13 @@ def worker_view(w: dict, now_ms: int) -> dict:
 def list_workers():
     cred = auth.api_key()
     now = clock.now_ms()
-    rows = [worker_view(w, now) for w in workers_state.list_workers(r(), cred.org_id)]
-    live = [w for w in rows if w["status"] != "offline"]
+    rows = [host_view(w, now) for w in hosts.list_hosts(r(), cred.org_id)]
+    live = [w for w in rows if w["status"] != HostState.OFFLINE]
     return {
         "workers": rows,
         "summary": {
             "totalWorkers": len(rows),
-            "activeWorkers": sum(1 for w in rows if w["status"] == "active"),
+            "activeWorkers": sum(1 for w in rows if w["status"] == HostState.ACTIVE),
             "totalCapacity": sum(w["capacity"] for w in live),
             "totalActive": sum(w["activeCount"] for w in live),
             "availableCapacity": sum(max(w["capacity"] - w["activeCount"], 0) for w in live),

@@ -12,8 +12,7 @@ from api_shim import auth, bodies
 from api_shim.context import r
 from api_shim.errors import ApiError
 from api_shim.platform import blueprint
-from state import clock, mutations
-from state import workers as workers_state
+from state import clock, hosts, mutations
 from state.clock import iso_ms
 from state.models import MODEL_ACCESS_WORKLOADS, MUTATION_OPS, MUTATION_STATUSES
 
@@ -108,12 +107,12 @@ def enqueue_mutation():
         field = ".".join(["params", *(str(p) for p in err["loc"])])
         message = f"{field} is required" if err["type"] == "missing" else f"{field}: {err['msg']}"
         raise ApiError(400, message) from None
-    if workers_state.get(r(), body.workerHostId, cred.org_id) is None:
+    if hosts.get(r(), body.workerHostId, cred.org_id) is None:
         raise ApiError(404, "Worker host not found")
     record = mutations.enqueue(
         r(),
         org_id=cred.org_id,
-        worker_id=body.workerHostId,
+        host_id=body.workerHostId,
         op=body.op,
         params=params,
         requested_by=cred.key_id or "",
@@ -135,10 +134,10 @@ class ListQuery(BaseModel):
 def list_mutations():
     cred = auth.api_key()
     q = bodies.validate(ListQuery, request.args.to_dict(), loc="query")
-    if q.workerHostId is not None and workers_state.get(r(), q.workerHostId, cred.org_id) is None:
+    if q.workerHostId is not None and hosts.get(r(), q.workerHostId, cred.org_id) is None:
         raise ApiError(404, "Worker host not found")
     rows = mutations.list_for(
-        r(), cred.org_id, worker_id=q.workerHostId, status=q.status, limit=q.limit
+        r(), cred.org_id, host_id=q.workerHostId, status=q.status, limit=q.limit
     )
     return {"mutations": [view(m) for m in rows]}
 

@@ -77,8 +77,9 @@ def create_key(org_id: str):
         raise auth.forbidden("A key cannot grant scopes it does not hold")
     projects = body.projects
     if projects != "all":
-        for project_id in projects:
-            if orgs.get_project(r(), org_id, project_id) is None:
+        found = orgs.get_projects(r(), org_id, projects)
+        for project_id, project in zip(projects, found, strict=True):
+            if project is None:
                 raise ApiError(400, f"projects: unknown project {project_id}")
     if cred.projects != "all" and (projects == "all" or not set(projects) <= set(cred.projects)):
         raise auth.forbidden("A key cannot grant projects it cannot use")

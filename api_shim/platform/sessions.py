@@ -16,7 +16,7 @@ from api_shim import auth, bodies
 from api_shim.context import r, settings
 from api_shim.errors import ApiError
 from api_shim.platform import blueprint, views
-from api_shim.platform.workers import load_worker
+from api_shim.platform.hosts import load_host
 from state import clock, health, orgs, sessions
 from state.clock import iso_ms
 from state.models import SESSION_STATUSES, WORK_TYPES
@@ -91,7 +91,7 @@ def _session_for_worker(session_id: str, cred: auth.Credential) -> dict:
 def _worker_for_body(body: WorkerBody, cred: auth.Credential) -> dict:
     if cred.kind == "jwt" and cred.worker_id != body.workerId:
         raise auth.forbidden("Token does not belong to this worker")
-    return load_worker(body.workerId, cred)
+    return load_host(body.workerId, cred)
 
 
 @blueprint.post("/sessions")
@@ -309,7 +309,7 @@ def list_sessions():
         raise ApiError(404, "Project not found")
     s = settings()
     now = clock.now_ms()
-    records, workers = sessions.list_for(
+    records, hosts = sessions.list_for(
         r(), cred.org_id, project["id"] if project else None, q.limit or s.session_list_limit
     )
     if project is None and cred.projects != "all":
@@ -318,7 +318,7 @@ def list_sessions():
     summary = {"green": 0, "yellow": 0, "red": 0}
     thresholds = health_thresholds(s)
     for record in records:
-        verdict = health.assess(record, workers.get(record.get("workerId", "")), now, thresholds)
+        verdict = health.assess(record, hosts.get(record.get("workerId", "")), now, thresholds)
         summary[verdict["level"]] += 1
         rows.append({**views.session(record), "health": verdict})
     return {

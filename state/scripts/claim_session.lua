@@ -1,6 +1,6 @@
 --! include lib_sessions
--- Claim one named session for a worker.
--- KEYS: worker hash, session record. ARGV: prefixes JSON, session id, now.
+-- Claim one named session for a host.
+-- KEYS: host hash, session record. ARGV: prefixes JSON, session id, now.
 -- Returns {'ok', payload} | {'not_available'} | {'unauthorized', projectId} | {'no_worker'}.
 local P = cjson.decode(ARGV[1])
 local sid = ARGV[2]

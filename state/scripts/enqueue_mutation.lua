@@ -1,7 +1,7 @@
 --! include lib_common
 --! include lib_mutations
 -- Queue a mutation for a host: record, indexes, first audit entry.
--- KEYS: worker hash. ARGV: P JSON, mutation id, now, record JSON.
+-- KEYS: host hash. ARGV: P JSON, mutation id, now, record JSON.
 -- Returns 1, or 0 when the host is unknown / deregistered / another org's.
 local P = cjson.decode(ARGV[1])
 local id, now = ARGV[2], ARGV[3]

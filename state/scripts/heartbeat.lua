@@ -2,25 +2,27 @@
 --! include lib_mutations
 -- One heartbeat, atomically: record the host's report, apply its mutation acks, deliver (or
 -- redeliver) its open mutations, and read what the response needs.
--- KEYS: worker hash, worker open mutations, heartbeats zset.
--- ARGV: P JSON, now, redeliver after (ms), max deliveries, worker fields JSON, applied ids JSON,
---       failures JSON [{id, error}], allowlistHash ('' = none), allowlist JSON ('' = none),
---       the caller's org id, the caller's token revocation key ('' = nothing to check).
--- Returns {-1} for an unknown worker, {-2} for a revoked token, else {pendingWorkCount, hostStatus, recommendedAction,
---   candidatePoolIds JSON, allowlistStale, then id, op, params, requestedAt, requestedBy per
---   delivered mutation}.
+-- KEYS: host hash, host open mutations, heartbeats zset.
+-- ARGV: P JSON, now, redeliver after (ms), max deliveries, host fields JSON (with the status it
+--       moves to), applied ids JSON, failures JSON [{id, error}], allowlistHash ('' = none),
+--       allowlist JSON ('' = none), the caller's org id, the caller's token revocation key
+--       ('' = nothing to check), the states that status may be reached from (JSON list).
+-- Returns {-1} for an unknown host (or one whose state forbids the move), {-2} for a revoked
+--   token, else {pendingWorkCount, hostStatus, recommendedAction, candidatePoolIds JSON,
+--   allowlistStale, then id, op, params, requestedAt, requestedBy per delivered mutation}.
 if ARGV[11] ~= '' and redis.call('EXISTS', ARGV[11]) == 1 then return {-2} end
 local P = cjson.decode(ARGV[1])
 local now = tonumber(ARGV[2])
 local redeliver_after, max_deliveries = tonumber(ARGV[3]), tonumber(ARGV[4])
 local w = redis.call('HMGET', KEYS[1], 'id', 'orgId', 'status', 'projects', 'regKeyId',
   'allowlistHash', 'hostStatus')
+-- A deregistered host is unknown here: only registering again brings it back.
 if not w[1] or w[3] == 'deregistered' or w[2] ~= ARGV[10] then return {-1} end
+if not may_move(ARGV[12], w[3]) then return {-1} end
 local wid, org = w[1], w[2]
 
-local fields = cjson.decode(ARGV[5])
+local fields = cjson.decode(ARGV[5])  -- with its status: a host swept offline is back
 fields.lastHeartbeat = now
-fields.status = 'active'  -- a host that was swept offline is back
 hset_table(KEYS[1], fields)
 redis.call('ZADD', KEYS[3], now, wid)
 

@@ -14,3 +14,13 @@ local function hset_table(key, t)
   end
   if #flat > 0 then redis.call('HSET', key, unpack(flat)) end
 end
+
+-- True when `current` is in `allowed_json`, the JSON list of states the target may be reached
+-- from (state/models.py `allowed_from` over the machine's table), so the check runs in the same
+-- atomic step as the write.
+local function may_move(allowed_json, current)
+  for _, s in ipairs(cjson.decode(allowed_json)) do
+    if s == current then return true end
+  end
+  return false
+end

@@ -8,7 +8,7 @@ local function unqueue(P, sid, org, prj)
   if prj then redis.call('ZREM', P.project_queue .. prj, sid) end
 end
 
--- Claim one queued session for a worker. Returns its payload, or nil when it is not queued.
+-- Claim one queued session for a host. Returns its payload, or nil when it is not queued.
 local function claim_one(P, sid, wid, now)
   local rec = P.session .. sid
   local f = redis.call('HMGET', rec, 'orgId', 'projectId')
@@ -24,7 +24,7 @@ local function claim_one(P, sid, wid, now)
   -- The record keeps the payload from claim on, so a requeue can restore it.
   redis.call('HSET', rec, 'status', 'claimed', 'workerId', wid, 'claimedAt', now, 'updatedAt', now,
     'payload', payload)
-  redis.call('SADD', P.worker_sessions .. wid, sid)
+  redis.call('SADD', P.host_sessions .. wid, sid)
   return payload
 end
 
@@ -40,14 +40,14 @@ local function requeue_one(P, sid, wid, now)
   redis.call('ZADD', P.project_queue .. f[6], f[4], sid)
   redis.call('DEL', P.claim .. sid)
   redis.call('HSET', rec, 'status', 'queued', 'workerId', '', 'claimedAt', '', 'updatedAt', now)
-  redis.call('SREM', P.worker_sessions .. wid, sid)
+  redis.call('SREM', P.host_sessions .. wid, sid)
   return true
 end
 
--- Requeue every claimed-not-running session of a worker; returns their ids.
-local function requeue_worker(P, wid, now)
+-- Requeue every claimed-not-running session of a host; returns their ids.
+local function requeue_host(P, wid, now)
   local moved = {}
-  for _, sid in ipairs(redis.call('SMEMBERS', P.worker_sessions .. wid)) do
+  for _, sid in ipairs(redis.call('SMEMBERS', P.host_sessions .. wid)) do
     if requeue_one(P, sid, wid, now) then moved[#moved + 1] = sid end
   end
   return moved

@@ -1,10 +1,10 @@
 --! include lib_sessions
 -- Pop and claim up to min(capacity - active, batch max) sessions, best score first, from the
--- queue indexes of the projects the worker serves.
--- KEYS: worker hash, worker sessions set.
+-- queue indexes of the projects the host serves.
+-- KEYS: host hash, host sessions set.
 -- ARGV: prefixes JSON, now, batch max, the caller's token revocation key ('' = none),
 --       the caller's org id.
--- Returns payloads; {-1} for an unknown worker (or another org's); {-2} for a revoked token.
+-- Returns payloads; {-1} for an unknown host (or another org's); {-2} for a revoked token.
 if ARGV[4] ~= '' and redis.call('EXISTS', ARGV[4]) == 1 then return {-2} end
 local P = cjson.decode(ARGV[1])
 local now = ARGV[2]

@@ -1,7 +1,7 @@
 -- Record the tool a session is using; `toolSince` moves only when the tool changes, so health
 -- can see one tool held for too long.
--- KEYS: session record. ARGV: worker id, tool name, now.
--- Returns 1 | 0 (not found) | -1 (another worker's).
+-- KEYS: session record. ARGV: host id, tool name, now.
+-- Returns 1 | 0 (not found) | -1 (another host's).
 local f = redis.call('HMGET', KEYS[1], 'workerId', 'lastTool', 'status')
 if not f[3] then return 0 end
 if f[1] ~= ARGV[1] then return -1 end

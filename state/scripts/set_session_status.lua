@@ -1,8 +1,8 @@
 --! include lib_common
 -- Move a session along its state machine (the table lives in state/models.py; the caller passes
 -- the states the target may be reached from).
--- KEYS: session record, worker sessions set.
--- ARGV: worker id, new status, allowed-from (comma list), now, extra fields JSON, terminal (0/1).
+-- KEYS: session record, host sessions set.
+-- ARGV: host id, new status, allowed-from (comma list), now, extra fields JSON, terminal (0/1).
 -- Returns {'ok', record...} | {'not_found'} | {'forbidden'} | {'illegal', current}.
 local f = redis.call('HMGET', KEYS[1], 'status', 'workerId', 'startedAt', 'orgId')
 if not f[1] then return {'not_found'} end

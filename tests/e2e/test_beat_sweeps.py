@@ -34,4 +34,4 @@ def test_silent_host_goes_offline_and_its_session_is_requeued(fast_stack, r):
     harness.wait_for(requeued, timeout=30, message="beat's sweep to requeue the session")
     workers = api.get("/api/workers", org.key).json()["workers"]
     assert next(x for x in workers if x["id"] == w["workerId"])["status"] == "offline"
-    assert "sweeps.offline_workers" in fast_stack.log("worker")
+    assert "sweeps.offline_hosts" in fast_stack.log("worker")

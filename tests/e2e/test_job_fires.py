@@ -165,7 +165,7 @@ def test_due_later_then_fired_by_the_tick(api, r, tmp_path):
     job_id = agent_job(api, tmp_path, "later", due_at=due)
     assert status(api, job_id)["state"] == "queued"
     clock.advance(601)
-    scheduler.dispatch_due(r, clock.now_ms())
+    scheduler.fire_due(r, clock.now_ms())
     assert wait_state(api, job_id)["state"] == "completed"
 
 
@@ -179,7 +179,7 @@ def test_expired_before_start(api, r, tmp_path):
         expires_at=(now + timedelta(minutes=1)).isoformat(),
     )
     clock.advance(6 * 60)
-    scheduler.dispatch_due(r, clock.now_ms())
+    scheduler.fire_due(r, clock.now_ms())
     done = wait_state(api, job_id)
     assert done["state"] == "expired" and done["runner"]["attempt_count"] == 0
 

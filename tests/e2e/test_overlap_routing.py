@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from state import clock, machines
+from state import clock, liveness
 from tests import harness
 from tests.e2e.conftest import Stack
 
@@ -97,7 +97,7 @@ def host_b(tmp_path_factory, r):
     s.worker("worker-b", machine="host-b")
     try:
         harness.wait_for(
-            lambda: machines.alive(r, "host-b", clock.now_ms()),
+            lambda: liveness.machine_alive(r, "host-b", clock.now_ms()),
             timeout=30,
             message="host-b's worker",
         )

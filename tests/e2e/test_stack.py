@@ -61,18 +61,20 @@ def test_worker_lifecycle_through_gunicorn(stack):
 
 
 def test_beat_and_worker_run_the_tick(stack, r):
-    from state import beat
+    from state import liveness
 
-    first = harness.wait_for(lambda: beat.last_tick(r), timeout=30, message="a beat tick")
-    harness.wait_for(lambda: (beat.last_tick(r) or 0) > first, timeout=30, message="a second tick")
+    first = harness.wait_for(lambda: liveness.last_beat_tick(r), timeout=30, message="a beat tick")
+    harness.wait_for(
+        lambda: (liveness.last_beat_tick(r) or 0) > first, timeout=30, message="a second tick"
+    )
 
 
 def test_health_reports_redis_workers_and_beat(stack, r):
     import requests
 
-    from state import beat
+    from state import liveness
 
-    harness.wait_for(lambda: beat.last_tick(r), timeout=30, message="a beat tick")
+    harness.wait_for(lambda: liveness.last_beat_tick(r), timeout=30, message="a beat tick")
 
     def healthy():
         body = requests.get(stack.url + "/health", timeout=5).json()

@@ -34,8 +34,9 @@ def main() -> int:
     prompt = args.prompt
     if os.environ.get("FAKE_AGENT_LOG"):
         with open(os.environ["FAKE_AGENT_LOG"], "a") as log:
-            log.write(json.dumps({"argv": sys.argv[1:], "pid": os.getpid(),
-                                  "cwd": os.getcwd()}) + "\n")  # fmt: skip
+            log.write(
+                json.dumps({"argv": sys.argv[1:], "pid": os.getpid(), "cwd": os.getcwd()}) + "\n"
+            )
     if "ignore-term" in prompt:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if "child" in prompt.split():

@@ -78,7 +78,7 @@ def test_allowlist_kept_and_requested_when_hash_changes(api, org, r):
     lst = [{"id": "prj_1", "repository": "github.com/a/b"}]
     body = beat(api, w, allowlistHash="h1", allowlist=lst).json()
     assert "allowlistRequested" not in body
-    assert r.hget(keys.worker(w["workerId"]), "allowlistHash") == "h1"
+    assert r.hget(keys.host(w["workerId"]), "allowlistHash") == "h1"
     assert "allowlistRequested" not in beat(api, w, allowlistHash="h1").json()
     assert beat(api, w, allowlistHash="h2").json()["allowlistRequested"] is True
 

@@ -25,7 +25,7 @@ def test_sweep_marks_offline_and_requeues(api, org, r, celery_worker):
 
     # Still within 180 s: the sweep leaves it alone.
     clock.advance(179)
-    sweeps.offline_workers.delay()
+    sweeps.offline_hosts.delay()
     other = harness.register(api, org)  # a live host, to see the sweep ran
     clock.advance(2)
     api.post(
@@ -33,13 +33,13 @@ def test_sweep_marks_offline_and_requeues(api, org, r, celery_worker):
         other["runtimeToken"],
         json={"activeCount": 0},
     )
-    sweeps.offline_workers.delay()
+    sweeps.offline_hosts.delay()
     harness.wait_for(
-        lambda: r.hget(keys.worker(w["workerId"]), "status") == "offline",
+        lambda: r.hget(keys.host(w["workerId"]), "status") == "offline",
         timeout=20,
         message="the sweep to mark the host offline",
     )
-    assert r.hget(keys.worker(other["workerId"]), "status") == "active"
+    assert r.hget(keys.host(other["workerId"]), "status") == "active"
     for sid in (low, high):
         assert r.zscore(keys.WORK_QUEUE, sid) == scores[sid], "priority/position changed"
         assert r.hget(keys.session(sid), "status") == "queued"
@@ -54,7 +54,7 @@ def test_sweep_marks_offline_and_requeues(api, org, r, celery_worker):
     assert got["claimedSessionIds"] == [high, low]
     # The host comes back with a heartbeat.
     api.post(f"/api/workers/{w['workerId']}/heartbeat", token, json={"activeCount": 1})
-    assert r.hget(keys.worker(w["workerId"]), "status") == "active"
+    assert r.hget(keys.host(w["workerId"]), "status") == "active"
 
 
 def test_sweep_twice_changes_nothing_twice(api, org, r):

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pytest
 
-from state import clock, jobs, templates
+from state import clock, keys, template_rules, templates
 from tests import harness
 from tests.e2e.conftest import Stack
 
@@ -44,13 +44,13 @@ def test_two_beats_materialize_each_due_time_once(fast_time, r):
     cal_ids = []
     now = clock.now_ms()
     for i in range(TEMPLATES):
-        doc = templates.new_doc(
+        doc = template_rules.new_doc(
             {"title": f"beat-{i}", "cron": "* * * * *", "overlap": "allow", "circle": "beats"},
             now,
         )
         templates.create(r, doc, now)
         cal_ids.append(doc["calendar_id"])
-    first_due = jobs.parse_ms(templates.get(r, cal_ids[0])["next_due_at"])
+    first_due = clock.parse_ms(templates.get(r, cal_ids[0])["next_due_at"])
     fast_time.worker("beat-worker-1", machine="beat-host")
     fast_time.worker("beat-worker-2", machine="beat-host")
     fast_time.beat("beat-1")
@@ -65,11 +65,11 @@ def test_two_beats_materialize_each_due_time_once(fast_time, r):
     assert logs.count("beat: Acquired lock") >= 1
 
     due_times = defaultdict(list)
-    for raw in r.hvals(jobs.DOCS):
+    for raw in r.hvals(keys.JOB_DOCS):
         doc = json.loads(raw)
         if doc.get("source_kind") == "calendar" and doc.get("circle") == "beats":
             due = doc["provenance"]["calendar"]["scheduled_due_at"]
-            due_times[doc["source_id"]].append(jobs.parse_ms(due))
+            due_times[doc["source_id"]].append(clock.parse_ms(due))
     assert set(due_times) == set(cal_ids)
     for cal_id in cal_ids:
         times = sorted(due_times[cal_id])
@@ -84,7 +84,7 @@ def test_racing_materializations_make_one_child(r):
     transaction lets exactly one of them create the child."""
     now = clock.now_ms()
     docs = [
-        templates.new_doc({"title": f"race-{i}", "cron": "* * * * *", "overlap": "allow"}, now)
+        template_rules.new_doc({"title": f"race-{i}", "cron": "* * * * *", "overlap": "allow"}, now)
         for i in range(100)
     ]
     for doc in docs:
@@ -93,7 +93,7 @@ def test_racing_materializations_make_one_child(r):
     start = threading.Barrier(4)
 
     def racer(doc):
-        due = jobs.parse_ms(doc["next_due_at"])
+        due = clock.parse_ms(doc["next_due_at"])
         start.wait()
         outcome, child = templates.materialize(r, doc["calendar_id"], due, due + 100)
         outcomes[doc["calendar_id"]].append((outcome, child))

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from state import clock, machines
+from state import clock, liveness
 from tests import harness
 from tests.e2e.conftest import Stack
 from workers import executors
@@ -55,7 +55,7 @@ def test_sigkill_mid_fire(stack, api, r, tmp_path):
     # A worker comes back on that host: it reaps what the dead ones left; the lease sweep ends
     # their attempts.
     stack.worker("kill-worker-final", machine=MACHINE, DISPATCHYARD_JOB_LEASE_S="2")
-    harness.wait_for(lambda: machines.alive(r, MACHINE, clock.now_ms()), timeout=30)
+    harness.wait_for(lambda: liveness.machine_alive(r, MACHINE, clock.now_ms()), timeout=30)
 
     def all_terminal():
         docs = [api.get(f"/jobs/{j}").json()["status"] for j in job_ids]

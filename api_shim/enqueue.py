@@ -1,0 +1,55 @@
+"""The shim's one way to start work: send a Celery task by name (tasks/names.py) to a queue.
+
+The client is a bare Celery app that knows the broker and no task code, so the shim imports no
+task module, no worker runtime and no beat schedule. One per shim process, made on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from celery import Celery
+
+from state import dispatch
+from state.job_shape import Doc, target_machine
+from state.store import Redis
+from tasks import names
+
+_lock = threading.Lock()
+_clients: dict[str, Celery] = {}
+
+
+def _client(broker_url: str) -> Celery:
+    with _lock:
+        client = _clients.get(broker_url)
+        if client is None:
+            client = Celery("dispatchyard-shim", broker=broker_url, set_as_current=False)
+            client.conf.update(
+                task_serializer="json",
+                broker_connection_retry_on_startup=True,
+                broker_transport_options={"socket_keepalive": True},
+                task_send_sent_event=True,
+            )
+            _clients[broker_url] = client
+        return client
+
+
+def send(broker_url: str, task: str, args: list[Any], queue: str) -> None:
+    """Publish task `task` with `args` to `queue` (created as a direct exchange and routing
+    key of the same name, as the workers declare theirs)."""
+    _client(broker_url).send_task(task, args=args, queue=queue)
+
+
+def fire(broker_url: str, job_id: str, machine: str | None, fire_key: str, why: str) -> None:
+    """Send a job's fire to its machine's queue (or the shared one)."""
+    send(broker_url, names.FIRE, [job_id, fire_key, why], names.queue_for(machine))
+
+
+def fire_when_ready(broker_url: str, r: Redis, doc: Doc, now_ms: int) -> bool:
+    """Fire a job that is due now right away, unless its machine has no live worker node (then
+    it waits, says why, and the scheduler looks again)."""
+    if not dispatch.ready(r, doc, now_ms):
+        return False
+    fire(broker_url, doc["job_id"], target_machine(doc), dispatch.fire_key(doc["job_id"]), "due")
+    return True

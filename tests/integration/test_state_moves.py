@@ -1,0 +1,127 @@
+"""Host and peer moves against Redis: a move the table refuses writes nothing; the peer
+indexes follow every status and circle change; projects are found in one round trip."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from state import clock, heartbeats, hosts, keys, orgs, peers
+from state.models import HostState, PeerState
+from state.scripts import scripts
+
+
+def _host(r, org, machine_id: str | None = None) -> dict:
+    fields = {"hostname": "h", "capacity": 1, "version": None, "projects": "all", "region": None}
+    host = hosts.register(
+        r, org.id, **fields, machine_id=machine_id, reg_key_id="key_x", now_ms=clock.now_ms()
+    )
+    assert host is not None
+    return host
+
+
+def test_refused_host_moves_write_nothing(r, org):
+    host_id = _host(r, org)["id"]
+    assert hosts.deregister(r, host_id, clock.now_ms(), 60) == []
+    before = r.hgetall(keys.host(host_id))
+    assert before["status"] == HostState.DEREGISTERED
+    clock.advance(10)
+    # Deregistering again: refused, deregisteredAt unchanged.
+    assert hosts.deregister(r, host_id, clock.now_ms(), 60) is None
+    # A stale heartbeat entry for it: the sweep drops the entry and does not mark it offline.
+    # (A cutoff of 0 sweeps only this entry, not the other tests' hosts.)
+    r.zadd(keys.HOST_HEARTBEATS, {host_id: 0})
+    assert heartbeats.sweep_offline(r, 1000, 1000) == {host_id: []}
+    assert r.hgetall(keys.host(host_id)) == before
+    assert r.zscore(keys.HOST_HEARTBEATS, host_id) is None
+
+
+def test_registration_brings_a_deregistered_host_back_under_its_machine_id(r, org):
+    machine = f"m-{secrets.token_hex(3)}"
+    first = _host(r, org, machine)
+    hosts.deregister(r, first["id"], clock.now_ms(), 60)
+    again = _host(r, org, machine)
+    assert again["id"] == first["id"] and again["status"] == HostState.ACTIVE
+
+
+def _peer(r, name: str, circle: str, **fields) -> dict:
+    body = {"name": name, "circle": circle, "backend": "claude-code", "path": "/w", **fields}
+    peer = peers.register(r, body, clock.now_ms())
+    assert peer is not None
+    return peer
+
+
+def test_refused_peer_moves_write_nothing(r):
+    circle = f"c{secrets.token_hex(3)}"
+    peer = _peer(r, "refused", circle)
+    key = keys.peer(peer["peer_id"])
+    before = r.hgetall(key)
+    clock.advance(5)
+    # The scripts check the slice they are given; an empty slice refuses every move.
+    refused = scripts(r).set_peer_status(
+        keys=[key, keys.peers_in_state(PeerState.OFFLINE)],
+        args=[keys.PEERS_IN_STATE_PREFIX, peer["peer_id"], PeerState.OFFLINE, "[]", 1],
+    )
+    assert refused == -1
+    stored = {**before, "status": PeerState.ONLINE, "last_seen": clock.now_ms()}
+    index_keys = [
+        keys.peer_name(circle, "refused"),
+        keys.PEERS,
+        keys.peers_named("refused"),
+        "",
+        keys.peers_in_circle(circle),
+        keys.peers_in_state(PeerState.ONLINE),
+    ]
+    prefixes = json.dumps(keys.PEER_SCRIPT_PREFIXES)
+    again = scripts(r).register_peer(
+        keys=index_keys,
+        args=[prefixes, "repow-x-00000000", clock.now_ms(), json.dumps(stored), "[]"],
+    )
+    assert again is None
+    assert r.hgetall(key) == before
+    assert not r.sismember(keys.peers_in_state(PeerState.OFFLINE), peer["peer_id"])
+    assert peers.set_status(r, "repow-nobody-00000000", PeerState.OFFLINE, 1) is False
+
+
+def ids(found: list[dict]) -> list[str]:
+    return [p["peer_id"] for p in found]
+
+
+def test_peer_indexes_follow_status_and_circle(r):
+    circle, other = f"c{secrets.token_hex(3)}", f"c{secrets.token_hex(3)}"
+    a = _peer(r, "a", circle)
+    b = _peer(r, "b", circle, path="/elsewhere")
+    # From the circle's index, in the order of the unindexed list (registration, then id).
+    in_circle = ids(peers.list_all(r, circle=circle))
+    assert in_circle == [p["peer_id"] for p in peers.list_all(r) if p["circle"] == circle]
+    assert sorted(in_circle) == sorted([a["peer_id"], b["peer_id"]])
+    assert ids(peers.list_all(r, circle=circle, path="/w")) == [a["peer_id"]]
+    assert peers.find_online(r, path="/w", backend="claude-code", circle=circle)["name"] == "a"
+
+    assert peers.set_status(r, a["peer_id"], PeerState.OFFLINE, clock.now_ms())
+    assert ids(peers.list_all(r, circle=circle, status=PeerState.ONLINE)) == [b["peer_id"]]
+    assert ids(peers.list_all(r, circle=circle, status=PeerState.OFFLINE)) == [a["peer_id"]]
+    assert peers.find_online(r, path="/w", backend="claude-code", circle=circle) is None
+    # Marking it offline again is a repeated report, not a refused move.
+    assert peers.set_status(r, a["peer_id"], PeerState.OFFLINE, clock.now_ms())
+
+    # Registering again (by id, into another circle) brings it online and moves its circle.
+    moved = _peer(r, "a", other, peer_id=a["peer_id"])
+    assert moved["peer_id"] == a["peer_id"] and moved["status"] == PeerState.ONLINE
+    assert ids(peers.list_all(r, circle=circle)) == [b["peer_id"]]
+    assert ids(peers.list_all(r, circle=other, status=PeerState.ONLINE)) == [a["peer_id"]]
+    assert ids(peers.list_all(r, circle=circle, status=PeerState.OFFLINE)) == []
+
+
+def test_find_projects_by_id_or_slug_in_one_call(r, org):
+    mine = orgs.create_project(r, org.id, "mine", "Mine", None, clock.now_ms())
+    other_org = orgs.create_org(r, "O", f"o-{secrets.token_hex(3)}", clock.now_ms())
+    theirs = orgs.create_project(r, other_org["id"], "theirs", "T", None, clock.now_ms())
+    found = orgs.find_projects(r, org.id, [mine["id"], "mine", theirs["id"], "theirs", "nope"])
+    assert [p and p["id"] for p in found] == [mine["id"], mine["id"], None, None, None]
+    assert orgs.get_projects(r, org.id, [theirs["id"], mine["id"], "mine"]) == [
+        None,
+        orgs.get_project(r, org.id, mine["id"]),
+        None,
+    ]
+    assert orgs.find_projects(r, org.id, []) == []

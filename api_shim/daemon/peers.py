@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api_shim import bodies
 from api_shim.context import r
-from api_shim.daemon import blueprint
+from api_shim.daemon import blueprint, views
 from api_shim.errors import ApiError
 from state import asks, clock, peers
 from state.models import PeerState
@@ -46,31 +46,7 @@ class AckBody(BaseModel):
 
 def peer_info(peer: dict[str, Any]) -> dict[str, Any]:
     inbound = asks.pending(r(), peer["peer_id"], peer["name"], "inbound")
-    oldest = min((a["created_at"] for a in inbound), default=None)
-    age = None
-    if oldest:
-        age = round((clock.now_ms() - (clock.parse_ms(oldest) or 0)) / 1000, 1)
-    last_seen = peer.get("last_seen")
-    return {
-        "peer_id": peer["peer_id"],
-        "name": peer["name"],
-        "display_name": peer["name"],
-        "path": peer.get("path"),
-        "machine": peer.get("machine"),
-        "tmux_session": peer.get("tmux_session"),
-        "backend": peer.get("backend") or "claude-code",
-        "circle": peer.get("circle") or "global",
-        "role": peer.get("role") or "agent",
-        "status": peer.get("status") or PeerState.OFFLINE,
-        "turn_state": peer.get("turn_state"),
-        "last_seen": clock.iso(int(last_seen)) if last_seen else None,
-        "metadata": peer.get("metadata") or {},
-        "description": "",
-        "ws_connected": False,
-        "pending_ask_count": len(inbound),
-        "oldest_pending_age_seconds": age,
-        "inbound_status": "queued" if inbound else "idle",
-    }
+    return views.peer(peer, inbound, clock.now_ms())
 
 
 @blueprint.post("/peers")

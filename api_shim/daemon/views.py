@@ -9,7 +9,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from state.models import JOB_TERMINAL
+from state.clock import iso, parse_ms
+from state.models import JOB_TERMINAL, PeerState
 
 Doc = dict[str, Any]
 
@@ -97,3 +98,32 @@ def job_list(
         token = encode_cursor(next_cursor) if next_cursor is not None else None
         yield ',"next_cursor":' + json.dumps(token)
     yield "}"
+
+
+def peer(peer: Doc, inbound: list[Doc], now_ms: int) -> Doc:
+    """A peer as repowire lists it, with its inbound asks counted."""
+    oldest = min((a["created_at"] for a in inbound), default=None)
+    age = None
+    if oldest:
+        age = round((now_ms - (parse_ms(oldest) or 0)) / 1000, 1)
+    last_seen = peer.get("last_seen")
+    return {
+        "peer_id": peer["peer_id"],
+        "name": peer["name"],
+        "display_name": peer["name"],
+        "path": peer.get("path"),
+        "machine": peer.get("machine"),
+        "tmux_session": peer.get("tmux_session"),
+        "backend": peer.get("backend") or "claude-code",
+        "circle": peer.get("circle") or "global",
+        "role": peer.get("role") or "agent",
+        "status": peer.get("status") or PeerState.OFFLINE,
+        "turn_state": peer.get("turn_state"),
+        "last_seen": iso(int(last_seen)) if last_seen else None,
+        "metadata": peer.get("metadata") or {},
+        "description": "",
+        "ws_connected": False,
+        "pending_ask_count": len(inbound),
+        "oldest_pending_age_seconds": age,
+        "inbound_status": "queued" if inbound else "idle",
+    }

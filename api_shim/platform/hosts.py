@@ -136,41 +136,12 @@ def deregister(worker_id: str):
     return {"deregistered": True, "unclaimedSessions": moved}
 
 
-def host_view(w: dict, now_ms: int) -> dict:
-    s = settings()
-    last = int(w.get("lastHeartbeat") or 0)
-    # The list's status: the lifecycle state, except that a host silent past the offline window
-    # shows offline before the sweep marks it, and an active host that reports draining shows
-    # draining.
-    status: str
-    if w.get("status") == HostState.OFFLINE or now_ms - last > s.worker_offline_after_s * 1000:
-        status = HostState.OFFLINE
-    elif w.get("reportedStatus") == "draining":
-        status = "draining"
-    else:
-        status = HostState.ACTIVE
-    reported = w.get("activeCount")
-    return {
-        "id": w["id"],
-        "hostname": w["hostname"],
-        "capacity": int(w["capacity"]),
-        "activeCount": int(reported) if reported not in (None, "") else w["activeSessions"],
-        "status": status,
-        "hostStatus": views.host_status(w),
-        "lastHeartbeat": iso_ms(last),
-        "registeredAt": iso_ms(w.get("registeredAt")),
-        "version": w.get("version") or None,
-        "projects": hosts.projects_of(w),
-        "machineId": w.get("machineId") or None,
-        "region": w.get("region") or None,
-    }
-
-
 @blueprint.get("/workers")
 def list_workers():
     cred = auth.api_key()
     now = clock.now_ms()
-    rows = [host_view(w, now) for w in hosts.list_hosts(r(), cred.org_id)]
+    offline_ms = int(settings().worker_offline_after_s * 1000)
+    rows = [views.host(w, now, offline_ms) for w in hosts.list_hosts(r(), cred.org_id)]
     live = [w for w in rows if w["status"] != HostState.OFFLINE]
     return {
         "workers": rows,

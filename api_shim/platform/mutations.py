@@ -11,9 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from api_shim import auth, bodies
 from api_shim.context import r
 from api_shim.errors import ApiError
-from api_shim.platform import blueprint
+from api_shim.platform import blueprint, views
 from state import clock, hosts, mutations
-from state.clock import iso_ms
 from state.models import MODEL_ACCESS_WORKLOADS, MUTATION_OPS, MUTATION_STATUSES
 
 MUTATION_ID = re.compile(r"^mut_[0-9a-f]{24}$")
@@ -68,31 +67,6 @@ class MutationBody(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-def view(m: dict, with_history: list[dict] | None = None) -> dict:
-    import json
-
-    out = {
-        "id": m["id"],
-        "orgId": m["orgId"],
-        "workerHostId": m["workerHostId"],
-        "op": m["op"],
-        "params": json.loads(m["params"]),
-        "status": m["status"],
-        "requestedBy": m.get("requestedBy") or None,
-        "requestedAt": iso_ms(m.get("requestedAt")),
-        "deliveredAt": iso_ms(m.get("deliveredAt")),
-        "lastDeliveredAt": iso_ms(m.get("lastDeliveredAt")),
-        "cancelledAt": iso_ms(m.get("cancelledAt")),
-        "appliedAt": iso_ms(m.get("appliedAt")),
-        "failedAt": iso_ms(m.get("failedAt")),
-        "error": m.get("error") or None,
-        "deliveryCount": int(m.get("deliveryCount") or 0),
-    }
-    if with_history is not None:
-        out["history"] = [{**e, "at": iso_ms(e["at"])} for e in with_history]
-    return out
-
-
 @blueprint.post("/daemon/mutations")
 def enqueue_mutation():
     cred = auth.api_key("admin")
@@ -120,7 +94,7 @@ def enqueue_mutation():
     )
     if record is None:
         raise ApiError(404, "Worker host not found")
-    return {"mutation": view(record)}, 201
+    return {"mutation": views.mutation(record)}, 201
 
 
 class ListQuery(BaseModel):
@@ -139,7 +113,7 @@ def list_mutations():
     rows = mutations.list_for(
         r(), cred.org_id, host_id=q.workerHostId, status=q.status, limit=q.limit
     )
-    return {"mutations": [view(m) for m in rows]}
+    return {"mutations": [views.mutation(m) for m in rows]}
 
 
 def _load(mutation_id: str, cred: auth.Credential) -> dict:
@@ -155,7 +129,7 @@ def _load(mutation_id: str, cred: auth.Credential) -> dict:
 def get_mutation(mutation_id: str):
     cred = auth.api_key()
     record = _load(mutation_id, cred)
-    return {"mutation": view(record, mutations.history(r(), mutation_id))}
+    return {"mutation": views.mutation(record, mutations.history(r(), mutation_id))}
 
 
 @blueprint.delete("/daemon/mutations/<mutation_id>")

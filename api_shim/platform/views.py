@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+from state import hosts
 from state.clock import iso_ms
+from state.models import HostState
 
 
 def _num(v: str | None, kind=float):
@@ -77,4 +79,58 @@ def host_status(w: dict) -> dict:
         out["recommendedAction"] = w["recommendedAction"]
     if w.get("candidatePoolIds"):
         out["candidatePoolIds"] = json.loads(w["candidatePoolIds"])
+    return out
+
+
+def host(w: dict, now_ms: int, offline_after_ms: int) -> dict:
+    """A daemon host in the /api/workers list."""
+    last = int(w.get("lastHeartbeat") or 0)
+    # The list's status: the lifecycle state, except that a host silent past the offline window
+    # shows offline before the sweep marks it, and an active host that reports draining shows
+    # draining.
+    status: str
+    if w.get("status") == HostState.OFFLINE or now_ms - last > offline_after_ms:
+        status = HostState.OFFLINE
+    elif w.get("reportedStatus") == "draining":
+        status = "draining"
+    else:
+        status = HostState.ACTIVE
+    reported = w.get("activeCount")
+    return {
+        "id": w["id"],
+        "hostname": w["hostname"],
+        "capacity": int(w["capacity"]),
+        "activeCount": int(reported) if reported not in (None, "") else w["activeSessions"],
+        "status": status,
+        "hostStatus": host_status(w),
+        "lastHeartbeat": iso_ms(last),
+        "registeredAt": iso_ms(w.get("registeredAt")),
+        "version": w.get("version") or None,
+        "projects": hosts.projects_of(w),
+        "machineId": w.get("machineId") or None,
+        "region": w.get("region") or None,
+    }
+
+
+def mutation(m: dict, with_history: list[dict] | None = None) -> dict:
+    """A daemon config mutation, with its audit history when asked for."""
+    out = {
+        "id": m["id"],
+        "orgId": m["orgId"],
+        "workerHostId": m["workerHostId"],
+        "op": m["op"],
+        "params": json.loads(m["params"]),
+        "status": m["status"],
+        "requestedBy": m.get("requestedBy") or None,
+        "requestedAt": iso_ms(m.get("requestedAt")),
+        "deliveredAt": iso_ms(m.get("deliveredAt")),
+        "lastDeliveredAt": iso_ms(m.get("lastDeliveredAt")),
+        "cancelledAt": iso_ms(m.get("cancelledAt")),
+        "appliedAt": iso_ms(m.get("appliedAt")),
+        "failedAt": iso_ms(m.get("failedAt")),
+        "error": m.get("error") or None,
+        "deliveryCount": int(m.get("deliveryCount") or 0),
+    }
+    if with_history is not None:
+        out["history"] = [{**e, "at": iso_ms(e["at"])} for e in with_history]
     return out

@@ -1,4 +1,12 @@
-"""Asks persisted in Redis (repowire keeps them in memory; here a restart loses none)."""
+"""Asks, questions and their answers, persisted in Redis (repowire keeps them in memory; here a
+restart of any process loses none).
+
+An ask is a hash `ask:{correlation_id}`: who asked whom, the text, an optional structured
+question, how the reply reaches the asker (`push`: typed into its pane; `pull`: kept for
+`POST /asks/{id}/wait`), and, once resolved, the answer. Open asks are indexed by recipient
+(inbound) and by asker (outbound). Resolving is one script: the first ack or answer wins, and
+it publishes the id so a waiter held by any shim process wakes at once.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +14,18 @@ import json
 import secrets
 from typing import Any
 
-import redis
-
-from state import keys, store
+from state import events, keys, store, traces
+from state.clock import iso
+from state.documents import dumps
+from state.scripts import scripts
+from state.store import Redis
 
 PENDING_SHOWN = 10
 SHOWN_FIELDS = ("correlation_id", "from_peer", "to_peer", "text", "created_at")
+JSON_FIELDS = ("question", "answer", "attachments", "reply_attachments", "extra")
+CLOSED_KEPT_S = 24 * 3600  # a closed ask answers acks, waits and traces for a day
+
+Ask = dict[str, Any]
 
 
 def new_id() -> str:
@@ -19,75 +33,154 @@ def new_id() -> str:
 
 
 def open_ask(
-    r: redis.Redis,
+    r: Redis,
     *,
     from_peer: str,
+    from_peer_id: str | None = None,
     to_peer_id: str,
     to_peer: str,
     text: str,
-    now_iso: str,
     now_ms: int,
+    correlation_id: str | None = None,
+    kind: str = "ask",
+    question: dict[str, Any] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    reply_to: str | None = None,
+    parent_id: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """Store an open ask for peer `to_peer_id` (named `to_peer`); returns its correlation id.
-    `from_peer` is the asker's name (and the key of its outbound list)."""
-    correlation_id = new_id()
+    """Store an open ask from `from_peer` (a name; `from_peer_id` when the asker is a
+    registered peer) to peer `to_peer_id` (named `to_peer`; '' for a question to whoever
+    answers, such as a blocking question); its correlation id. One transaction with its
+    `created` trace stage and its event."""
+    correlation_id = correlation_id or new_id()
+    asker = from_peer_id or from_peer
+    record = {
+        "correlation_id": correlation_id,
+        "kind": kind,
+        "from_peer": from_peer,
+        "from_peer_id": asker,
+        "to_peer": to_peer,
+        "to_peer_id": to_peer_id,
+        "text": text,
+        "created_at": iso(now_ms),
+        "status": "open",
+        "reply_delivery": "push",
+        "question": dumps(question) if question else "",
+        "attachments": dumps(attachments or []),
+        "reply_to": reply_to or "",
+        "parent_id": parent_id or "",
+        "extra": dumps(extra or {}),
+    }
     pipe = r.pipeline(transaction=True)
-    pipe.hset(
-        keys.ask(correlation_id),
-        mapping={
-            "correlation_id": correlation_id,
-            "from_peer": from_peer,
-            "to_peer": to_peer,
-            "to_peer_id": to_peer_id,
-            "text": text,
-            "created_at": now_iso,
-            "status": "open",
-            "extra": json.dumps(extra or {}),
-        },
-    )
-    pipe.zadd(keys.asks_inbound(to_peer_id), {correlation_id: now_ms})
-    pipe.zadd(keys.asks_outbound(from_peer), {correlation_id: now_ms})
+    store.hset_fields(pipe, keys.ask(correlation_id), record)
+    if to_peer_id:
+        pipe.zadd(keys.asks_inbound(to_peer_id), {correlation_id: now_ms})
+    pipe.zadd(keys.asks_outbound(asker), {correlation_id: now_ms})
+    peer = to_peer_id or None
+    traces.stage(pipe, correlation_id, "created", now_ms, peer_id=peer, from_peer_id=asker)
+    summary = {"correlation_id": correlation_id, "from_peer": from_peer, "to_peer": to_peer}
+    events.append(pipe, "ask", now_ms, {**summary, "text": text[:500], "kind": kind})
     pipe.execute()
     return correlation_id
 
 
-def get(r: redis.Redis, correlation_id: str) -> dict[str, str] | None:
-    return store.hgetall(r, keys.ask(correlation_id)) or None
+def _load(raw: dict[str, str]) -> Ask:
+    ask: Ask = dict(raw)
+    for name in JSON_FIELDS:
+        ask[name] = json.loads(raw[name]) if raw.get(name) else None
+    return ask
 
 
-def pending(r: redis.Redis, peer_id: str, peer_name: str, direction: str) -> list[dict[str, str]]:
+def get(r: Redis, correlation_id: str) -> Ask | None:
+    raw = store.hgetall(r, keys.ask(correlation_id))
+    return _load(raw) if raw else None
+
+
+def get_many(r: Redis, correlation_ids: list[str]) -> list[Ask | None]:
+    raws = store.hgetall_many(r, [keys.ask(c) for c in correlation_ids])
+    return [_load(raw) if raw else None for raw in raws]
+
+
+def pending(r: Redis, peer_id: str, peer_name: str, direction: str) -> list[dict[str, str]]:
     """Open asks to (inbound) and/or from (outbound) a peer, newest first, at most 10."""
-    indexes = {"inbound": keys.asks_inbound(peer_id), "outbound": keys.asks_outbound(peer_name)}
+    sources = []
+    if direction in ("inbound", "both"):
+        sources.append(("inbound", keys.asks_inbound(peer_id)))
+    if direction in ("outbound", "both"):
+        # Asks opened before the asker registered are filed under its name.
+        sources += [
+            ("outbound", keys.asks_outbound(a)) for a in dict.fromkeys([peer_id, peer_name])
+        ]
     rows: list[tuple[float, str, str]] = []
-    for kind, key in indexes.items():
-        if direction in (kind, "both"):
-            found = store.zrevrange_scored(r, key, 0, PENDING_SHOWN - 1)
-            rows += [(score, cid, kind) for cid, score in found]
+    for kind, key in sources:
+        found = store.zrevrange_scored(r, key, 0, PENDING_SHOWN - 1)
+        rows += [(score, cid, kind) for cid, score in found]
     rows.sort(reverse=True)
-    rows = rows[:PENDING_SHOWN]
-    records = store.hgetall_many(r, [keys.ask(cid) for _, cid, _ in rows])
+    chosen = rows[:PENDING_SHOWN]
+    records = store.hgetall_many(r, [keys.ask(cid) for _, cid, _ in chosen])
     return [
         {k: record[k] for k in SHOWN_FIELDS} | {"direction": kind}
-        for (_, _, kind), record in zip(rows, records, strict=True)
+        for (_, _, kind), record in zip(chosen, records, strict=True)
         if record
     ]
 
 
-def close(r: redis.Redis, correlation_id: str, now_iso: str) -> str:
-    """'closed' | 'already_closed' | 'not_found'. Closing is idempotent."""
+def inbound_count_and_oldest(r: Redis, peer_id: str) -> tuple[int, float | None]:
+    """How many open asks wait for the peer, and when the oldest was opened (ms)."""
+    pipe = r.pipeline(transaction=False)
+    pipe.zcard(keys.asks_inbound(peer_id))
+    pipe.zrange(keys.asks_inbound(peer_id), 0, 0, withscores=True)
+    count, oldest = pipe.execute()
+    return int(count), (float(oldest[0][1]) if oldest else None)
 
-    def txn(pipe: redis.client.Pipeline) -> str:
-        record = store.hgetall(pipe, keys.ask(correlation_id))
-        if not record:
-            return "not_found"
-        if record["status"] == "closed":
-            return "already_closed"
-        pipe.multi()
-        pipe.hset(keys.ask(correlation_id), mapping={"status": "closed", "closed_at": now_iso})
-        pipe.zrem(keys.asks_inbound(record["to_peer_id"]), correlation_id)
-        pipe.zrem(keys.asks_outbound(record["from_peer"]), correlation_id)
-        return "closed"
 
-    outcome: str = store.transaction(r, txn, keys.ask(correlation_id))
-    return outcome
+def resolve(
+    r: Redis,
+    correlation_id: str,
+    now_ms: int,
+    *,
+    reason: str,
+    fields: dict[str, Any] | None = None,
+    responder: str | None = None,
+) -> str:
+    """Close an open ask with `fields` (answer, reply_text, ...) and `close_reason`; wakes its
+    waiters. 'ok', 'closed' (already: the first resolution won) or 'not_found'."""
+    stored = {k: v if isinstance(v, str) else dumps(v) for k, v in (fields or {}).items()}
+    stored["close_reason"] = reason
+    if responder:
+        stored["responder"] = responder
+    now = iso(now_ms)
+    stage = "acked" if reason.startswith("ack") else "closed"
+    detail = {"reason": reason}
+    entry = {"stage": stage, "status": "ok", "peer_id": responder, "ts": now, "detail": detail}
+    data = dumps({"correlation_id": correlation_id, "reason": reason})
+    event = {"type": "ask_resolved", "timestamp": now, "data": data}
+    out = scripts(r).resolve_ask(
+        keys=[keys.ask(correlation_id), keys.trace(correlation_id), keys.EVENTS],
+        args=[
+            keys.ASKS_INBOUND_PREFIX,
+            keys.ASKS_OUTBOUND_PREFIX,
+            dumps(stored),
+            now,
+            keys.ASKS_RESOLVED,
+            correlation_id,
+            dumps(entry),
+            dumps(event),
+            CLOSED_KEPT_S,
+            traces.TTL_S,
+            events.MAXLEN,
+        ],
+    )
+    return str(out)
+
+
+def close(r: Redis, correlation_id: str, now_ms: int, reason: str = "closed") -> str:
+    """Close without an answer (bare ack, cancelled delivery); idempotent."""
+    outcome = resolve(r, correlation_id, now_ms, reason=reason)
+    return "already_closed" if outcome == "closed" else outcome
+
+
+def pull_replies(r: Redis, correlation_id: str) -> None:
+    """The asker waits for the reply (`/asks/{id}/wait`) instead of having it typed in."""
+    r.hset(keys.ask(correlation_id), "reply_delivery", "pull")

@@ -260,11 +260,29 @@ def peers_in_circle(circle: str) -> str:
 
 # What the peer scripts build keys from (the peer id, or its old status or circle, is read
 # inside the script).
+PEER_WS_PREFIX = "peer:ws:"  # + peer id -> the shim process holding its WebSocket (expires)
 PEER_SCRIPT_PREFIXES = {
     "peer": PEER_PREFIX,
+    "ws": PEER_WS_PREFIX,
     "state": PEERS_IN_STATE_PREFIX,
     "circle": PEERS_IN_CIRCLE_PREFIX,
 }
+
+
+def peer_ws(peer_id: str) -> str:
+    """The shim process (node id) holding the peer's live WebSocket; expires unless renewed."""
+    return f"{PEER_WS_PREFIX}{peer_id}"
+
+
+NODE_CHANNEL_PREFIX = "mesh:node:"
+
+
+def node_channel(node: str) -> str:
+    """Pub/sub channel of one shim process: frames for the sockets it holds."""
+    return f"{NODE_CHANNEL_PREFIX}{node}"
+
+
+ASKS_RESOLVED = "mesh:asks:resolved"  # pub/sub: correlation ids answered, acked or closed
 
 
 def peer_name(circle: str, name: str) -> str:
@@ -285,9 +303,23 @@ def ask(correlation_id: str) -> str:
     return f"ask:{correlation_id}"
 
 
+ASKS_INBOUND_PREFIX = "asks:inbound:"  # + peer id: ZSET of its open inbound asks
+ASKS_OUTBOUND_PREFIX = "asks:outbound:"  # + asker id (or name): ZSET of its open asks
+
+
 def asks_inbound(peer_id: str) -> str:
-    return f"asks:inbound:{peer_id}"
+    return f"{ASKS_INBOUND_PREFIX}{peer_id}"
 
 
-def asks_outbound(peer_id: str) -> str:
-    return f"asks:outbound:{peer_id}"
+def asks_outbound(asker: str) -> str:
+    return f"{ASKS_OUTBOUND_PREFIX}{asker}"
+
+
+def ask_many(parent_id: str) -> str:
+    """LIST of the child correlation ids of an ask-many, beside its parent hash."""
+    return f"askmany:{parent_id}"
+
+
+def deliveries(peer_id: str) -> str:
+    """LIST of deliveries queued for a peer that polls (`metadata.repowire_cli_fallback`)."""
+    return f"deliveries:{peer_id}"

@@ -110,20 +110,29 @@ HOST_REPORTED_STATUSES = ("idle", "busy", "draining")
 
 
 class PeerState(StrEnum):
-    """A peer's presence (its record's `status`). Without the WebSocket transport a registered
-    peer is online until it is marked offline."""
+    """A peer's presence (its record's `status`), which its live transport decides: a
+    WebSocket connecting makes it online, its `status` frames move it between online and busy,
+    and its end (or its shim process dying) makes it offline. Registering alone does not make a
+    peer online. `retired` is an offline that refuses later registrations of the same identity
+    unless its agent process is still alive."""
 
     ONLINE = "online"
+    BUSY = "busy"
     OFFLINE = "offline"
+    RETIRED = "retired"
 
 
-# Registering (again) brings a peer online; marking an offline peer offline again is a repeated
-# report, which refreshes `last_seen`.
+_P = PeerState
+# Staying in a state is a repeated report (it refreshes `last_seen`). A retired peer leaves only
+# by a registration whose agent process is alive (to offline; its socket then brings it online).
 PEER_TRANSITIONS: dict[PeerState, frozenset[PeerState]] = {
-    PeerState.ONLINE: frozenset({PeerState.ONLINE, PeerState.OFFLINE}),
-    PeerState.OFFLINE: frozenset({PeerState.ONLINE, PeerState.OFFLINE}),
+    _P.ONLINE: frozenset({_P.ONLINE, _P.BUSY, _P.OFFLINE, _P.RETIRED}),
+    _P.BUSY: frozenset({_P.ONLINE, _P.BUSY, _P.OFFLINE, _P.RETIRED}),
+    _P.OFFLINE: frozenset({_P.ONLINE, _P.OFFLINE, _P.RETIRED}),
+    _P.RETIRED: frozenset({_P.OFFLINE, _P.RETIRED}),
 }
-PEER_INITIAL = PeerState.ONLINE
+PEER_INITIAL = PeerState.OFFLINE
+PEER_CONNECTED = frozenset({PeerState.ONLINE, PeerState.BUSY})
 
 S = TypeVar("S", bound=str)
 

@@ -15,8 +15,9 @@ from typing import Any, cast
 
 import redis
 
-from state import keys, store
-from state.models import PEER_INITIAL, PEER_TRANSITIONS, PeerState, allowed_from
+from state import connections, keys, store
+from state.documents import Refused
+from state.models import PEER_CONNECTED, PEER_TRANSITIONS, PeerState, allowed_from
 from state.scripts import scripts
 
 FIELDS_JSON = ("metadata",)
@@ -24,6 +25,7 @@ FIELDS_JSON = ("metadata",)
 _PREFIXES = json.dumps(keys.PEER_SCRIPT_PREFIXES)
 # The filters of `list_all` that have an index, and the index of a value.
 _INDEXED = {"status": keys.peers_in_state, "circle": keys.peers_in_circle}
+_TABLE = json.dumps({state: sorted(targets) for state, targets in PEER_TRANSITIONS.items()})
 
 Peer = dict[str, Any]
 
@@ -32,33 +34,40 @@ def new_id(circle: str) -> str:
     return f"repow-{circle}-{secrets.token_hex(4)}"
 
 
-def register(r: redis.Redis, fields: dict[str, Any], now_ms: int) -> Peer | None:
-    """Register (or re-register, by name in its circle) a peer, online; returns it, or None
-    when its state forbids the move (PEER_TRANSITIONS)."""
+def register(r: redis.Redis, fields: dict[str, Any], now_ms: int, *, revive: bool = False) -> Peer:
+    """Register (or re-register, by name in its circle) a peer; online only while a live
+    socket holds it. Raises Refused('peer_retired') for a retired peer unless `revive` (its
+    agent process is alive), Refused('refused') when PEER_TRANSITIONS forbids the move."""
     circle, name = fields["circle"], fields["name"]
     stored = {
         k: json.dumps(v) if k in FIELDS_JSON else ("" if v is None else v)
         for k, v in fields.items()
     }
-    stored.update(status=PEER_INITIAL, last_seen=now_ms)
-    peer_id = scripts(r).register_peer(
+    stored["last_seen"] = now_ms
+    outcome, peer_id = scripts(r).register_peer(
         keys=[
             keys.peer_name(circle, name),
             keys.PEERS,
             keys.peers_named(name),
             keys.peer_pane(fields["pane_id"]) if fields.get("pane_id") else "",
             keys.peers_in_circle(circle),
-            keys.peers_in_state(PEER_INITIAL),
         ],
         args=[
             _PREFIXES,
             fields.get("peer_id") or new_id(circle),
             now_ms,
             json.dumps(stored),
-            json.dumps(allowed_from(PEER_TRANSITIONS, PEER_INITIAL)),
+            _TABLE,
+            "1" if revive else "0",
         ],
     )
-    return get(r, peer_id) if peer_id else None
+    if outcome == "retired":
+        raise Refused("peer_retired", PeerState.RETIRED)
+    if outcome != "ok":
+        raise Refused("refused")
+    peer = get(r, peer_id)
+    assert peer is not None  # just written
+    return peer
 
 
 def _load(raw: dict[str, str]) -> Peer:
@@ -69,14 +78,22 @@ def _load(raw: dict[str, str]) -> Peer:
 
 
 def get(r: redis.Redis, peer_id: str) -> Peer | None:
-    raw = store.hgetall(r, keys.peer(peer_id))
-    return _load(raw) if raw else None
+    found = _get_many(r, [peer_id])
+    return found[0] if found else None
 
 
 def _get_many(r: redis.Redis, peer_ids: list[str]) -> list[Peer]:
-    """The known peers among `peer_ids`, in that order."""
+    """The known peers among `peer_ids`, in that order, each with `ws_connected` and the status
+    its transport decides: a peer stored online whose holder died is offline."""
     raws = store.hgetall_many(r, [keys.peer(peer_id) for peer_id in peer_ids])
-    return [_load(raw) for raw in raws if raw]
+    found = [_load(raw) for raw in raws if raw]
+    for peer, connected in zip(
+        found, connections.live(r, [p["peer_id"] for p in found]), strict=True
+    ):
+        peer["ws_connected"] = connected
+        if not connected and peer.get("status") in PEER_CONNECTED:
+            peer["status"] = PeerState.OFFLINE
+    return found
 
 
 def resolve(r: redis.Redis, ident: str, circle: str | None = None) -> Peer | list[Peer] | None:
@@ -102,7 +119,13 @@ def by_pane(r: redis.Redis, pane_id: str) -> Peer | None:
 def list_all(r: redis.Redis, **filters: str | None) -> list[Peer]:
     """The peers whose fields equal every given filter (None: any), in registration order.
     Only the peers in the status and circle indexes of the filters are read."""
-    indexes = [_INDEXED[k](v) for k, v in filters.items() if k in _INDEXED and v is not None]
+    # An offline peer may still sit in the online index (its holder died): the status index
+    # narrows only a search for connected peers.
+    indexes = [
+        _INDEXED[k](v)
+        for k, v in filters.items()
+        if k in _INDEXED and v is not None and (k != "status" or v in PEER_CONNECTED)
+    ]
     if indexes:
         found = _get_many(r, list(cast(set[str], r.sinter(indexes))))
         # As the peers ZSET orders them: by registration time, then by id.

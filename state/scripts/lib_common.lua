@@ -24,3 +24,14 @@ local function may_move(allowed_json, current)
   end
   return false
 end
+
+-- True when the table `table_json` ({state: [targets]}, a state machine of state/models.py)
+-- lets `current` move to `target`, for scripts whose target is decided inside them.
+local function may_reach(table_json, current, target)
+  local targets = cjson.decode(table_json)[current]
+  if not targets then return false end
+  for _, s in ipairs(targets) do
+    if s == target then return true end
+  end
+  return false
+end

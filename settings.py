@@ -97,6 +97,12 @@ class Settings(BaseSettings):
 
     # Daemon group
     daemon_auth_token: SecretStr | None = None
+    # The tmux server the pane routes talk to (`tmux -L <name>`); None: the user's default
+    # server. Tests point it at a private server so they never touch the user's panes.
+    tmux_socket: str | None = None
+    # The base URL a pane's ws-hook dials to reach this daemon; None: the URL the link or
+    # rehook request came in on (set it when that URL is a proxy the hook cannot use).
+    pane_hook_url: str | None = None
 
     # Workers and the session queue
     heartbeat_interval_ms: int = 30_000
@@ -137,6 +143,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     attachment_max_bytes: int = 10 * 1_048_576
     attachment_total_bytes: int = 200 * 1_048_576
+    attachment_ttl_s: float = Field(24 * 3600, gt=0)
 
     @field_validator("backends")
     @classmethod

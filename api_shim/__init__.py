@@ -21,6 +21,7 @@ class Context:
 def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -> Flask:
     from api_shim import errors
     from api_shim.daemon import blueprint as daemon_bp
+    from api_shim.daemon import ws
     from api_shim.platform import blueprint as platform_bp
 
     settings = settings or get_settings()
@@ -36,4 +37,5 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
     errors.register(app)
     app.register_blueprint(platform_bp, url_prefix="/api")
     app.register_blueprint(daemon_bp)
+    app.register_blueprint(ws.blueprint)
     return app

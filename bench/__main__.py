@@ -1,7 +1,7 @@
 import importlib
 import sys
 
-ALL = ["queue", "http_poll", "heartbeat", "jobs", "lateness"]
+ALL = ["queue", "http_poll", "heartbeat", "jobs", "lateness", "mesh"]
 
 
 def main(names: list[str]) -> None:

@@ -18,7 +18,7 @@ from state import events, keys, store, traces
 from state.clock import iso
 from state.documents import dumps
 from state.scripts import scripts
-from state.store import Redis
+from state.store import Pipeline, Redis
 
 PENDING_SHOWN = 10
 SHOWN_FIELDS = ("correlation_id", "from_peer", "to_peer", "text", "created_at")
@@ -32,15 +32,23 @@ def new_id() -> str:
     return f"ask-{secrets.token_hex(4)}"
 
 
-def open_ask(
-    r: Redis,
+def open_ask(r: Redis, *, now_ms: int, **fields: Any) -> str:
+    """Store an open ask (see `write_open` for the fields); its correlation id."""
+    pipe = r.pipeline(transaction=True)
+    correlation_id = write_open(pipe, now_ms=now_ms, **fields)
+    pipe.execute()
+    return correlation_id
+
+
+def write_open(
+    pipe: Pipeline,
     *,
     from_peer: str,
-    from_peer_id: str | None = None,
     to_peer_id: str,
     to_peer: str,
     text: str,
     now_ms: int,
+    from_peer_id: str | None = None,
     correlation_id: str | None = None,
     kind: str = "ask",
     question: dict[str, Any] | None = None,
@@ -48,11 +56,13 @@ def open_ask(
     reply_to: str | None = None,
     parent_id: str | None = None,
     extra: dict[str, Any] | None = None,
+    resolved: bool = False,
 ) -> str:
-    """Store an open ask from `from_peer` (a name; `from_peer_id` when the asker is a
-    registered peer) to peer `to_peer_id` (named `to_peer`; '' for a question to whoever
-    answers, such as a blocking question); its correlation id. One transaction with its
-    `created` trace stage and its event."""
+    """The commands that store an open ask from `from_peer` (a name; `from_peer_id` when the
+    asker is a registered peer) to peer `to_peer_id` (named `to_peer`; '' for a question to
+    whoever answers, such as a blocking question), with its `created` trace stage (and
+    `resolved_peer` when `resolved`) and its event, for the caller's MULTI; its correlation
+    id."""
     correlation_id = correlation_id or new_id()
     asker = from_peer_id or from_peer
     record = {
@@ -72,16 +82,16 @@ def open_ask(
         "parent_id": parent_id or "",
         "extra": dumps(extra or {}),
     }
-    pipe = r.pipeline(transaction=True)
     store.hset_fields(pipe, keys.ask(correlation_id), record)
     if to_peer_id:
         pipe.zadd(keys.asks_inbound(to_peer_id), {correlation_id: now_ms})
     pipe.zadd(keys.asks_outbound(asker), {correlation_id: now_ms})
     peer = to_peer_id or None
     traces.stage(pipe, correlation_id, "created", now_ms, peer_id=peer, from_peer_id=asker)
+    if resolved:  # the caller resolved the recipient to a registered peer
+        traces.stage(pipe, correlation_id, "resolved_peer", now_ms, peer_id=peer)
     summary = {"correlation_id": correlation_id, "from_peer": from_peer, "to_peer": to_peer}
     events.append(pipe, "ask", now_ms, {**summary, "text": text[:500], "kind": kind})
-    pipe.execute()
     return correlation_id
 
 
@@ -184,3 +194,79 @@ def close(r: Redis, correlation_id: str, now_ms: int, reason: str = "closed") ->
 def pull_replies(r: Redis, correlation_id: str) -> None:
     """The asker waits for the reply (`/asks/{id}/wait`) instead of having it typed in."""
     r.hset(keys.ask(correlation_id), "reply_delivery", "pull")
+
+
+def record_many(
+    r: Redis,
+    parent_id: str,
+    from_peer: str,
+    text: str,
+    timeout_s: int,
+    children: list[dict[str, Any]],
+    now_ms: int,
+) -> None:
+    """Remember an ask-many parent: its children (peer, correlation id or delivery error) and
+    its lazy deadline. Kept as long as a closed ask."""
+    record: dict[str, str | int] = {
+        "parent_id": parent_id,
+        "from_peer": from_peer,
+        "text": text,
+        "created_ms": now_ms,
+        "timeout_s": timeout_s,
+        "children": dumps(children),
+    }
+    pipe = r.pipeline(transaction=True)
+    store.hset_fields(pipe, keys.ask_many(parent_id), record)
+    pipe.expire(keys.ask_many(parent_id), CLOSED_KEPT_S)
+    pipe.execute()
+
+
+def _child_status(ask: Ask | None) -> str:
+    if ask is None or ask.get("close_reason") in ("send_failed", "no_connection"):
+        return "failed"
+    if ask["status"] != "closed":
+        return "pending"
+    return "replied" if ask.get("reply_text") is not None else "acked"
+
+
+def many_status(r: Redis, parent_id: str, now_ms: int) -> dict[str, Any] | None:
+    """An ask-many parent as its children stand now (repowire's shape): `complete` when none is
+    open, `partial` once the deadline passed with some open, else `pending`."""
+    parent = store.hgetall(r, keys.ask_many(parent_id))
+    if not parent:
+        return None
+    children = json.loads(parent["children"])
+    found = get_many(r, [c["correlation_id"] for c in children if c["correlation_id"]])
+    by_id = {a["correlation_id"]: a for a in found if a}
+    counts = {"acked": 0, "replied": 0, "pending": 0, "failed": 0}
+    views = []
+    for child in children:
+        ask = by_id.get(child["correlation_id"] or "")
+        status = _child_status(ask)
+        counts[status] += 1
+        views.append(
+            {
+                "peer": child["peer"],
+                "peer_id": ask["to_peer_id"] if ask else None,
+                "correlation_id": child["correlation_id"],
+                "status": status,
+                "reply": ask.get("reply_text") if ask else None,
+                "close_reason": ask.get("close_reason") if ask else None,
+                "error": child.get("error"),
+            }
+        )
+    created = int(parent["created_ms"])
+    deadline = created + int(parent["timeout_s"]) * 1000
+    timed_out = counts["pending"] > 0 and now_ms >= deadline
+    state = "complete" if not counts["pending"] else "partial" if timed_out else "pending"
+    return {
+        "parent_id": parent_id,
+        "from_peer": parent["from_peer"],
+        "text": parent["text"],
+        "created_at": iso(created),
+        "deadline": iso(deadline),
+        "state": state,
+        "timed_out": timed_out,
+        "rollup": {"total": len(children), **counts},
+        "children": views,
+    }

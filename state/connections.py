@@ -13,10 +13,12 @@ import json
 from typing import Any, cast
 
 from state import keys, store
+from state.clock import iso
 from state.models import PEER_TRANSITIONS
 from state.scripts import scripts
 from state.store import Redis
 
+TRACE_TTL_S = 24 * 3600  # as state/traces.py keeps traces
 TTL_MS = 30_000  # a holder renews every TTL/3; a dead one's peers go offline within this
 _P = json.dumps(keys.PEER_SCRIPT_PREFIXES)
 _TABLE = json.dumps({state: sorted(targets) for state, targets in PEER_TRANSITIONS.items()})
@@ -65,14 +67,41 @@ def live(r: Redis, peer_ids: list[str]) -> list[bool]:
     return [bool(n) for n in cast(list[int], pipe.execute())]
 
 
-def send(r: Redis, peer_id: str, message: dict[str, Any], now_ms: int) -> bool:
+def send(
+    r: Redis,
+    peer_id: str,
+    message: dict[str, Any],
+    now_ms: int,
+    trace_id: str | None = None,
+) -> bool:
     """Hand `message` ({"frame": {...}} or {"close": {...}}) to the process holding the peer's
-    socket. False when no live socket holds it; a holder found dead is disconnected."""
+    socket, tracing `routed` (or `no_connection`) under `trace_id` in the same step. False when
+    no live socket holds it; a holder found dead is disconnected."""
     body = json.dumps({"peer_id": peer_id, **message}, separators=(",", ":"))
+
+    def entry(stage: str, ok: bool) -> str:
+        status = "ok" if ok else "fail"
+        fields = {"stage": stage, "status": status, "peer_id": peer_id, "ts": iso(now_ms)}
+        return json.dumps({**fields, "from_peer_id": None, "detail": {}})
+
     out = scripts(r).deliver_frame(
-        keys=[keys.peer_ws(peer_id)], args=[keys.NODE_CHANNEL_PREFIX, body]
+        keys=[keys.peer_ws(peer_id), keys.trace(trace_id) if trace_id else ""],
+        args=[
+            keys.NODE_CHANNEL_PREFIX,
+            body,
+            entry("routed", True),
+            entry("no_connection", False),
+            TRACE_TTL_S,
+        ],
     )
     received, node = int(out[0]), str(out[1])
     if received == 0:
         disconnect(r, peer_id, node, now_ms)
     return received > 0
+
+
+def close_on(r: Redis, node: str, peer_id: str, code: int, reason: str) -> None:
+    """Ask shim process `node` to close the socket it holds for the peer (a newer socket of
+    the same peer took over elsewhere)."""
+    body = {"peer_id": peer_id, "close": {"code": code, "reason": reason}}
+    r.publish(keys.node_channel(node), json.dumps(body, separators=(",", ":")))

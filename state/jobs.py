@@ -156,8 +156,25 @@ def executor_started(r: Redis, job_id: str, attempt_id: str, *, now_ms: int, **i
     )
 
 
-def delivered(r: Redis, job_id: str, attempt_id: str, *, now_ms: int, **inputs: Any) -> Doc:
-    return _must(apply(r, job_id, job_rules.delivered, now_ms, attempt_id=attempt_id, **inputs))
+def delivered(
+    r: Redis,
+    job_id: str,
+    attempt_id: str,
+    *,
+    now_ms: int,
+    extra: Callable[[Pipeline], None] | None = None,
+    **inputs: Any,
+) -> Doc:
+    """`dispatching` -> `delivered` (see job_rules.delivered); `extra` adds commands (the ask
+    that carries the job) to the same transaction."""
+
+    def rule(doc: Doc, _pipe: Pipeline) -> Write:
+        write = job_rules.delivered(doc, now_ms, attempt_id=attempt_id, **inputs)
+        write.extra = extra
+        return write
+
+    out = documents.mutate(r, KIND, job_id, rule, now_ms)
+    return _must(out[0] if out else None)
 
 
 def renew_lease(r: Redis, job_id: str, attempt_id: str, now_ms: int, lease_ms: int) -> Doc:

@@ -285,18 +285,34 @@ def node_channel(node: str) -> str:
 ASKS_RESOLVED = "mesh:asks:resolved"  # pub/sub: correlation ids answered, acked or closed
 
 
+PEER_NAME_PREFIX = "peer:name:"  # + circle + ":" + name -> peer id
+PEERS_NAMED_PREFIX = "peers:named:"
+PEER_PANE_PREFIX = "peer:pane:"
+
+
 def peer_name(circle: str, name: str) -> str:
-    return f"peer:name:{circle}:{name}"
+    return f"{PEER_NAME_PREFIX}{circle}:{name}"
 
 
 def peers_named(name: str) -> str:
     """SET of the ids of peers called `name`, in any circle."""
-    return f"peers:named:{name}"
+    return f"{PEERS_NAMED_PREFIX}{name}"
 
 
 def peer_pane(pane_id: str) -> str:
     """The peer bound to a tmux pane."""
-    return f"peer:pane:{pane_id}"
+    return f"{PEER_PANE_PREFIX}{pane_id}"
+
+
+# What the scripts that remove a peer or move it to another circle build keys from: every
+# index of a peer is named from fields they read in the same atomic step.
+PEER_INDEX_PREFIXES = {
+    **PEER_SCRIPT_PREFIXES,
+    "name": PEER_NAME_PREFIX,
+    "named": PEERS_NAMED_PREFIX,
+    "pane": PEER_PANE_PREFIX,
+    "node": NODE_CHANNEL_PREFIX,
+}
 
 
 def ask(correlation_id: str) -> str:
@@ -323,3 +339,33 @@ def ask_many(parent_id: str) -> str:
 def deliveries(peer_id: str) -> str:
     """LIST of deliveries queued for a peer that polls (`metadata.repowire_cli_fallback`)."""
     return f"deliveries:{peer_id}"
+
+
+# Attachments (daemon.md §7). Each has a hash that expires; the ledger and sizes outlive it so
+# the bytes it reserved can be given back (lazily, by the next upload) once it has expired.
+ATTACHMENT_PREFIX = "attachment:"
+ATTACHMENTS_BYTES = "attachments:bytes"  # STRING: bytes reserved by unreleased attachments
+ATTACHMENTS_LEDGER = "attachments:ledger"  # ZSET attachment id -> expires ms
+ATTACHMENTS_SIZES = "attachments:sizes"  # HASH attachment id -> bytes it reserved
+
+
+def attachment(attachment_id: str) -> str:
+    return f"{ATTACHMENT_PREFIX}{attachment_id}"
+
+
+# Scheduled messages (daemon.md §3)
+SCHEDULE_PREFIX = "schedule:"
+# ZSET pending schedule id -> the due time it waits for (ms): the scheduler tick reads the due
+# ones, and GET /schedules lists in its order.
+SCHEDULES_PENDING = "schedules:pending"
+
+
+def schedule(schedule_id: str) -> str:
+    """STRING: the schedule's record (JSON), which every change writes and transactions WATCH;
+    a fired one-shot's expires."""
+    return f"{SCHEDULE_PREFIX}{schedule_id}"
+
+
+def schedules_from(from_peer: str) -> str:
+    """ZSET of one sender's pending schedules -> due ms (GET /schedules?from_peer=)."""
+    return f"schedules:from:{from_peer}"

@@ -12,7 +12,6 @@ from typing import Any
 from state import asks, connections, deliveries, events, peers, traces
 from state.store import Redis
 
-CROSS_CIRCLE_ROLES = ("service", "orchestrator", "human")
 # How /notify reports the two ways a notification goes (repowire's NotifyResponse fields).
 SENT = {
     "status": "sent",
@@ -60,17 +59,14 @@ def target(r: Redis, name: str, circle: str | None) -> Peer:
 def sender(r: Redis, name: str, circle: str | None) -> Peer | None:
     """The registered peer a message is from, preferring the target's circle; None for a
     sender that is not a peer (the CLI, an operator, the runner)."""
-    found = peers.resolve(r, name, circle) or peers.resolve(r, name)
-    if isinstance(found, list):
-        return found[0]
-    return found
+    return peers.resolve_preferring(r, name, circle)
 
 
 def check_circle(source: Peer | None, dest: Peer, bypass: bool) -> None:
     """Agents talk within their circle; services, orchestrators and humans cross circles."""
     if bypass or source is None:
         return
-    crossing = CROSS_CIRCLE_ROLES
+    crossing = peers.CROSS_CIRCLE_ROLES
     if source.get("role") in crossing or dest.get("role") in crossing:
         return
     if (source.get("circle") or "global") != (dest.get("circle") or "global"):
@@ -85,10 +81,7 @@ def queues_when_offline(peer: Peer) -> bool:
 
 def send_frame(r: Redis, peer: Peer, frame: dict[str, Any], trace_id: str, now_ms: int) -> bool:
     """Hand a frame to the peer's socket, tracing `routed` or `no_connection`."""
-    sent = connections.send(r, peer["peer_id"], {"frame": frame}, now_ms)
-    stage = "routed" if sent else "no_connection"
-    traces.stage(r, trace_id, stage, now_ms, ok=sent, peer_id=peer["peer_id"])
-    return sent
+    return connections.send(r, peer["peer_id"], {"frame": frame}, now_ms, trace_id)
 
 
 def notify(
@@ -108,8 +101,12 @@ def notify(
     check_circle(source, dest, bypass_circle)
     delivery_id = new_delivery_id()
     from_id = source["peer_id"] if source else from_peer
-    traces.stage(r, delivery_id, "created", now_ms, peer_id=dest["peer_id"], from_peer_id=from_id)
-    traces.stage(r, delivery_id, "resolved_peer", now_ms, peer_id=dest["peer_id"])
+    pipe = r.pipeline(transaction=True)
+    traces.stage(
+        pipe, delivery_id, "created", now_ms, peer_id=dest["peer_id"], from_peer_id=from_id
+    )
+    traces.stage(pipe, delivery_id, "resolved_peer", now_ms, peer_id=dest["peer_id"])
+    pipe.execute()
     frame: dict[str, Any] = {
         "type": "notify",
         "delivery_id": delivery_id,
@@ -199,8 +196,8 @@ def ask(
         reply_to=reply_to,
         parent_id=parent_id,
         extra=extra,
+        resolved=True,
     )
-    traces.stage(r, ask_id, "resolved_peer", now_ms, peer_id=dest["peer_id"])
     if kind == "query":
         frame = {"type": "query", "correlation_id": ask_id, "from_peer": from_peer, "text": text}
     else:

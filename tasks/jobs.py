@@ -23,11 +23,11 @@ import redis
 from celery import signals
 
 from settings import get_settings
-from state import asks, clock, dispatch, jobs, peers, templates
+from state import asks, clock, dispatch, jobs, messaging, peers, templates
 from state import executors as executor_records
 from state.clock import iso, parse_ms
 from state.job_shape import target_machine
-from state.models import JOB_TERMINAL, JobState, PeerState
+from state.models import JOB_TERMINAL, PEER_CONNECTED, JobState
 from tasks import names
 from tasks.store import redis_client
 from workers import executors
@@ -83,8 +83,10 @@ def fire(job_id: str, fire_key: str, why: str = "due") -> str:
 
 
 def _deliver_to_peer(r: redis.Redis, doc: dict[str, Any], attempt_id: str) -> str:
-    """A persistent job becomes an ask to a live peer: the assigned one, or an online peer
-    working in the same path with the same backend in the same circle."""
+    """A persistent job becomes an ask over the live WebSocket of a peer: the assigned one, or
+    a connected peer working in the same path with the same backend in the same circle. The
+    ask is opened and the job marked `delivered` in one transaction; a peer with no live socket
+    (before or at the hand-off) ends the attempt `unavailable` / `assigned_peer_offline`."""
     job_id = doc["job_id"]
     target = (doc.get("execution") or {}).get("target") or {}
     assigned = doc.get("assigned_peer_id") or target.get("assigned_peer_id")
@@ -96,32 +98,54 @@ def _deliver_to_peer(r: redis.Redis, doc: dict[str, Any], attempt_id: str) -> st
         peer = peers.find_online(
             r, path=target.get("path"), backend=target.get("backend"), circle=circle
         )
-    if peer is None or peer.get("status") != PeerState.ONLINE:
+    if peer is None or peer.get("status") not in PEER_CONNECTED or not peer.get("ws_connected"):
         return _unavailable(r, job_id, attempt_id, "assigned_peer_offline")
     now = clock.now_ms()
-    correlation_id = asks.open_ask(
-        r,
-        from_peer=RUNNER_PEER,
-        to_peer_id=peer["peer_id"],
-        to_peer=peer["name"],
-        text=_ask_text(doc, attempt_id),
-        now_iso=iso(now),
-        now_ms=now,
-        extra={"job_id": job_id, "attempt_id": attempt_id},
-    )
+    cid = asks.new_id()
+    text = _ask_text(doc, attempt_id)
+    extra = {"job_id": job_id, "attempt_id": attempt_id}
+
+    def open_ask(pipe: redis.client.Pipeline) -> None:
+        asks.write_open(
+            pipe,
+            from_peer=RUNNER_PEER,
+            to_peer_id=peer["peer_id"],
+            to_peer=peer["name"],
+            text=text,
+            now_ms=now,
+            correlation_id=cid,
+            extra=extra,
+        )
+
     try:
         jobs.delivered(
             r,
             job_id,
             attempt_id,
             peer_id=peer["peer_id"],
-            correlation_id=correlation_id,
-            now_ms=clock.now_ms(),
+            correlation_id=cid,
+            now_ms=now,
+            extra=open_ask,
         )
     except jobs.Refused:
-        asks.close(r, correlation_id, iso(clock.now_ms()))  # cancelled meanwhile
-        return "superseded"
-    return "delivered"
+        return "superseded"  # cancelled or ended meanwhile: nothing was opened
+    frame = messaging.ask_frame(cid, RUNNER_PEER, peer["name"], text)
+    if messaging.send_frame(r, peer, frame, cid, clock.now_ms()):
+        return "delivered"
+    # Its socket went away between the look and the hand-off.
+    asks.close(r, cid, clock.now_ms(), reason="no_connection")
+    with contextlib.suppress(jobs.Refused):
+        jobs.finish_attempt(
+            r,
+            job_id,
+            attempt_id,
+            state=JobState.UNAVAILABLE,
+            reason="assigned_peer_offline",
+            error={"reason": "assigned_peer_offline"},
+            now_ms=clock.now_ms(),
+            from_states=(JobState.DELIVERED,),
+        )
+    return "assigned_peer_offline"
 
 
 RUNNER_PEER = "dispatchyard-runner"

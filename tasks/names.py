@@ -16,13 +16,20 @@ FIRE = "jobs.fire"
 REAP = "jobs.reap"
 SCHEDULER_TICK = "scheduler.tick"
 MATERIALIZE = "scheduler.materialize"
+FIRE_SCHEDULES = "schedules.fire"
 BEAT_TICK = "liveness.beat_tick"
 SWEEP_OFFLINE_HOSTS = "sweeps.offline_hosts"
 SWEEP_STALE_MUTATIONS = "sweeps.stale_mutations"
 SWEEP_JOB_LEASES = "sweeps.job_leases"
 SWEEP_JOB_TIMES = "sweeps.job_times"
 
-TASK_MODULES = ["tasks.liveness", "tasks.sweeps", "tasks.jobs", "tasks.scheduler"]
+TASK_MODULES = [
+    "tasks.liveness",
+    "tasks.sweeps",
+    "tasks.jobs",
+    "tasks.scheduler",
+    "tasks.schedules",
+]
 
 
 def fires_queue(machine: str) -> str:

@@ -1,7 +1,7 @@
 """The scheduler tick beat sends every `template_tick_s` (half a second): fire due jobs,
-materialize due recurring templates, release buffered children. Single-flight by a short
-lock, and safe to run twice: every step is an idempotent transaction keyed by job id,
-template and due time."""
+materialize due recurring templates, release buffered children, fire due scheduled messages
+(tasks/schedules.py). Single-flight by a short lock, and safe to run twice: every step is an
+idempotent transaction keyed by job id, template or schedule, and due time."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from state import clock, dispatch, job_queries, keys, templates
 from state.job_shape import Doc, target_machine
 from state.models import JobState
 from state.store import Redis
-from tasks import names
+from tasks import names, schedules
 from tasks.jobs import send_fire
 from tasks.store import redis_client
 from workers.app import app
@@ -39,6 +39,7 @@ def tick() -> dict[str, int]:
             if templates.release_buffered(r, template_id, clock.now_ms()):
                 counts["released"] += 1
         counts["fired"] = fire_due(r, clock.now_ms())
+        counts["schedules_fired"] = schedules.fire_due(r, clock.now_ms())
         return counts
     finally:
         r.delete(keys.SCHEDULER_LOCK)

@@ -61,6 +61,9 @@ def pytest_configure(config):
             # timeouts.
             "DISPATCHYARD_JOB_LEASE_S": "3",
             "DISPATCHYARD_JOB_KILL_GRACE_S": "1",
+            # A private tmux server for the pane routes, never the user's (the tests that use
+            # it start and kill it).
+            "DISPATCHYARD_TMUX_SOCKET": f"dy-test-{os.urandom(4).hex()}",
         }
     )
     config._dispatchyard = (proc, tmp)

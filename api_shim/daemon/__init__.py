@@ -46,4 +46,14 @@ def require_daemon_token():
         raise ApiError(401, "Invalid auth token", headers=challenge)
 
 
-from api_shim.daemon import health, jobs, peers  # noqa: E402, F401  (routes register)
+# The route modules register themselves on the blueprint.
+from api_shim.daemon import (  # noqa: E402, F401
+    asks,
+    attachments,
+    health,
+    jobs,
+    messages,
+    panes,
+    peers,
+    schedules,
+)

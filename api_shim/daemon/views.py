@@ -9,7 +9,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from state.clock import iso, parse_ms
+from state import peers as peer_state
+from state.clock import iso
 from state.models import JOB_TERMINAL, PeerState
 
 Doc = dict[str, Any]
@@ -61,7 +62,11 @@ def template_result(doc: Doc) -> Doc:
 
 
 def trace(trace_id: str, stages: list[Doc]) -> Doc:
-    kind = "job" if trace_id.startswith("work-") else "delivery"
+    kind = "delivery"  # an ask's correlation id or a notify's delivery id
+    if trace_id.startswith("work-"):
+        kind = "job"
+    elif trace_id.startswith("sched-"):
+        kind = "schedule"
     return {"trace_id": trace_id, "kind": kind, "stages": stages}
 
 
@@ -100,13 +105,29 @@ def job_list(
     yield "}"
 
 
-def peer(peer: Doc, inbound: list[Doc], now_ms: int) -> Doc:
-    """A peer as repowire lists it, with its inbound asks counted."""
-    oldest = min((a["created_at"] for a in inbound), default=None)
-    age = None
-    if oldest:
-        age = round((now_ms - (parse_ms(oldest) or 0)) / 1000, 1)
+def _inbound_status(peer: Doc, receipts: bool) -> str:
+    """repowire's inbound reachability (compute_inbound_status): offline, no_hook (no live
+    socket), legacy_unverified (a socket whose hook does not say it sends receipts), online.
+    Pane safety and per-peer injection times are not probed here, so `pane_unsafe` and
+    `inbound_degraded` never show."""
+    if peer_state.wire_status(peer) == PeerState.OFFLINE:
+        return "offline"
+    if not peer.get("ws_connected"):
+        return "no_hook"
+    return "online" if receipts else "legacy_unverified"
+
+
+def peer(peer: Doc, now_ms: int) -> Doc:
+    """A peer as repowire's PeerInfo shows it; `peer` carries `ws_connected` and its inbound
+    counts (state.peers.with_inbound). A description older than its TTL reads as empty, as
+    repowire clears it on read."""
+    oldest = peer.get("oldest_pending_ms")
     last_seen = peer.get("last_seen")
+    metadata = peer.get("metadata") or {}
+    capabilities = metadata.get("capabilities")
+    receipts = isinstance(capabilities, list) and "delivery_receipts" in capabilities
+    described_at = int(peer.get("description_set_at") or 0)
+    fresh = now_ms - described_at < peer_state.DESCRIPTION_TTL_S * 1000
     return {
         "peer_id": peer["peer_id"],
         "name": peer["name"],
@@ -115,15 +136,37 @@ def peer(peer: Doc, inbound: list[Doc], now_ms: int) -> Doc:
         "machine": peer.get("machine"),
         "tmux_session": peer.get("tmux_session"),
         "backend": peer.get("backend") or "claude-code",
+        "model": peer.get("model"),
         "circle": peer.get("circle") or "global",
         "role": peer.get("role") or "agent",
-        "status": peer.get("status") or PeerState.OFFLINE,
+        "status": peer_state.wire_status(peer),
         "turn_state": peer.get("turn_state"),
         "last_seen": iso(int(last_seen)) if last_seen else None,
-        "metadata": peer.get("metadata") or {},
-        "description": "",
-        "ws_connected": False,
-        "pending_ask_count": len(inbound),
-        "oldest_pending_age_seconds": age,
-        "inbound_status": "queued" if inbound else "idle",
+        "metadata": metadata,
+        "description": (peer.get("description") or "") if fresh else "",
+        "ws_connected": bool(peer.get("ws_connected")),
+        "hook_supports_receipts": receipts,
+        "last_successful_injection_at": None,
+        "last_injection_failure_at": None,
+        "pending_ask_count": int(peer.get("pending_ask_count") or 0),
+        "oldest_pending_age_seconds": None if oldest is None else (now_ms - oldest) / 1000,
+        "pane_safe": None,
+        "inbound_status": _inbound_status(peer, receipts),
     }
+
+
+def orchestrator_status(circle: str, found: Doc | None) -> Doc:
+    """GET /circles/{name}/orchestrator (repowire's OrchestratorStatusResponse)."""
+    answer: Doc = {
+        "circle": circle,
+        "present": found is not None,
+        "peer_id": None,
+        "peer_name": None,
+        "last_seen": None,
+        "stale_after_seconds": peer_state.HEARTBEAT_TOLERANCE_S,
+    }
+    if found is not None:
+        answer.update(
+            peer_id=found["peer_id"], peer_name=found["name"], last_seen=iso(found["last_seen"])
+        )
+    return answer

@@ -9,7 +9,9 @@ local P = cjson.decode(ARGV[1])
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
 redis.call('DEL', KEYS[2])
 local current = redis.call('HGET', KEYS[1], 'status')
-if not current or current == 'offline' or not may_reach(ARGV[5], current, 'offline') then
+-- A retired peer stays retired: its socket's end is not a move back to offline.
+if not current or current == 'offline' or current == 'retired'
+    or not may_reach(ARGV[5], current, 'offline') then
   return 0
 end
 redis.call('HSET', KEYS[1], 'status', 'offline', 'last_seen', ARGV[4])

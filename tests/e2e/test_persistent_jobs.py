@@ -6,6 +6,7 @@ import secrets
 
 import pytest
 
+from state import clock, connections, keys
 from tests import harness
 
 
@@ -20,9 +21,27 @@ def register(api, name, **body):
     return resp.json()
 
 
-def test_assigned_peer_gets_the_ask_and_reports_back(api, tmp_path):
+@pytest.fixture
+def node(r):
+    """A stand-in for the shim process holding the peers' sockets: subscribed to its channel,
+    so the frames handed to it (the asks) are received."""
+    name = f"test-node-{secrets.token_hex(3)}"
+    listener = r.pubsub()
+    listener.subscribe(keys.node_channel(name))
+    assert listener.get_message(timeout=5)["type"] == "subscribe"
+    yield name
+    listener.close()
+
+
+def connect(r, peer, node):
+    """Bring a registered peer online: `node` holds its socket."""
+    assert connections.connect(r, peer["peer_id"], node, clock.now_ms())[0] == "ok"
+
+
+def test_assigned_peer_gets_the_ask_and_reports_back(api, r, node, tmp_path):
     name = f"alice-{secrets.token_hex(3)}"
     peer = register(api, name, path=str(tmp_path), backend="codex")
+    connect(r, peer, node)
     assert peer["ok"] is True and peer["peer_id"].startswith("repow-global-")
     assert register(api, name, path=str(tmp_path))["peer_id"] == peer["peer_id"]
     info = api.get(f"/peers/{name}").json()
@@ -60,8 +79,9 @@ def test_assigned_peer_gets_the_ask_and_reports_back(api, tmp_path):
     assert done.json()["status"]["result_summary"] == "LGTM"
 
 
-def test_unassigned_persistent_job_finds_a_peer_by_path_and_backend(api, tmp_path):
+def test_unassigned_persistent_job_finds_a_peer_by_path_and_backend(api, r, node, tmp_path):
     peer = register(api, f"bob-{secrets.token_hex(3)}", path=str(tmp_path), backend="gemini")
+    connect(r, peer, node)
     resp = api.post(
         "/jobs",
         json={
@@ -76,9 +96,9 @@ def test_unassigned_persistent_job_finds_a_peer_by_path_and_backend(api, tmp_pat
     assert done["state"] == "delivered" and done["assigned_peer_id"] == peer["peer_id"]
 
 
-def test_offline_peer_is_unavailable(api):
+def test_offline_peer_is_unavailable(api, r, node):
     name = f"carol-{secrets.token_hex(3)}"
-    register(api, name)
+    connect(r, register(api, name), node)
     assert api.post(f"/peers/{name}/offline").json() == {"ok": True, "cancelled_queries": 0}
     assert api.get(f"/peers/{name}").json()["status"] == "offline"
     resp = api.post("/jobs", json={"title": "t", "assigned_peer_id": name})
@@ -127,10 +147,11 @@ def test_peer_validation_and_pending_errors(api):
     assert api.post("/ack", json={"correlation_id": "ask-00000000"}).status_code == 404
 
 
-def test_pending_asks_by_pane(api):
+def test_pending_asks_by_pane(api, r, node):
     name = f"pane-{secrets.token_hex(3)}"
     pane = f"%{secrets.randbelow(10**6)}"
     peer = register(api, name, pane_id=pane)
+    connect(r, peer, node)
     assert peer["pane_assigned"] is True
     resp = api.post("/jobs", json={"title": "t", "prompt": "by pane", "assigned_peer_id": name})
     harness.wait_job(api, resp.json()["job_id"], ("delivered",))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 
-from state import clock, heartbeats, hosts, keys, orgs, peers
+from state import clock, connections, heartbeats, hosts, keys, orgs, peers
 from state.models import HostState, PeerState
 from state.scripts import scripts
 
@@ -45,10 +45,11 @@ def test_registration_brings_a_deregistered_host_back_under_its_machine_id(r, or
 
 
 def _peer(r, name: str, circle: str, **fields) -> dict:
+    """A registered peer, online: a (simulated) socket holds it."""
     body = {"name": name, "circle": circle, "backend": "claude-code", "path": "/w", **fields}
     peer = peers.register(r, body, clock.now_ms())
-    assert peer is not None
-    return peer
+    assert connections.connect(r, peer["peer_id"], "test-node", clock.now_ms())[0] == "ok"
+    return peers.get(r, peer["peer_id"])
 
 
 def test_refused_peer_moves_write_nothing(r):
@@ -77,7 +78,7 @@ def test_refused_peer_moves_write_nothing(r):
         keys=index_keys,
         args=[prefixes, "repow-x-00000000", clock.now_ms(), json.dumps(stored), "[]"],
     )
-    assert again is None
+    assert again == ["refused", peer["peer_id"]]
     assert r.hgetall(key) == before
     assert not r.sismember(keys.peers_in_state(PeerState.OFFLINE), peer["peer_id"])
     assert peers.set_status(r, "repow-nobody-00000000", PeerState.OFFLINE, 1) is False
@@ -105,7 +106,8 @@ def test_peer_indexes_follow_status_and_circle(r):
     # Marking it offline again is a repeated report, not a refused move.
     assert peers.set_status(r, a["peer_id"], PeerState.OFFLINE, clock.now_ms())
 
-    # Registering again (by id, into another circle) brings it online and moves its circle.
+    # Registering again (by id, into another circle) while its socket still holds it brings it
+    # online and moves its circle.
     moved = _peer(r, "a", other, peer_id=a["peer_id"])
     assert moved["peer_id"] == a["peer_id"] and moved["status"] == PeerState.ONLINE
     assert ids(peers.list_all(r, circle=circle)) == [b["peer_id"]]

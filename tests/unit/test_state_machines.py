@@ -89,11 +89,13 @@ def test_host_moves():
 
 
 def test_peer_moves():
-    on, off = PeerState.ONLINE, PeerState.OFFLINE
-    assert allowed_from(PEER_TRANSITIONS, on) == [off, on]
-    assert allowed_from(PEER_TRANSITIONS, off) == [off, on]
+    on, busy, off, retired = PeerState.ONLINE, PeerState.BUSY, PeerState.OFFLINE, PeerState.RETIRED
+    assert allowed_from(PEER_TRANSITIONS, on) == [busy, off, on]
+    assert allowed_from(PEER_TRANSITIONS, off) == [busy, off, on, retired]
+    # A retired peer comes back only as offline (a registration whose agent is alive).
+    assert PEER_TRANSITIONS[retired] == {off, retired}
 
 
 def test_allowed_from_a_state_nobody_enters_is_empty():
     assert allowed_from(SESSION_TRANSITIONS, "queued") == []
-    assert allowed_from(PEER_TRANSITIONS, "busy") == []
+    assert allowed_from(MUTATION_TRANSITIONS, "pending") == []

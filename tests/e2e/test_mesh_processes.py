@@ -100,7 +100,7 @@ def test_ask_wait_on_one_is_resolved_by_an_ack_on_the_other(shims):
         bob.close()
 
 
-def test_a_restart_of_every_shim_loses_no_ask_delivery_or_trace(shims):
+def test_a_restart_of_every_shim_loses_no_ask_delivery_schedule_or_trace(shims):
     one, two = shims
     c = f"c{secrets.token_hex(3)}"
     bob = MeshPeer(one.url, "bob", c)
@@ -112,6 +112,15 @@ def test_a_restart_of_every_shim_loses_no_ask_delivery_or_trace(shims):
     ]
     bob.expect("ask")
     queued = post(one, "/notify", from_peer="cli", to_peer=poller, text="queued").json()
+    schedule = post(
+        two,
+        "/schedules",
+        from_peer="cli",
+        to_peer="bob",
+        circle=c,
+        text="later",
+        fire_at="2999-01-01T00:00:00Z",
+    ).json()["schedule_id"]
     bob.close()
     one.stop_all()
     two.stop_all()
@@ -124,6 +133,8 @@ def test_a_restart_of_every_shim_loses_no_ask_delivery_or_trace(shims):
         f"{one.url}/deliveries/pending", params={"peer_id": poller}, timeout=10
     ).json()["deliveries"]
     assert [d["delivery_id"] for d in drained] == [queued["delivery_id"]]
+    kept = requests.get(f"{one.url}/schedules/{schedule}", timeout=10)
+    assert kept.status_code == 200 and kept.json()["text"] == "later"
     stages = requests.get(f"{two.url}/traces/{cid}", timeout=10).json()["stages"]
     assert [s["stage"] for s in stages][:3] == ["created", "resolved_peer", "routed"]
     # The ask is still answerable after the restart, and the peer reconnects to either.

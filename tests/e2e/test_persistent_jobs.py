@@ -6,8 +6,8 @@ import secrets
 
 import pytest
 
-from state import clock, connections, keys
 from tests import harness
+from tests.mesh_client import MeshPeer
 
 
 @pytest.fixture(autouse=True)
@@ -22,26 +22,27 @@ def register(api, name, **body):
 
 
 @pytest.fixture
-def node(r):
-    """A stand-in for the shim process holding the peers' sockets: subscribed to its channel,
-    so the frames handed to it (the asks) are received."""
-    name = f"test-node-{secrets.token_hex(3)}"
-    listener = r.pubsub()
-    listener.subscribe(keys.node_channel(name))
-    assert listener.get_message(timeout=5)["type"] == "subscribe"
-    yield name
-    listener.close()
+def sockets():
+    """Peers online the real way: a WebSocket holds each (closed after the test)."""
+    held: list[MeshPeer] = []
+    yield held
+    for peer in held:
+        peer.close()
 
 
-def connect(r, peer, node):
-    """Bring a registered peer online: `node` holds its socket."""
-    assert connections.connect(r, peer["peer_id"], node, clock.now_ms())[0] == "ok"
+def connect(shim_url, sockets, peer, **fields):
+    """Bring a registered peer online: its hook's WebSocket connects (with its fields, since a
+    connect frame re-registers the peer)."""
+    socket = MeshPeer(shim_url, peer["display_name"], peer_id=peer["peer_id"], **fields)
+    assert socket.peer_id == peer["peer_id"]
+    sockets.append(socket)
+    return socket
 
 
-def test_assigned_peer_gets_the_ask_and_reports_back(api, r, node, tmp_path):
+def test_assigned_peer_gets_the_ask_and_reports_back(api, shim_url, sockets, tmp_path):
     name = f"alice-{secrets.token_hex(3)}"
     peer = register(api, name, path=str(tmp_path), backend="codex")
-    connect(r, peer, node)
+    socket = connect(shim_url, sockets, peer, path=str(tmp_path), backend="codex")
     assert peer["ok"] is True and peer["peer_id"].startswith("repow-global-")
     assert register(api, name, path=str(tmp_path))["peer_id"] == peer["peer_id"]
     info = api.get(f"/peers/{name}").json()
@@ -57,6 +58,8 @@ def test_assigned_peer_gets_the_ask_and_reports_back(api, r, node, tmp_path):
     attempt_id = delivered["runner"]["current_attempt_id"]
     cid = delivered["correlation_id"]
     assert cid.startswith("ask-")
+    frame = socket.expect("ask")  # over the peer's live socket
+    assert frame["correlation_id"] == cid and attempt_id in frame["text"]
     pending = api.get("/asks/pending", params={"peer_id": peer["peer_id"]}).json()["asks"]
     assert [a["correlation_id"] for a in pending] == [cid]
     assert job_id in pending[0]["text"] and attempt_id in pending[0]["text"]
@@ -79,9 +82,11 @@ def test_assigned_peer_gets_the_ask_and_reports_back(api, r, node, tmp_path):
     assert done.json()["status"]["result_summary"] == "LGTM"
 
 
-def test_unassigned_persistent_job_finds_a_peer_by_path_and_backend(api, r, node, tmp_path):
+def test_unassigned_persistent_job_finds_a_peer_by_path_and_backend(
+    api, shim_url, sockets, tmp_path
+):
     peer = register(api, f"bob-{secrets.token_hex(3)}", path=str(tmp_path), backend="gemini")
-    connect(r, peer, node)
+    connect(shim_url, sockets, peer, path=str(tmp_path), backend="gemini")
     resp = api.post(
         "/jobs",
         json={
@@ -96,9 +101,9 @@ def test_unassigned_persistent_job_finds_a_peer_by_path_and_backend(api, r, node
     assert done["state"] == "delivered" and done["assigned_peer_id"] == peer["peer_id"]
 
 
-def test_offline_peer_is_unavailable(api, r, node):
+def test_offline_peer_is_unavailable(api, shim_url, sockets):
     name = f"carol-{secrets.token_hex(3)}"
-    connect(r, register(api, name), node)
+    connect(shim_url, sockets, register(api, name))
     assert api.post(f"/peers/{name}/offline").json() == {"ok": True, "cancelled_queries": 0}
     assert api.get(f"/peers/{name}").json()["status"] == "offline"
     resp = api.post("/jobs", json={"title": "t", "assigned_peer_id": name})
@@ -147,11 +152,11 @@ def test_peer_validation_and_pending_errors(api):
     assert api.post("/ack", json={"correlation_id": "ask-00000000"}).status_code == 404
 
 
-def test_pending_asks_by_pane(api, r, node):
+def test_pending_asks_by_pane(api, shim_url, sockets):
     name = f"pane-{secrets.token_hex(3)}"
     pane = f"%{secrets.randbelow(10**6)}"
     peer = register(api, name, pane_id=pane)
-    connect(r, peer, node)
+    connect(shim_url, sockets, peer, pane_id=pane)
     assert peer["pane_assigned"] is True
     resp = api.post("/jobs", json={"title": "t", "prompt": "by pane", "assigned_peer_id": name})
     harness.wait_job(api, resp.json()["job_id"], ("delivered",))

@@ -12,6 +12,7 @@ from werkzeug.serving import make_server
 from api_shim import create_app
 from settings import get_settings
 from tests import harness
+from tests.mesh_client import MeshPeer, refused
 
 TOKEN = "daemon-token-for-tests"
 
@@ -58,3 +59,19 @@ def test_without_a_token_only_loopback_is_answered():
     assert client.get("/health", environ_base=remote).status_code == 200
     for loopback in ("127.0.0.1", "127.0.1.1", "::1"):
         assert client.get("/jobs", environ_base={"REMOTE_ADDR": loopback}).status_code == 200
+
+
+def test_websocket_takes_the_token_in_its_connect_frame(guarded):
+    hello = {"type": "connect", "display_name": "guarded-peer", "circle": "auth"}
+    for token in (None, "not-the-token"):
+        frame = {**hello, **({"auth_token": token} if token else {})}
+        error, code = refused(guarded.base, frame)
+        assert code == 4001
+        assert error == {"type": "error", "error": "Authentication failed"}
+    peer = MeshPeer(guarded.base, "guarded-peer", "auth", auth_token=TOKEN)
+    try:
+        assert peer.connected["type"] == "connected"
+        info = guarded.get(f"/peers/{peer.peer_id}", TOKEN).json()
+        assert info["ws_connected"] is True
+    finally:
+        peer.close()

@@ -139,6 +139,10 @@ def delivered(
     """`dispatching` -> `delivered`: a persistent job handed to a live peer as an ask. The peer
     reports `running` and a terminal state with the attempt id; no lease is held meanwhile."""
     attempt = _require_attempt(doc, attempt_id, (JobState.DISPATCHING,))
+    if doc["cancel_requested"]:
+        # Cancelled while its fire looked for a peer: nothing is handed over, and the lease
+        # (still held) ends the attempt `cancelled`.
+        raise Refused("cancel_requested", doc["state"])
     attempt.update(
         status="delivered",
         phase="delivered",

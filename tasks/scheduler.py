@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 
-from state import clock, dispatch, job_queries, keys, templates
+from state import clock, dispatch, job_queries, keys, locks, templates
 from state.job_shape import Doc, target_machine
 from state.models import JobState
 from state.store import Redis
@@ -27,7 +27,8 @@ BATCH = 25  # due templates one task materializes; more are fanned out to other 
 def tick() -> dict[str, int]:
     r = redis_client()
     # Single flight: a tick slower than the beat interval must not pile up behind itself.
-    if not r.set(keys.SCHEDULER_LOCK, "1", nx=True, px=LOCK_MS):
+    token = locks.acquire(r, keys.SCHEDULER_LOCK, LOCK_MS)
+    if token is None:
         return {}
     try:
         due = templates.due(r, clock.now_ms())
@@ -42,7 +43,7 @@ def tick() -> dict[str, int]:
         counts["schedules_fired"] = schedules.fire_due(r, clock.now_ms())
         return counts
     finally:
-        r.delete(keys.SCHEDULER_LOCK)
+        locks.release(r, keys.SCHEDULER_LOCK, token)
 
 
 @app.task(name=names.MATERIALIZE)

@@ -3,11 +3,12 @@ runs two attempts at once, and no executor process is left behind."""
 
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
 
-from state import clock, liveness
+from state import clock, jobs, liveness
 from tests import harness
 from tests.e2e.conftest import Stack
 from workers import executors
@@ -72,4 +73,50 @@ def test_sigkill_mid_fire(stack, api, r, tmp_path):
         lambda: not any(executors.pids_of(a) for a in attempt_ids),
         timeout=60,
         message="every leftover executor and child to be reaped",
+    )
+
+
+def test_sigkill_while_dispatching(stack, api, r, tmp_path):
+    """Workers killed between the acquire (`dispatching`) and the executor's start: the worker
+    is frozen (SIGSTOP) the moment its job reads `dispatching`, then SIGKILLed. Every job still
+    ends (`runner_interrupted` from the lease sweep), runs one attempt, and leaves no process."""
+    job_ids, hits = [], 0
+    for i in range(10):
+        name = f"dispatch-worker-{i}"
+        proc = stack.worker(name, machine=MACHINE, DISPATCHYARD_JOB_LEASE_S="2")
+        harness.wait_for(lambda: liveness.machine_alive(r, MACHINE, clock.now_ms()), timeout=30)
+        marker = tmp_path / f"dispatch-started-{i}"
+        body = {
+            "title": f"frozen {i}",
+            "prompt": f"child sleep:300 started:{marker}",
+            "path": str(tmp_path),
+            "backend": "claude-code",
+            "machine": MACHINE,
+        }
+        job_id = api.post("/jobs", json=body).json()["job_id"]
+        job_ids.append(job_id)
+        harness.wait_for(
+            lambda j=job_id: jobs.flags(r, j).get("state") != "queued", timeout=30, interval=0.0005
+        )
+        os.killpg(proc.pid, signal.SIGSTOP)
+        if jobs.flags(r, job_id).get("state") == "dispatching":
+            hits += 1
+        stack.stop(name, sig=signal.SIGKILL)
+    assert hits > 0, "no worker was frozen while its job was dispatching"
+
+    stack.worker("dispatch-worker-final", machine=MACHINE, DISPATCHYARD_JOB_LEASE_S="2")
+
+    def all_ended():
+        docs = [api.get(f"/jobs/{j}").json()["status"] for j in job_ids]
+        return all(d["state"] not in ("queued", "dispatching", "running") for d in docs) and docs
+
+    docs = harness.wait_for(all_ended, timeout=90, message="every job to end")
+    for doc in docs:
+        assert (doc["state"], doc["state_reason"]) == ("unavailable", "runner_interrupted")
+        assert len(doc["runner"]["attempts"]) == 1, "a second attempt started"
+    attempt_ids = [d["runner"]["attempts"][0]["attempt_id"] for d in docs]
+    harness.wait_for(
+        lambda: not any(executors.pids_of(a) for a in attempt_ids),
+        timeout=60,
+        message="every executor a frozen worker may have started to be reaped",
     )

@@ -1,4 +1,5 @@
-"""Who is calling: API keys, runtime JWTs, the legacy worker key, the daemon bearer token.
+"""Who is calling: API keys, runtime JWTs, the legacy worker key, the per-session runner token,
+the daemon bearer token.
 
 A JWT is told from an opaque key by its shape (exactly two dots). Missing or bad credentials
 are 401 with `WWW-Authenticate: Bearer`; the right credential with the wrong role or scope is
@@ -7,8 +8,10 @@ are 401 with `WWW-Authenticate: Bearer`; the right credential with the wrong rol
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass, field
 
 import jwt
@@ -17,13 +20,16 @@ from flask import g, request
 from api_shim import tokens
 from api_shim.context import ctx, r, settings
 from api_shim.errors import ApiError
-from state import apikeys, hosts, keys, orgs
+from state import apikeys, hosts, keys, orgs, sessions
 from state.models import ROLE_RANK, RUNTIME_SCOPES
+
+# The per-session runner token minted at enqueue (`authToken` of the queued payload).
+RUNNER_TOKEN = re.compile(r"^rst_[0-9a-f]{64}$")
 
 
 @dataclass
 class Credential:
-    kind: str  # "api_key" | "jwt" | "legacy"
+    kind: str  # "api_key" | "jwt" | "legacy" | "runner"
     org_id: str
     role: str | None = None
     scopes: list[str] = field(default_factory=list)
@@ -33,6 +39,10 @@ class Credential:
     jti: str | None = None
     # Set when the route checks revocation inside its own script (one round trip fewer).
     revocation_deferred: bool = False
+    # A runner token's session, and the host holding that session when it was checked ('' when
+    # none does): the token acts for that host on that session only.
+    session_id: str | None = None
+    session_holder: str = ""
 
     def revoked_key(self) -> str:
         """The revocation key a deferring route hands its script ('' when nothing to check)."""
@@ -153,6 +163,38 @@ def api_key(min_role: str = "auditor") -> Credential:
     if not cred.at_least(min_role):
         raise forbidden(f"Requires role {min_role} or higher")
     return cred
+
+
+def _runner(token: str, session_id: str) -> Credential | None:
+    """The per-session runner token, if it is the one minted for `session_id` (only its SHA-256
+    is stored). A token of another session, or for an unknown one, is no credential here."""
+    if not RUNNER_TOKEN.match(token):
+        return None
+    binding = sessions.runner_binding(r(), session_id)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    if binding is None or not hmac.compare_digest(digest, binding.token_hash):
+        return None
+    return Credential(
+        kind="runner",
+        org_id=binding.org_id,
+        scopes=["worker:session"],
+        session_id=session_id,
+        session_holder=binding.worker_id,
+    )
+
+
+def session_worker(scope: str, session_id: str) -> Credential:
+    """The routes a session's runner calls (status, activity, lock-refresh, completion): a
+    runtime JWT or the legacy key, as `worker`, or that session's own runner token (the cloud
+    runner's `authToken`), which is good for no other session and no other route."""
+    token = _bearer()
+    if token.startswith("rst_"):
+        cred = _runner(token, session_id)
+        if cred is None:
+            raise unauthorized()
+        g.credential = cred
+        return cred
+    return worker(scope, None)
 
 
 def worker(scope: str, worker_id: str | None, defer_revocation: bool = False) -> Credential:

@@ -48,6 +48,8 @@ def assess(
             signals.append("LongRunning")
         if status == "claimed" and claimed is not None and now_ms - claimed > t.claim_stuck_ms:
             signals.append("ClaimStuck")
+        # Moved by record_activity.lua only when an event names a different tool: thoughts and
+        # other tool-less events in between do not reset it.
         since = _ms(session, "toolSince")
         if status == "running" and since is not None and now_ms - since > t.tool_loop_ms:
             signals.append("ToolLoopStuck")

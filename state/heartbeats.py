@@ -69,7 +69,7 @@ def heartbeat(
     if action:
         host["recommendedAction"] = action
     if candidates:
-        host["candidatePoolIds"] = json.loads(candidates)
+        host["candidatePoolIds"] = candidate_pool_ids(candidates)
     mutations = [
         {
             "id": flat[i],
@@ -81,6 +81,13 @@ def heartbeat(
         for i in range(0, len(flat), 5)
     ]
     return HeartbeatResult(int(count), host, bool(stale), mutations)
+
+
+def candidate_pool_ids(stored: str) -> list[str]:
+    """The stored `candidatePoolIds` as a list. The heartbeat script writes `[]` for none, but a
+    record written before that fix holds cjson's `{}` for the empty list: it reads as []."""
+    value = json.loads(stored)
+    return [str(x) for x in value] if isinstance(value, list) else []
 
 
 def sweep_offline(

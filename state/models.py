@@ -44,13 +44,15 @@ WORK_TYPES = (
     "inflight-coordination",
 )
 
-# Sessions: claimed -> running -> finalizing -> completed | failed | stopped; a claimed session
-# may fail or stop before it runs. A running one may fail or stop too: an agent that crashes
-# mid-run never reaches finalizing (our choice; see docs/decisions.md).
+# Sessions: claimed -> running -> finalizing -> completed | failed | stopped, with the shortcuts
+# the real runner takes (RenseiAI/donmai never sends `finalizing`: it reports `completed` straight
+# from `running`, and from `claimed` when its eager `running` post was lost), and a claimed or
+# running session may fail or stop (an agent that crashes mid-run never reaches finalizing). See
+# docs/decisions.md, "The real client wins".
 SESSION_TRANSITIONS: dict[str, set[str]] = {
     "queued": {"claimed"},
-    "claimed": {"running", "failed", "stopped"},
-    "running": {"finalizing", "failed", "stopped"},
+    "claimed": {"running", "finalizing", "completed", "failed", "stopped"},
+    "running": {"finalizing", "completed", "failed", "stopped"},
     "finalizing": {"completed", "failed", "stopped"},
     "completed": set(),
     "failed": set(),
@@ -81,8 +83,11 @@ MODEL_ACCESS_WORKLOADS = (*WORK_TYPES, "code-survival-scan", "kg-extraction", "i
 
 # What the platform tells a host about itself (its record's `hostStatus`, the heartbeat's
 # `hostStatus.status`); anything but "ok" is offered no work. Not the host's lifecycle: that is
-# HostState, in the record's `status`.
-HOST_STATUSES = ("ok", "pool_deleted", "pool_draining", "pool_disabled", "unauthorized")
+# HostState, in the record's `status`. Only the statuses something sets are listed: the wire
+# vocabulary also has `pool_draining` and `pool_disabled`, but those describe a platform-side
+# capacity pool, which dispatchyard does not keep, and neither a mutation op nor a heartbeat
+# field of the real client (RenseiAI/donmai) reports them (docs/decisions.md).
+HOST_STATUSES = ("ok", "pool_deleted", "unauthorized")
 
 
 class HostState(StrEnum):

@@ -8,13 +8,16 @@ per-org and per-project copies of `work:queue` so a poll only looks at work the 
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import redis
 
 from state import keys, store
-from state.models import SESSION_TERMINAL, SESSION_TRANSITIONS, allowed_from
+from state.models import SESSION_ACTIVE, SESSION_TERMINAL, SESSION_TRANSITIONS, allowed_from
 from state.scripts import scripts
 
 # ARGV 1 of every queue script (lib_sessions.lua), serialized once.
@@ -126,7 +129,9 @@ def set_status(
             status,
             ",".join(allowed_from(SESSION_TRANSITIONS, status)),
             now_ms,
-            json.dumps({k: v for k, v in fields.items() if v is not None}),
+            # As strings: Lua would print a number through its own %.14g (1e+15 tokens, a cost
+            # cut to 14 digits), which the views could not read back.
+            json.dumps({k: str(v) for k, v in fields.items() if v is not None}),
             "1" if status in SESSION_TERMINAL else "0",
         ],
     )
@@ -135,10 +140,60 @@ def set_status(
     return out[0], (out[1] if len(out) > 1 else None)
 
 
-def record_activity(r: redis.Redis, host_id: str, session_id: str, tool: str, now_ms: int) -> str:
-    """'ok' | 'not_found' | 'forbidden'."""
-    code = scripts(r).record_activity(keys=[keys.session(session_id)], args=[host_id, tool, now_ms])
+def record_activity(
+    r: redis.Redis,
+    host_id: str,
+    session_id: str,
+    now_ms: int,
+    *,
+    tool: str | None,
+    activity_type: str | None = None,
+) -> str:
+    """One agent activity: its type (thought, action, response, ...) and the tool it names, if
+    any. 'ok' | 'not_found' | 'forbidden'."""
+    code = scripts(r).record_activity(
+        keys=[keys.session(session_id)], args=[host_id, tool or "", now_ms, activity_type or ""]
+    )
     return {1: "ok", 0: "not_found", -1: "forbidden"}[code]
+
+
+def refresh_lock(r: redis.Redis, host_id: str, session_id: str, issue_id: str, now_ms: int) -> str:
+    """The runner's lock refresh: 'refreshed' while the host holds the active session (its
+    `lockRefreshedAt` is stamped), 'not_held' when the session moved on (terminal, requeued,
+    another issue), 'not_found', or 'forbidden' (another host's)."""
+    out: str = scripts(r).refresh_session_lock(
+        keys=[keys.session(session_id), keys.claim(session_id)],
+        args=[host_id, issue_id, now_ms, ",".join(sorted(SESSION_ACTIVE))],
+    )
+    return out
+
+
+def record_completion(
+    r: redis.Redis, host_id: str, session_id: str, summary: str, now_ms: int
+) -> str:
+    """Keep the runner's completion summary on the session. `host_id` is the host that holds
+    it ('' for a session nobody holds). 'ok' | 'not_found' | 'forbidden'."""
+    code = scripts(r).record_completion(
+        keys=[keys.session(session_id)], args=[host_id, summary, now_ms]
+    )
+    return {1: "ok", 0: "not_found", -1: "forbidden"}[code]
+
+
+class RunnerBinding(NamedTuple):
+    """What the per-session runner token is checked against."""
+
+    org_id: str
+    token_hash: str
+    worker_id: str  # the host holding the session ('' when none does)
+
+
+def runner_binding(r: redis.Redis, session_id: str) -> RunnerBinding | None:
+    org_id, token_hash, worker_id = store.hmget(
+        r, keys.session(session_id), ["orgId", "authTokenHash", "workerId"]
+    )
+    if not org_id or not token_hash:
+        return None
+    return RunnerBinding(org_id, token_hash, worker_id or "")
 
 
 def get(r: redis.Redis, session_id: str, org_id: str | None = None) -> dict[str, str] | None:
@@ -159,13 +214,35 @@ def queue_length(r: redis.Redis, org_id: str) -> int:
     return int(r.zcard(keys.org_queue(org_id)))
 
 
+def newest_ids(
+    r: redis.Redis, org_id: str, project_ids: Sequence[str] | None, limit: int
+) -> list[str]:
+    """The ids of the newest `limit` sessions of the org (`project_ids` None) or of those
+    projects, newest first. For projects, each project's own index is read up to `limit` in one
+    round trip and the heads are merged, so the limit applies after the project filter and the
+    work is bounded by `len(project_ids) * limit`, whatever else the org holds."""
+    if project_ids is None:
+        return [
+            sid for sid, _ in store.zrevrange_scored(r, keys.org_sessions(org_id), 0, limit - 1)
+        ]
+    if not project_ids:
+        return []
+    pipe = r.pipeline(transaction=False)
+    for project_id in project_ids:
+        pipe.zrevrange(keys.project_sessions(project_id), 0, limit - 1, withscores=True)
+    heads: list[list[tuple[str, float]]] = pipe.execute()
+    # Each head is newest first; ties in one millisecond go by id, descending, as ZREVRANGE has
+    # it, so one project and the merge of several order alike.
+    merged = heapq.merge(*heads, key=lambda item: (item[1], item[0]), reverse=True)
+    return [sid for sid, _ in itertools.islice(merged, limit)]
+
+
 def list_for(
-    r: redis.Redis, org_id: str, project_id: str | None, limit: int
+    r: redis.Redis, org_id: str, project_ids: Sequence[str] | None, limit: int
 ) -> tuple[list[dict[str, str]], dict[str, dict[str, str | None]]]:
-    """The newest `limit` sessions of an org (or one project), and their hosts' liveness
-    (`lastHeartbeat`, `status`) by host id."""
-    index = keys.project_sessions(project_id) if project_id else keys.org_sessions(org_id)
-    ids = [session_id for session_id, _ in store.zrevrange_scored(r, index, 0, limit - 1)]
+    """The newest `limit` sessions of an org (`project_ids` None) or of some of its projects,
+    and their hosts' liveness (`lastHeartbeat`, `status`) by host id."""
+    ids = newest_ids(r, org_id, project_ids, limit)
     sessions = store.hgetall_many(r, [keys.session(session_id) for session_id in ids])
     records = [s for s in sessions if s and s.get("orgId") == org_id]
     host_ids = sorted({s["workerId"] for s in records if s.get("workerId")})

@@ -1,4 +1,5 @@
-"""The session queue: enqueue, claim, status, activity, nack, cloud-runner detail."""
+"""The session queue: enqueue, claim, status, activity, lock refresh, completion, nack,
+cloud-runner detail, and the enriched list."""
 
 from __future__ import annotations
 
@@ -61,12 +62,21 @@ class WorkerBody(BaseModel):
     workerId: str = Field(min_length=1, max_length=100)
 
 
+class RunnerBody(BaseModel):
+    """A body the session's runner posts. Its `workerId` may be empty or absent: the runner
+    copies it from its session detail, which the cloud-runner detail does not carry, and sends
+    it with `omitempty` on lock-refresh and completion (RenseiAI/donmai)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    workerId: str | None = Field(None, max_length=100)
+
+
 class StatusError(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     message: str = Field(max_length=20_000)
 
 
-class StatusBody(WorkerBody):
+class StatusBody(RunnerBody):
     status: Literal[REPORTABLE]  # type: ignore[valid-type]
     providerSessionId: str | None = Field(None, max_length=200)
     worktreePath: str | None = Field(None, max_length=4096)
@@ -77,8 +87,41 @@ class StatusBody(WorkerBody):
     provider: str | None = Field(None, max_length=100)
 
 
-class ActivityBody(WorkerBody):
-    toolName: str = Field(min_length=1, max_length=200)
+class AgentActivity(BaseModel):
+    """One event of the runner's activity stream (donmai runtime/activity `payload`): `type` is
+    thought | action | response | error | context; only some events name a tool. Its other
+    fields (toolInput, toolOutput, toolUseId, ...) are accepted and not kept."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    type: str = Field(min_length=1, max_length=100)
+    content: str = Field(min_length=1)
+    toolName: str | None = Field(None, max_length=200)
+
+
+class ActivityBody(RunnerBody):
+    """`{workerId, activity: {type, content, toolName?}}` as the runner posts it, or the older
+    flat `{workerId, toolName}`."""
+
+    __messages__ = {"activity": "activity with type and content is required"}
+    activity: AgentActivity | None = None
+    toolName: str | None = Field(None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_shape(self):
+        if self.activity is None and self.toolName is None:
+            raise ValueError("activity with type and content is required")
+        return self
+
+
+class LockRefreshBody(RunnerBody):
+    issueId: str = Field(min_length=1, max_length=200)
+
+
+class CompletionBody(RunnerBody):
+    """Bounded by the body limit only: a summary refused here would be a lost result."""
+
+    __messages__ = {"summary": "summary is required"}
+    summary: str = Field(min_length=1)
 
 
 def _session_for_worker(session_id: str, cred: auth.Credential) -> dict:
@@ -92,6 +135,31 @@ def _worker_for_body(body: WorkerBody, cred: auth.Credential) -> dict:
     if cred.kind == "jwt" and cred.worker_id != body.workerId:
         raise auth.forbidden("Token does not belong to this worker")
     return load_host(body.workerId, cred)
+
+
+def _acting_host(worker_id: str | None, cred: auth.Credential) -> str:
+    """The host a runner call acts for. A runtime JWT acts for its own worker (`workerId`, when
+    given, must be it); the legacy key must name one; a session's runner token acts for the
+    host holding that session ('' when none does), and a `workerId` it names must be that one."""
+    if cred.kind == "runner":
+        if worker_id and cred.session_holder and worker_id != cred.session_holder:
+            raise auth.forbidden("Session belongs to another worker")
+        return cred.session_holder
+    if cred.kind == "jwt":
+        worker_id = worker_id or cred.worker_id
+        if worker_id != cred.worker_id:
+            raise auth.forbidden("Token does not belong to this worker")
+    if not worker_id:
+        raise ApiError(400, "workerId is required")
+    load_host(worker_id, cred)
+    return worker_id
+
+
+def _unheld(record: dict) -> ApiError:
+    """A runner token names a session no host holds (queued again, or never claimed)."""
+    return ApiError(
+        409, f"Session is {record['status']}; no worker holds it", current=record["status"]
+    )
 
 
 @blueprint.post("/sessions")
@@ -131,6 +199,10 @@ def enqueue():
         "authToken": auth_token,
         "systemPrompt": body.systemPrompt,
         "model": body.model,
+        # The names the real daemon reads (donmai PollWorkItem): it has no `prompt` and no
+        # `systemPrompt`, and would run the agent on the issue identifier alone.
+        "promptContext": body.prompt,
+        "systemPromptOverride": body.systemPrompt,
     }
     record = {
         "issueId": body.issueId,
@@ -194,8 +266,7 @@ def claim(session_id: str):
     cred = auth.worker("worker:session", None)
     body = bodies.parse(WorkerBody)
     _worker_for_body(body, cred)
-    if not SESSION_ID.match(session_id):
-        raise ApiError(404, "Session not found")
+    _session_for_worker(session_id, cred)  # another org's session is 404, as an unknown one
     code, value = sessions.claim(r(), body.workerId, session_id, clock.now_ms())
     if code == "ok":
         record = sessions.get(r(), session_id)
@@ -209,10 +280,12 @@ def claim(session_id: str):
 
 @blueprint.post("/sessions/<session_id>/status")
 def status(session_id: str):
-    cred = auth.worker("worker:session", None)
+    cred = auth.session_worker("worker:session", session_id)
     body = bodies.parse(StatusBody)
-    _worker_for_body(body, cred)
-    _session_for_worker(session_id, cred)
+    host_id = _acting_host(body.workerId, cred)
+    record = _session_for_worker(session_id, cred)
+    if not host_id:
+        raise _unheld(record)
     fields = {
         "providerSessionId": body.providerSessionId,
         "worktreePath": body.worktreePath,
@@ -222,11 +295,9 @@ def status(session_id: str):
         "outputTokens": body.outputTokens,
         "provider": body.provider,
     }
-    code, value = sessions.set_status(
-        r(), body.workerId, session_id, body.status, fields, clock.now_ms()
-    )
+    code, value = sessions.set_status(r(), host_id, session_id, body.status, fields, clock.now_ms())
     if code == "ok":
-        return {"updated": True, "session": views.session(value)}
+        return {"updated": True, "session": views.session(value, with_summary=True)}
     if code == "forbidden":
         raise auth.forbidden("Session belongs to another worker")
     if code == "illegal":
@@ -236,16 +307,60 @@ def status(session_id: str):
 
 @blueprint.post("/sessions/<session_id>/activity")
 def activity(session_id: str):
-    cred = auth.worker("worker:session", None)
+    cred = auth.session_worker("worker:session", session_id)
     body = bodies.parse(ActivityBody)
-    _worker_for_body(body, cred)
-    _session_for_worker(session_id, cred)
-    code = sessions.record_activity(r(), body.workerId, session_id, body.toolName, clock.now_ms())
+    host_id = _acting_host(body.workerId, cred)
+    record = _session_for_worker(session_id, cred)
+    if not host_id:
+        raise _unheld(record)
+    event = body.activity
+    kind = event.type if event else None
+    # A tool named by the event, else the flat body's; an empty name is no tool.
+    tool = (event.toolName if event else body.toolName) or None
+    code = sessions.record_activity(
+        r(), host_id, session_id, clock.now_ms(), tool=tool, activity_type=kind
+    )
     if code == "forbidden":
         raise auth.forbidden("Session belongs to another worker")
     if code == "not_found":
         raise ApiError(404, "Session not found")
-    return {"recorded": True, "sessionId": session_id, "toolName": body.toolName}
+    return {"recorded": True, "sessionId": session_id, "type": kind, "toolName": tool}
+
+
+@blueprint.post("/sessions/<session_id>/lock-refresh")
+def lock_refresh(session_id: str):
+    """`{refreshed}`: true while the worker still holds the active session (its last-seen is
+    stamped); false once it has moved on, which the runner counts as a strike (three abort the
+    session). Another worker's session is 403, as in agentfactory."""
+    cred = auth.session_worker("worker:session", session_id)
+    body = bodies.parse(LockRefreshBody)
+    host_id = _acting_host(body.workerId, cred)
+    _session_for_worker(session_id, cred)
+    code = sessions.refresh_lock(r(), host_id, session_id, body.issueId, clock.now_ms())
+    if code == "forbidden":
+        raise auth.forbidden("Session belongs to another worker")
+    if code == "not_found":
+        raise ApiError(404, "Session not found")
+    return {"refreshed": code == "refreshed"}
+
+
+@blueprint.post("/sessions/<session_id>/completion")
+def completion(session_id: str):
+    """The runner's completion summary, posted before its terminal status. agentfactory posts it
+    to the tracker as comments; here the session record is where it goes (`summary`), so the
+    answer keeps agentfactory's shape with the one part recorded."""
+    cred = auth.session_worker("worker:session", session_id)
+    body = bodies.parse(CompletionBody)
+    host_id = _acting_host(body.workerId, cred)
+    record = _session_for_worker(session_id, cred)
+    if not host_id:
+        raise _unheld(record)
+    code = sessions.record_completion(r(), host_id, session_id, body.summary, clock.now_ms())
+    if code == "forbidden":
+        raise auth.forbidden("Session belongs to another worker")
+    if code == "not_found":
+        raise ApiError(404, "Session not found")
+    return {"posted": True, "partsPosted": 1, "totalParts": 1}
 
 
 @blueprint.post("/sessions/<session_id>/nack")
@@ -309,11 +424,14 @@ def list_sessions():
         raise ApiError(404, "Project not found")
     s = settings()
     now = clock.now_ms()
-    records, hosts = sessions.list_for(
-        r(), cred.org_id, project["id"] if project else None, q.limit or s.session_list_limit
-    )
-    if project is None and cred.projects != "all":
-        records = [x for x in records if cred.may_use_project(x.get("projectId", ""))]
+    # The key's projects select the sessions before the limit applies (a limited key reads only
+    # its projects' indexes), so a page is never cut short by other projects' sessions.
+    scope: list[str] | None = None
+    if project is not None:
+        scope = [project["id"]]
+    elif cred.projects != "all":
+        scope = list(cred.projects)
+    records, hosts = sessions.list_for(r(), cred.org_id, scope, q.limit or s.session_list_limit)
     rows = []
     summary = {"green": 0, "yellow": 0, "red": 0}
     thresholds = health_thresholds(s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from state import hosts
+from state import heartbeats, hosts
 from state.clock import iso_ms
 from state.models import HostState
 
@@ -37,7 +37,9 @@ def key(k: dict) -> dict:
     }
 
 
-def session(s: dict) -> dict:
+def session(s: dict, with_summary: bool = False) -> dict:
+    """A session record on the wire. The runner's completion `summary` (unbounded but for the
+    body limit) comes only when asked for: the list would carry up to 1000 of them."""
     queued_at = _num(s.get("queuedAt"), int)
     started = _num(s.get("startedAt"), int)
     finished = _num(s.get("finishedAt"), int)
@@ -46,7 +48,7 @@ def session(s: dict) -> dict:
     if started is not None:
         duration = (finished or updated or started) - started
     error = s.get("error")
-    return {
+    out = {
         "id": s["id"],
         "identifier": s.get("issueIdentifier") or None,
         "issueId": s.get("issueId") or None,
@@ -68,8 +70,13 @@ def session(s: dict) -> dict:
         "providerSessionId": s.get("providerSessionId") or None,
         "worktreePath": s.get("worktreePath") or None,
         "lastTool": s.get("lastTool") or None,
+        "lastActivityAt": iso_ms(s.get("lastActivityAt")),
+        "lockRefreshedAt": iso_ms(s.get("lockRefreshedAt")),
         "error": json.loads(error) if error else None,
     }
+    if with_summary:
+        out["summary"] = s.get("summary") or None
+    return out
 
 
 def host_status(w: dict) -> dict:
@@ -78,7 +85,7 @@ def host_status(w: dict) -> dict:
     if w.get("recommendedAction"):
         out["recommendedAction"] = w["recommendedAction"]
     if w.get("candidatePoolIds"):
-        out["candidatePoolIds"] = json.loads(w["candidatePoolIds"])
+        out["candidatePoolIds"] = heartbeats.candidate_pool_ids(w["candidatePoolIds"])
     return out
 
 

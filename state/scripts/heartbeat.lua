@@ -41,9 +41,13 @@ for _, id in ipairs(cjson.decode(ARGV[6])) do
     mut_move(P, m, 'applied', now, {appliedAt = now}, 'applied')
     if m.op == 'pool.deleted' then
       local params = cjson.decode(m.params)
-      local candidates = params.candidatePoolIds or {}
-      redis.call('HSET', KEYS[1], 'hostStatus', 'pool_deleted',
-        'candidatePoolIds', cjson.encode(candidates),
+      local candidates = params.candidatePoolIds
+      if type(candidates) ~= 'table' then candidates = {} end
+      -- Redis 7's cjson encodes an empty table as `{}` (it has no encode_empty_table_as_object
+      -- switch), which the daemon's Go `[]string` cannot decode: it then drops every heartbeat
+      -- answer. An empty list is therefore written as the literal `[]`.
+      local encoded = (#candidates > 0) and cjson.encode(candidates) or '[]'
+      redis.call('HSET', KEYS[1], 'hostStatus', 'pool_deleted', 'candidatePoolIds', encoded,
         'recommendedAction', (#candidates > 0) and 'join_candidate_pool' or 'deregister')
     end
   end

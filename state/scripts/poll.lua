@@ -9,10 +9,13 @@ if ARGV[4] ~= '' and redis.call('EXISTS', ARGV[4]) == 1 then return {-2} end
 local P = cjson.decode(ARGV[1])
 local now = ARGV[2]
 local w = redis.call('HMGET', KEYS[1], 'capacity', 'status', 'hostStatus', 'id', 'orgId',
-  'projects')
+  'projects', 'reportedStatus')
 if not w[1] or w[5] ~= ARGV[5] or w[2] == 'deregistered' then return {-1} end
 -- A host the platform has told anything but "ok" (pool deleted, unauthorized, ...) gets no work.
 if w[3] and w[3] ~= '' and w[3] ~= 'ok' then return {} end
+-- Nor does a host whose last heartbeat said it is draining: the daemon sends that status so the
+-- server stops dispatching to it, and would only nack what it was handed.
+if w[7] == 'draining' then return {} end
 local indexes = {}
 local projects = cjson.decode(w[6])
 if projects == 'all' then

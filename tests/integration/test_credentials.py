@@ -35,6 +35,13 @@ def b64(d: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
 
 
+def assert_401(resp, why: object = "") -> None:
+    """Refused as no credential at all: the platform envelope and the Bearer challenge."""
+    assert resp.status_code == 401, (why, resp.text)
+    assert resp.json() == {"error": "Unauthorized"}, why
+    assert resp.headers["WWW-Authenticate"] == "Bearer", why
+
+
 def test_valid_token_polls(api, worker):
     assert poll(api, worker["workerId"], worker["runtimeToken"]).status_code == 200
 
@@ -42,33 +49,30 @@ def test_valid_token_polls(api, worker):
 def test_alg_none_refused(api, worker):
     claims = claims_of(worker["runtimeToken"])
     token = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
-    resp = poll(api, worker["workerId"], token)
-    assert resp.status_code == 401
-    assert resp.headers["WWW-Authenticate"] == "Bearer"
-    assert resp.json() == {"error": "Unauthorized"}
+    assert_401(poll(api, worker["workerId"], token))
 
 
 def test_other_algorithm_with_the_right_secret_refused(api, worker):
     token = sign(claims_of(worker["runtimeToken"]), alg="HS512")
-    assert poll(api, worker["workerId"], token).status_code == 401
+    assert_401(poll(api, worker["workerId"], token))
 
 
 def test_wrong_secret_refused(api, worker):
     token = sign(claims_of(worker["runtimeToken"]), key="not-the-secret-" * 3)
-    assert poll(api, worker["workerId"], token).status_code == 401
+    assert_401(poll(api, worker["workerId"], token))
 
 
 def test_tampered_payload_refused(api, worker):
     head, _, sig = worker["runtimeToken"].split(".")
     claims = claims_of(worker["runtimeToken"]) | {"proj": ["prj_x"], "scope": ["*"]}
-    assert poll(api, worker["workerId"], f"{head}.{b64(claims)}.{sig}").status_code == 401
+    assert_401(poll(api, worker["workerId"], f"{head}.{b64(claims)}.{sig}"))
 
 
 def test_expired_refused_but_leeway_honoured(api, worker):
     now = int(time.time())
     claims = claims_of(worker["runtimeToken"])
     expired = sign(claims | {"iat": now - 7200, "exp": now - 61 - 5})
-    assert poll(api, worker["workerId"], expired).status_code == 401
+    assert_401(poll(api, worker["workerId"], expired))
     within_leeway = sign(claims | {"iat": now - 3600, "exp": now - 30})
     assert poll(api, worker["workerId"], within_leeway).status_code == 200
 
@@ -77,21 +81,22 @@ def test_expiry_follows_the_movable_clock(api, worker):
     from state import clock
 
     clock.advance(3600 + 61)
-    assert poll(api, worker["workerId"], worker["runtimeToken"]).status_code == 401
+    assert_401(poll(api, worker["workerId"], worker["runtimeToken"]))
 
 
 def test_wrong_issuer_and_missing_claims_refused(api, worker):
     claims = claims_of(worker["runtimeToken"])
-    assert poll(api, worker["workerId"], sign(claims | {"iss": "evil"})).status_code == 401
+    assert_401(poll(api, worker["workerId"], sign(claims | {"iss": "evil"})))
     for missing in ("jti", "exp", "org", "sub"):
         token = sign({k: v for k, v in claims.items() if k != missing})
-        assert poll(api, worker["workerId"], token).status_code == 401, missing
+        assert_401(poll(api, worker["workerId"], token), missing)
 
 
 def test_wrong_org_is_404(api, worker, r):
     other = harness.new_org(r)
     token = sign(claims_of(worker["runtimeToken"]) | {"org": other.id})
-    assert poll(api, worker["workerId"], token).status_code == 404
+    resp = poll(api, worker["workerId"], token)
+    assert resp.status_code == 404 and resp.json() == {"error": "Worker not found"}
 
 
 def test_revoked_jti_refused(api, worker, r):
@@ -99,20 +104,22 @@ def test_revoked_jti_refused(api, worker, r):
 
     jti = claims_of(worker["runtimeToken"])["jti"]
     r.set(keys.jwt_revoked(jti), "1", ex=60)
-    assert poll(api, worker["workerId"], worker["runtimeToken"]).status_code == 401
+    assert_401(poll(api, worker["workerId"], worker["runtimeToken"]))
 
 
 def test_token_without_a_scope_is_403(api, worker):
     token = sign(claims_of(worker["runtimeToken"]) | {"scope": ["worker:heartbeat"]})
-    assert poll(api, worker["workerId"], token).status_code == 403
+    resp = poll(api, worker["workerId"], token)
+    assert resp.status_code == 403 and resp.json() == {"error": "Token lacks scope worker:poll"}
 
 
 def test_jwt_where_key_required_and_the_reverse(api, org, worker):
-    assert api.get("/api/workers", worker["runtimeToken"]).status_code == 401
-    assert api.post("/api/sessions", worker["runtimeToken"], json={}).status_code == 401
-    assert api.get(f"/api/org/{org.id}/projects", worker["runtimeToken"]).status_code == 401
-    assert poll(api, worker["workerId"], org.key).status_code == 401
-    assert api.get("/api/daemon/sessions/x", org.key).status_code == 401
+    assert_401(api.get("/api/workers", worker["runtimeToken"]))
+    assert_401(api.post("/api/sessions", worker["runtimeToken"], json={}))
+    assert_401(api.get(f"/api/org/{org.id}/projects", worker["runtimeToken"]))
+    assert_401(api.post(f"/api/workers/{worker['workerId']}/refresh-token", worker["runtimeToken"]))
+    assert_401(poll(api, worker["workerId"], org.key))
+    assert_401(api.get("/api/daemon/sessions/x", org.key))
 
 
 @pytest.mark.parametrize(
@@ -121,5 +128,4 @@ def test_jwt_where_key_required_and_the_reverse(api, org, worker):
 )
 def test_malformed_authorization_headers(api, header):
     headers = {"Authorization": header} if header else {}
-    resp = api.get("/api/workers", headers=headers)
-    assert resp.status_code == 401 and resp.json() == {"error": "Unauthorized"}
+    assert_401(api.get("/api/workers", headers=headers))

@@ -6,6 +6,8 @@ import re
 
 from tests import harness
 
+HIGHER_ROLE = "A key cannot mint a key of a higher role than its own"
+
 
 def test_project_create_and_list(api, org):
     resp = api.post(
@@ -37,6 +39,7 @@ def test_project_create_needs_admin(api, org):
     member = harness.key(api, org, "member")
     resp = api.post(f"/api/org/{org.id}/projects", member, json={"slug": "x", "name": "x"})
     assert resp.status_code == 403
+    assert resp.json() == {"error": "Requires role admin or higher"}
     admin = harness.key(api, org, "admin")
     resp = api.post(f"/api/org/{org.id}/projects", admin, json={"slug": "x", "name": "x"})
     assert resp.status_code == 201
@@ -76,12 +79,13 @@ def test_key_create_shape_and_shown_once(api, org):
 def test_key_cannot_mint_higher_role(api, org):
     admin = harness.key(api, org, "admin")
     resp = api.post(f"/api/org/{org.id}/keys", admin, json={"name": "x", "role": "owner"})
-    assert resp.status_code == 403
+    assert resp.status_code == 403 and resp.json() == {"error": HIGHER_ROLE}
     resp = api.post(f"/api/org/{org.id}/keys", admin, json={"name": "x", "role": "admin"})
     assert resp.status_code == 201
     member = harness.key(api, org, "member")
     resp = api.post(f"/api/org/{org.id}/keys", member, json={"name": "x", "role": "member"})
     assert resp.status_code == 403
+    assert resp.json() == {"error": "Requires role admin or scope org_keys:write"}
 
 
 def test_org_keys_write_scope_lets_a_member_mint_members_only(api, org):
@@ -89,7 +93,7 @@ def test_org_keys_write_scope_lets_a_member_mint_members_only(api, org):
     resp = api.post(f"/api/org/{org.id}/keys", writer, json={"name": "x", "role": "member"})
     assert resp.status_code == 201
     resp = api.post(f"/api/org/{org.id}/keys", writer, json={"name": "x", "role": "admin"})
-    assert resp.status_code == 403
+    assert resp.status_code == 403 and resp.json() == {"error": HIGHER_ROLE}
     # It cannot hand out scopes it does not hold.
     resp = api.post(
         f"/api/org/{org.id}/keys",
@@ -97,6 +101,7 @@ def test_org_keys_write_scope_lets_a_member_mint_members_only(api, org):
         json={"name": "x", "role": "member", "scopes": ["worker:register"]},
     )
     assert resp.status_code == 403
+    assert resp.json() == {"error": "A key cannot grant scopes it does not hold"}
 
 
 def test_key_body_validation(api, org):
@@ -121,9 +126,10 @@ def test_revoked_key_refused_from_next_request(api, org):
     resp = api.delete(f"/api/org/{org.id}/keys/{key_id}", org.key)
     assert resp.status_code == 200 and resp.json() == {"revoked": True}
     resp = api.get(f"/api/org/{org.id}/projects", secret)
-    assert resp.status_code == 401
+    assert resp.status_code == 401 and resp.json() == {"error": "Unauthorized"}
     assert resp.headers["WWW-Authenticate"] == "Bearer"
-    assert api.delete(f"/api/org/{org.id}/keys/key_nope", org.key).status_code == 404
+    resp = api.delete(f"/api/org/{org.id}/keys/key_nope", org.key)
+    assert resp.status_code == 404 and resp.json() == {"error": "Key not found"}
 
 
 def test_no_plaintext_key_anywhere_in_redis(api, org, r):

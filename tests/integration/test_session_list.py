@@ -116,3 +116,34 @@ def test_limit_and_bad_query(api, org):
     assert [s["id"] for s in body["sessions"]] == ids[:0:-1]  # newest first
     for bad in ({"limit": 0}, {"limit": 1001}, {"limit": "many"}):
         assert api.get("/api/sessions", org.key, params=bad).status_code == 400
+
+
+def test_project_limited_key_filters_before_the_limit(api, org):
+    """A key limited to project A must get a full page of A's sessions even when B's newer ones
+    outnumber the page: the project filter selects before the limit applies."""
+    a = harness.project(api, org, "alpha")
+    harness.project(api, org, "beta")
+    c = harness.project(api, org, "gamma")
+    ours = []
+    for _ in range(7):
+        ours.append(harness.enqueue(api, org, "alpha")["sessionId"])
+        clock.advance(0.002)
+    for _ in range(20):
+        harness.enqueue(api, org, "beta")
+        clock.advance(0.002)
+    limited = harness.key(api, org, "member", projects=[a["id"]])
+    resp = api.get("/api/sessions", limited, params={"limit": 5})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert [s["id"] for s in body["sessions"]] == ours[::-1][:5]
+    assert body["count"] == 5
+    # Two projects of the key: their sessions merged newest first, still cut after the filter.
+    gammas = []
+    for _ in range(3):
+        gammas.append(harness.enqueue(api, org, "gamma")["sessionId"])
+        clock.advance(0.002)
+    both = harness.key(api, org, "member", projects=[a["id"], c["id"]])
+    rows = api.get("/api/sessions", both, params={"limit": 5}).json()["sessions"]
+    assert [s["id"] for s in rows] == gammas[::-1] + ours[::-1][:2]
+    # Naming a project outside the key is 404, as before.
+    assert api.get("/api/sessions", limited, params={"project": "beta"}).status_code == 404

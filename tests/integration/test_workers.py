@@ -8,6 +8,13 @@ from tests import harness
 from tests.conftest import LEGACY_KEY
 
 
+def assert_401(resp) -> None:
+    """Refused as no credential at all: the platform envelope and the Bearer challenge."""
+    assert resp.status_code == 401, resp.text
+    assert resp.json() == {"error": "Unauthorized"}
+    assert resp.headers["WWW-Authenticate"] == "Bearer"
+
+
 def test_register_shape_and_token_claims(api, org):
     body = harness.register(api, org, capacity=3, version="1.2.3", region="eu")
     assert body["workerId"].startswith("wkr_") and len(body["workerId"]) == 20
@@ -55,6 +62,7 @@ def test_register_needs_register_scope(api, org):
     member = harness.key(api, org, "member")
     resp = api.post("/api/workers/register", member, json={"hostname": "h", "capacity": 1})
     assert resp.status_code == 403
+    assert resp.json() == {"error": "Requires scope worker:register"}
     daemon_key = harness.key(api, org, "member", scopes=["worker:register"])
     resp = api.post("/api/workers/register", daemon_key, json={"hostname": "h", "capacity": 1})
     assert resp.status_code == 201
@@ -72,6 +80,7 @@ def test_register_with_projects_by_slug_or_id(api, org):
         json={"hostname": "h", "capacity": 1, "projects": ["nope"]},
     )
     assert resp.status_code == 400
+    assert resp.json() == {"error": "projects: unknown project nope"}
 
 
 def test_refresh_token(api, org):
@@ -85,9 +94,9 @@ def test_refresh_token(api, org):
     member = harness.key(api, org, "member", scopes=["worker:register"])
     resp = api.post(f"/api/workers/{w['workerId']}/refresh-token", member)
     assert resp.status_code == 403
+    assert resp.json() == {"error": "Only the registering key may refresh this worker's token"}
     # A runtime JWT is not an API key.
-    resp = api.post(f"/api/workers/{w['workerId']}/refresh-token", w["runtimeToken"])
-    assert resp.status_code == 401
+    assert_401(api.post(f"/api/workers/{w['workerId']}/refresh-token", w["runtimeToken"]))
 
 
 def test_poll_takes_up_to_five_and_respects_capacity(api, org):
@@ -141,8 +150,10 @@ def test_poll_never_crosses_orgs(api, org, r):
 def test_poll_is_for_the_tokens_own_worker(api, org):
     a = harness.register(api, org)
     b = harness.register(api, org)
-    assert api.get(f"/api/workers/{b['workerId']}/poll", a["runtimeToken"]).status_code == 403
-    assert api.get(f"/api/workers/{a['workerId']}/poll", org.key).status_code == 401
+    resp = api.get(f"/api/workers/{b['workerId']}/poll", a["runtimeToken"])
+    assert resp.status_code == 403
+    assert resp.json() == {"error": "Token does not belong to this worker"}
+    assert_401(api.get(f"/api/workers/{a['workerId']}/poll", org.key))
 
 
 def test_deregister_requeues_claimed_and_revokes_tokens(api, org):
@@ -163,7 +174,7 @@ def test_deregister_requeues_claimed_and_revokes_tokens(api, org):
     assert resp.status_code == 200
     assert resp.json() == {"deregistered": True, "unclaimedSessions": [ids[1]]}
     # Its token is refused from now on.
-    assert api.get(f"/api/workers/{w['workerId']}/poll", token).status_code == 401
+    assert_401(api.get(f"/api/workers/{w['workerId']}/poll", token))
     # The session is back with its original priority: a new worker gets it.
     w2 = harness.register(api, org)
     got = api.get(f"/api/workers/{w2['workerId']}/poll", w2["runtimeToken"]).json()
@@ -172,7 +183,8 @@ def test_deregister_requeues_claimed_and_revokes_tokens(api, org):
     # Gone from the list; a second deregistration is 404.
     listed = api.get("/api/workers", org.key).json()["workers"]
     assert w["workerId"] not in [x["id"] for x in listed]
-    assert api.delete(f"/api/workers/{w['workerId']}", org.key).status_code == 404
+    resp = api.delete(f"/api/workers/{w['workerId']}", org.key)
+    assert resp.status_code == 404 and resp.json() == {"error": "Worker not found"}
 
 
 def test_list_workers_and_summary(api, org):
@@ -207,7 +219,8 @@ def test_legacy_worker_key(api, legacy_org, r):
     got = api.get(f"/api/workers/{wid}/poll", LEGACY_KEY)
     assert got.status_code == 200 and len(got.json()["work"]) == 1
     # The legacy key is not an API key.
-    assert api.get("/api/workers", LEGACY_KEY).status_code == 401
+    assert_401(api.get("/api/workers", LEGACY_KEY))
     # It acts for the default org only.
     other = harness.register(api, harness.new_org(r))
-    assert api.get(f"/api/workers/{other['workerId']}/poll", LEGACY_KEY).status_code == 404
+    resp = api.get(f"/api/workers/{other['workerId']}/poll", LEGACY_KEY)
+    assert resp.status_code == 404 and resp.json() == {"error": "Worker not found"}

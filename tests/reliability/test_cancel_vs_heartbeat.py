@@ -50,6 +50,7 @@ def test_exactly_one_wins(shim_url, api, org, r):
                         "params": {"id": "prj_x"},
                     },
                 )
+                assert resp.status_code == 201, resp.text
                 round_ids.append(resp.json()["mutation"]["id"])
             all_ids += round_ids
             start = threading.Barrier(2 * HOSTS)
@@ -77,6 +78,8 @@ def test_exactly_one_wins(shim_url, api, org, r):
     for mid, (status, cancelled_at, delivered_at) in zip(all_ids, pipe.execute(), strict=True):
         stored[mid] = status
         code, body = cancel_answers[mid]
+        # Exactly one of the two, by every account: storage, the DELETE, the heartbeats.
+        assert (status == "cancelled") != (mid in delivered_to), (mid, status)
         if status == "cancelled":
             assert code == 200 and body == {"cancelled": True}
             assert mid not in delivered_to, "a cancelled mutation was delivered"
@@ -88,6 +91,8 @@ def test_exactly_one_wins(shim_url, api, org, r):
             assert delivered_at and not cancelled_at
     wins = sum(1 for s in stored.values() if s == "cancelled")
     print(f"cancel won {wins}, heartbeat won {len(stored) - wins} of {len(stored)}")
+    # A race one side always wins proves nothing about the other: both outcomes happened.
+    assert 0 < wins < len(stored), f"cancel won {wins} of {len(stored)}: no race was run"
     # A cancelled mutation is never delivered later either.
     for host in hosts:
         again = beat(host)[1]

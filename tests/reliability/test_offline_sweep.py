@@ -23,9 +23,17 @@ def test_sweep_marks_offline_and_requeues(api, org, r, celery_worker):
         json={"workerId": w["workerId"], "status": "running"},
     )
 
-    # Still within 180 s: the sweep leaves it alone.
-    clock.advance(179)
-    sweeps.offline_hosts.delay()
+    # 179 s after its last heartbeat, just inside the 180 s window: the sweep (the task, run
+    # here so its answer can be read) leaves it and its sessions alone.
+    last = int(r.zscore(keys.HOST_HEARTBEATS, w["workerId"]))
+    clock.advance((last + 179_000 - clock.now_ms()) / 1000)
+    marked = sweeps.offline_hosts.apply().get()
+    assert w["workerId"] not in marked
+    assert r.hget(keys.host(w["workerId"]), "status") == "active"
+    for sid in (low, high):
+        assert r.get(keys.claim(sid)) == w["workerId"]
+        assert r.zscore(keys.WORK_QUEUE, sid) is None
+    # Past the window (181 s): the real worker's sweep marks it offline.
     other = harness.register(api, org)  # a live host, to see the sweep ran
     clock.advance(2)
     api.post(

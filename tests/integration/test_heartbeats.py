@@ -52,9 +52,12 @@ def test_heartbeat_errors(api, org, legacy_org):
     resp = api.post(
         f"/api/workers/{other['workerId']}/heartbeat", w["runtimeToken"], json={"activeCount": 0}
     )
-    assert resp.status_code == 403
+    assert resp.status_code == 403 and resp.json() == {
+        "error": "Token does not belong to this worker"
+    }
     resp = api.post(f"/api/workers/{w['workerId']}/heartbeat", org.key, json={"activeCount": 0})
-    assert resp.status_code == 401
+    assert resp.status_code == 401 and resp.json() == {"error": "Unauthorized"}
+    assert resp.headers["WWW-Authenticate"] == "Bearer"
     api.delete(f"/api/workers/{other['workerId']}", org.key)
     resp = api.post(
         f"/api/workers/{other['workerId']}/heartbeat", LEGACY_KEY, json={"activeCount": 0}

@@ -67,7 +67,10 @@ def test_other_orgs_sessions_never_listed(api, org, r):
     harness.project(api, other)
     harness.enqueue(api, other)
     assert listing(api, org)["count"] == 0
-    assert api.get("/api/sessions").status_code == 401
+    unauthenticated = api.get("/api/sessions")
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.json() == {"error": "Unauthorized"}
+    assert unauthenticated.headers["WWW-Authenticate"] == "Bearer"
 
 
 def test_health_signals_with_a_moving_clock(api, org):

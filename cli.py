@@ -2,7 +2,7 @@
 
 dispatchyard org create NAME --slug SLUG [--json]
 dispatchyard key create --org ORG --name NAME [--role ROLE] [--scope S ...] [--json]
-dispatchyard run [--no-flower] [--port PORT]
+dispatchyard run [--no-flower] [--port PORT]   (restarts a process that exits; Ctrl-C stops all)
 """
 
 from __future__ import annotations
@@ -18,16 +18,25 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import redis
 
+if TYPE_CHECKING:
+    from settings import Settings
+
 ROOT = Path(__file__).resolve().parent
 
 
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2)
+def _redis(settings: Settings) -> redis.Redis:
+    from settings import redis_client
+
+    # The same client every process builds: a `sentinel://` setting works here too.
+    return redis_client(settings)
 
 
 # ---- org / key bootstrap -------------------------------------------------------------------
@@ -40,7 +49,7 @@ def cmd_org_create(args: argparse.Namespace) -> int:
     if not re.match(r"^[a-z0-9][a-z0-9-]{0,62}$", args.slug):
         print("error: --slug must match ^[a-z0-9][a-z0-9-]{0,62}$", file=sys.stderr)
         return 2
-    r = _redis(get_settings().redis_url)
+    r = _redis(get_settings())
     org = orgs.create_org(r, args.name, args.slug, clock.now_ms())
     if org is None:
         print(f"error: an org with slug {args.slug!r} already exists", file=sys.stderr)
@@ -66,7 +75,7 @@ def cmd_key_create(args: argparse.Namespace) -> int:
     from settings import get_settings
     from state import apikeys, clock, orgs
 
-    r = _redis(get_settings().redis_url)
+    r = _redis(get_settings())
     org_id = orgs.resolve_org(r, args.org)
     if org_id is None:
         print(f"error: no org {args.org!r}", file=sys.stderr)
@@ -96,10 +105,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_redis(
+def redis_argv(
     port: int, data_dir: Path, *, conf: Path | None = None, persist: bool = True
-) -> subprocess.Popen:
-    """Start a redis-server on 127.0.0.1:port with its files in data_dir; waits until it answers."""
+) -> list[str]:
+    """The redis-server command for 127.0.0.1:port with its files in data_dir."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = ["redis-server"]
     if conf is not None:
@@ -108,6 +117,14 @@ def start_redis(
     argv += ["--daemonize", "no", "--logfile", str((data_dir / "redis.log").resolve())]
     if not persist:
         argv += ["--save", "", "--appendonly", "no"]
+    return argv
+
+
+def start_redis(
+    port: int, data_dir: Path, *, conf: Path | None = None, persist: bool = True
+) -> subprocess.Popen:
+    """Start a redis-server on 127.0.0.1:port with its files in data_dir; waits until it answers."""
+    argv = redis_argv(port, data_dir, conf=conf, persist=persist)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = redis.Redis(port=port, socket_connect_timeout=0.2)
     deadline = time.monotonic() + 15
@@ -135,22 +152,76 @@ def procfile() -> dict[str, str]:
     return out
 
 
+# A child that exits is started again after this delay, doubled on each quick exit up to the
+# maximum; one that ran for STABLE_AFTER_S starts from the shortest delay again.
+RESTART_DELAY_S = 1.0
+RESTART_DELAY_MAX_S = 30.0
+STABLE_AFTER_S = 30.0
+
+
+@dataclass
+class Child:
+    """One supervised process: how to start it, and when it is due to start again."""
+
+    name: str
+    launch: Callable[[], subprocess.Popen]
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    delay: float = RESTART_DELAY_S
+    restart_at: float | None = None
+
+    def start(self) -> None:
+        self.proc = self.launch()
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def check(self, now: float) -> None:
+        """Restart it when due; note (one line) that it exited and when it starts again."""
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.start()
+            return
+        code = self.proc.poll() if self.proc is not None else None
+        if code is None:
+            return
+        if now - self.started_at >= STABLE_AFTER_S:
+            self.delay = RESTART_DELAY_S
+        print(
+            f"{self.name} exited with {code}; restarting it in {self.delay:g} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.restart_at = now + self.delay
+        self.delay = min(self.delay * 2, RESTART_DELAY_MAX_S)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from settings import get_settings
+    from settings import get_settings, sentinel_url
 
     settings = get_settings()
-    children: dict[str, subprocess.Popen] = {}
+    children: dict[str, Child] = {}
     try:
-        _redis(settings.redis_url).ping()
+        _redis(settings).ping()
         print(f"redis: using {settings.redis_url}")
     except redis.exceptions.ConnectionError:
         url = urlparse(settings.redis_url)
-        if url.hostname not in ("127.0.0.1", "localhost", "::1"):
+        local = url.hostname in ("127.0.0.1", "localhost", "::1")
+        if not local or sentinel_url(settings.redis_url) is not None:
             print(f"error: no Redis answers at {settings.redis_url}", file=sys.stderr)
             return 1
         data = settings.data_dir / "redis"
-        children["redis"] = start_redis(url.port or 6379, data, conf=ROOT / "redis.conf")
-        print(f"redis: started a project-local redis-server on port {url.port}, data in {data}")
+        port = url.port or 6379
+        # Started and waited for once; a restart reloads the same AOF in the same data dir.
+        redis_cmd = redis_argv(port, data, conf=ROOT / "redis.conf")
+        children["redis"] = Child(
+            "redis",
+            lambda: subprocess.Popen(
+                redis_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            ),
+            proc=start_redis(port, data, conf=ROOT / "redis.conf"),
+            started_at=time.monotonic(),
+        )
+        print(f"redis: started a project-local redis-server on port {port}, data in {data}")
 
     # The children (gunicorn, celery) live in the same venv as this command.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -159,7 +230,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if name == "flower" and args.no_flower:
             continue
         argv = ["sh", "-c", f"exec {command}"]
-        children[name] = subprocess.Popen(argv, env=env, cwd=ROOT, start_new_session=True)
+        children[name] = Child(
+            name,
+            # Own session: Ctrl-C reaches this supervisor, which stops each child in order.
+            lambda argv=argv: subprocess.Popen(argv, env=env, cwd=ROOT, start_new_session=True),
+        )
+        children[name].start()
     base = f"http://127.0.0.1:{args.port}"
     print(
         f"\ndispatchyard is starting:\n"
@@ -167,7 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         + ("" if args.no_flower else "  flower     http://127.0.0.1:5555\n")
         + "\nFirst API key (shown once):\n"
         f"  {shlex.join([sys.argv[0], 'org', 'create', 'Acme', '--slug', 'acme'])}\n"
-        "Ctrl-C stops everything.\n",
+        "A process that exits is restarted; Ctrl-C stops everything.\n",
         flush=True,
     )
     stopping = False
@@ -178,16 +254,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    code = 0
     while not stopping:
-        for name, proc in children.items():
-            if proc.poll() is not None:
-                print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
-                stopping, code = True, 1
+        # One process dying (beat through a Redis outage, a crashed worker) must not take the
+        # others down: it is restarted with backoff while the rest keep running.
+        now = time.monotonic()
+        for child in children.values():
+            if stopping:
                 break
-        time.sleep(0.5)
-    _terminate(children)
-    return code
+            child.check(now)
+        time.sleep(0.2)
+    _terminate({c.name: c.proc for c in children.values() if c.proc is not None})
+    return 0
 
 
 def _terminate(children: dict[str, subprocess.Popen]) -> None:

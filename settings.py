@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 import secrets
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -145,6 +147,12 @@ class Settings(BaseSettings):
     attachment_total_bytes: int = 200 * 1_048_576
     attachment_ttl_s: float = Field(24 * 3600, gt=0)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        sentinel_url(value)  # a malformed sentinel:// setting fails at start, not on first use
+        return value
+
     @field_validator("backends")
     @classmethod
     def _merge_backends(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -200,9 +208,82 @@ def get_settings() -> Settings:
     return Settings()
 
 
+# ---- Redis: one URL, a single server or a Sentinel-watched master ------------------------------
+
+SENTINEL_PORT = 26379
+
+
+@dataclass(frozen=True)
+class SentinelUrl:
+    """`DISPATCHYARD_REDIS_URL=sentinel://[[user]:password@]host[:port][,host[:port]…][/db]
+    ?master=NAME[&sentinel_password=…]`: the sentinels to ask (port 26379 by default), the
+    name of the master they watch, the database, and the master's credentials (the sentinels'
+    own password, if they have one, is `sentinel_password`)."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+
+
+def sentinel_url(url: str) -> SentinelUrl | None:
+    """The parsed `sentinel://` setting; None for a URL naming one server (`redis://`,
+    `rediss://`, `unix://`), which redis-py and kombu read themselves."""
+    parts = urlsplit(url)
+    if parts.scheme != "sentinel":
+        return None
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    sentinels = tuple(_host_port(item.strip()) for item in hosts.split(",") if item.strip())
+    if not sentinels:
+        raise ValueError(f"{url!r}: no sentinel host")
+    db = parts.path.strip("/") or "0"
+    if not db.isdigit():
+        raise ValueError(f"{url!r}: the path is the database number, got {db!r}")
+    query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    unknown = set(query) - {"master", "sentinel_password"}
+    if unknown:
+        raise ValueError(f"{url!r}: unknown parameter(s) {sorted(unknown)}")
+    if not query.get("master"):
+        raise ValueError(f"{url!r}: name the master the sentinels watch with ?master=NAME")
+    return SentinelUrl(
+        sentinels=sentinels,
+        master=query["master"],
+        db=int(db),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        sentinel_password=query.get("sentinel_password") or None,
+    )
+
+
+def _host_port(item: str) -> tuple[str, int]:
+    if item.startswith("["):  # [::1]:26379
+        host, _, rest = item[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, _, port = item.partition(":")
+    if not host or (port and not port.isdigit()):
+        raise ValueError(f"bad sentinel address {item!r}")
+    return host, int(port or SENTINEL_PORT)
+
+
+def _sentinel_kwargs(target: SentinelUrl) -> dict[str, Any]:
+    """How the clients talk to the sentinels themselves: a dead sentinel is skipped quickly."""
+    kwargs: dict[str, Any] = {"socket_connect_timeout": 1, "socket_timeout": 1}
+    if target.sentinel_password:
+        kwargs["password"] = target.sentinel_password
+    return kwargs
+
+
 def redis_client(settings: Settings, max_connections: int | None = None, **overrides: Any) -> Any:
     """A pooled client with short timeouts, so an outage is noticed quickly. With
-    `max_connections`, callers beyond it wait for a free connection instead of failing."""
+    `max_connections`, callers beyond it wait for a free connection instead of failing.
+
+    With a `sentinel://` URL every connection (pub/sub included) asks the sentinels where the
+    master is when it connects, so after a failover the next command reaches the new one; a
+    command during the failover fails like an outage does (ConnectionError)."""
     import redis
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
@@ -216,9 +297,89 @@ def redis_client(settings: Settings, max_connections: int | None = None, **overr
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         **overrides,
     }
+    target = sentinel_url(settings.redis_url)
+    if target is not None:
+        return _sentinel_client(target, max_connections, opts)
     if max_connections is None:
         return redis.Redis.from_url(settings.redis_url, **opts)
     pool = redis.BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=max_connections, timeout=5, **opts
     )
     return redis.Redis(connection_pool=pool)
+
+
+def _sentinel_client(target: SentinelUrl, max_connections: int | None, opts: dict[str, Any]) -> Any:
+    from redis.sentinel import Sentinel
+
+    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target))
+    credentials = {"username": target.username, "password": target.password}
+    if max_connections is None:
+        return sentinel.master_for(target.master, db=target.db, **credentials, **opts)
+    return sentinel.master_for(
+        target.master,
+        connection_pool_class=_blocking_sentinel_pool(),
+        db=target.db,
+        max_connections=max_connections,
+        timeout=5,
+        **credentials,
+        **opts,
+    )
+
+
+@functools.cache
+def _blocking_sentinel_pool() -> type:
+    from redis import BlockingConnectionPool
+    from redis.sentinel import SentinelConnectionPool
+
+    class SentinelBlockingConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+        """Sentinel's master lookup on connect, BlockingConnectionPool's bounded waiting."""
+
+    return SentinelBlockingConnectionPool
+
+
+def celery_broker(redis_url: str) -> tuple[str, dict[str, Any]]:
+    """Celery's `broker_url` for the setting, and the transport options it needs beside the
+    caller's own: kombu's Sentinel form is `sentinel://h1:p1/db;sentinel://h2:p2/db` with the
+    master's name as the `master_name` transport option."""
+    target = sentinel_url(redis_url)
+    if target is None:
+        return redis_url, {}
+    auth = ""
+    if target.username or target.password:
+        auth = f"{quote(target.username or '', safe='')}:{quote(target.password or '', safe='')}@"
+    urls = [
+        f"sentinel://{auth if i == 0 else ''}{_netloc(host, port)}/{target.db}"
+        for i, (host, port) in enumerate(target.sentinels)
+    ]
+    return ";".join(urls), {
+        "master_name": target.master,
+        "sentinel_kwargs": _sentinel_kwargs(target),
+    }
+
+
+def redbeat_config(redis_url: str) -> dict[str, Any]:
+    """RedBeat's settings for the setting: a single server by URL, or RedBeat's own Sentinel
+    form (`redis-sentinel://` and the sentinels, master name and db as options)."""
+    target = sentinel_url(redis_url)
+    if target is None:
+        return {"redbeat_redis_url": redis_url}
+    host, port = target.sentinels[0]
+    options: dict[str, Any] = {
+        "sentinels": list(target.sentinels),
+        "service_name": target.master,
+        "db": target.db,
+        "socket_timeout": 10,
+        "sentinel_kwargs": _sentinel_kwargs(target),
+    }
+    if target.username:
+        options["username"] = target.username
+    if target.password:
+        options["password"] = target.password
+    return {
+        "redbeat_redis_url": f"redis-sentinel://{_netloc(host, port)}/{target.db}",
+        "redbeat_redis_options": options,
+    }
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 import redis
-from flask import Flask, jsonify, request
+from flask import Flask, Response, g, jsonify, request
+from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("dispatchyard.shim")
@@ -31,6 +34,49 @@ class ApiError(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra
+
+
+class BrokerUnavailable(Exception):
+    """A task could not be published: the broker (the same Redis) is down. `recorded_job_id`
+    names the job that was stored before the publish failed: it exists and the scheduler tick
+    resends its fire once the broker is back, so the caller must not create it again."""
+
+    def __init__(self, recorded_job_id: str | None = None) -> None:
+        super().__init__("broker unavailable")
+        self.recorded_job_id = recorded_job_id
+
+
+class _OutageLog:
+    """One warning when this process's requests start failing on Redis and one when they
+    succeed again: an outage under load is two log lines, not one per request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: float | None = None
+
+    def down(self, exc: Exception) -> None:
+        with self._lock:
+            if self._since is not None:
+                return
+            self._since = time.monotonic()
+        log.warning("redis unavailable (%s); answering 503 until it is back", type(exc).__name__)
+
+    def up(self, request_started: float) -> None:
+        """A request that started at `request_started` (monotonic) succeeded."""
+        since = self._since
+        # Without the lock in the common case; a request already under way when the outage
+        # began proves nothing about Redis now.
+        if since is None or request_started <= since:
+            return
+        with self._lock:
+            if self._since != since:
+                return
+            self._since = None
+        log.warning("redis answers again after %.1f s", time.monotonic() - since)
+
+
+_outage = _OutageLog()
+RETRY_AFTER = {"Retry-After": "1"}
 
 
 def is_platform() -> bool:
@@ -70,10 +116,34 @@ def register(app: Flask) -> None:
     @app.errorhandler(redis.exceptions.TimeoutError)
     @app.errorhandler(redis.exceptions.BusyLoadingError)
     def _redis_down(e: Exception):
-        log.warning("redis unavailable: %s", type(e).__name__)
-        return envelope(
-            ApiError(503, "Store unavailable, retry shortly", headers={"Retry-After": "1"})
+        _outage.down(e)
+        return envelope(ApiError(503, "Store unavailable, retry shortly", headers=RETRY_AFTER))
+
+    @app.errorhandler(BrokerUnavailable)
+    @app.errorhandler(OperationalError)  # kombu's, from any publish not made by enqueue.send
+    def _broker_down(e: Exception):
+        _outage.down(e)
+        job_id = getattr(e, "recorded_job_id", None)
+        if job_id is None:
+            return envelope(ApiError(503, "Broker unavailable, retry shortly", headers=RETRY_AFTER))
+        # 503 (the fire did not go out), but say that the job exists: a client that simply
+        # retried the create would make a second job.
+        message = (
+            f"Broker unavailable: job {job_id} was recorded but not fired yet; it fires when "
+            "the broker is back. Do not create it again."
         )
+        detail = {"error": "broker_unavailable", "job_id": job_id, "message": message}
+        return envelope(ApiError(503, message, detail=detail, headers=RETRY_AFTER, job_id=job_id))
+
+    @app.before_request
+    def _note_start() -> None:
+        g.started = time.monotonic()
+
+    @app.after_request
+    def _outage_over(resp: Response) -> Response:
+        if resp.status_code < 400:
+            _outage.up(g.get("started", 0.0))
+        return resp
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import time
 
-import redis
 from celery import Celery
 
-from settings import get_settings
+from settings import celery_broker, get_settings, redis_client
 
-app = Celery("bare", broker=get_settings().redis_url)
+broker_url, broker_options = celery_broker(get_settings().redis_url)
+app = Celery("bare", broker=broker_url)
 app.conf.update(
+    broker_transport_options=broker_options,
     task_ignore_result=True,
     worker_prefetch_multiplier=1,
     task_acks_late=True,
     task_default_queue="bare",
 )
-_r = redis.Redis.from_url(get_settings().redis_url)
+_r = redis_client(get_settings())
 
 
 @app.task(name="bare.started")

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from celery import Celery
 from kombu import Exchange, Queue
+from redbeat.schedulers import REDBEAT_REDIS_KEY
 
 import beat_schedule
-from settings import get_settings
+from settings import celery_broker, get_settings, redbeat_config, redis_client, sentinel_url
 from state import clock
 from tasks import names
+from workers import broker_fixes
 from workers.liveness import Liveness
 
 settings = get_settings()
+# A `sentinel://` setting becomes kombu's Sentinel form and RedBeat's (settings.py); Celery's
+# result backend stays off (`result_backend=None`): nothing here reads task results.
+broker_url, broker_sentinel_options = celery_broker(settings.redis_url)
 
 
 def _queue(name: str) -> Queue:
@@ -22,14 +27,16 @@ def _queue(name: str) -> Queue:
 
 
 clock.configure(settings.clock_rate, settings.clock_anchor_ms)
+broker_fixes.apply()
 app = Celery("dispatchyard", include=names.TASK_MODULES)
 app.conf.update(
-    broker_url=settings.redis_url,
+    broker_url=broker_url,
     broker_connection_retry_on_startup=True,
     broker_transport_options={
         # Longer than any task: a task still running when this expires is redelivered.
         "visibility_timeout": 3600,
         "socket_keepalive": True,
+        **broker_sentinel_options,
     },
     task_ignore_result=True,
     result_backend=None,
@@ -48,12 +55,17 @@ app.conf.update(
     enable_utc=True,
     worker_send_task_events=True,
     task_send_sent_event=True,
-    beat_scheduler="redbeat.RedBeatScheduler",
-    redbeat_redis_url=settings.redis_url,
+    beat_scheduler="workers.beat:OutageTolerantScheduler",
+    **redbeat_config(settings.redis_url),
     redbeat_key_prefix="redbeat:",
     # A second beat waits on this lock; if the leader dies the lock expires and it takes over.
     redbeat_lock_timeout=settings.beat_lock_timeout_s,
     beat_max_loop_interval=1,
     beat_schedule=beat_schedule.entries(settings),
 )
+if sentinel_url(settings.redis_url) is not None:
+    # RedBeat's own Sentinel client (the options above) is built anew on every use, a new
+    # master connection each time, with no connect timeout; RedBeat takes a client already on
+    # the app instead: the Sentinel-managed one every process builds (settings.redis_client).
+    setattr(app, REDBEAT_REDIS_KEY, redis_client(settings))
 app.steps["worker"].add(Liveness)

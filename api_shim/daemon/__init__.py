@@ -55,5 +55,6 @@ from api_shim.daemon import (  # noqa: E402, F401
     messages,
     panes,
     peers,
+    reference,
     schedules,
 )

@@ -37,7 +37,7 @@ from api_shim.context import r, settings
 from api_shim.daemon import blueprint
 from api_shim.daemon.peers import PeerBackend, _one, agent_alive
 from api_shim.errors import ApiError
-from state import asks, clock, connections, panes, peers
+from state import asks, clock, connections, panes, peer_lifecycle, peer_lookups, peers
 from state.clock import iso
 from state.models import PeerState
 
@@ -222,13 +222,13 @@ def _await_socket(peer_id: str, proc: subprocess.Popen[bytes]) -> bool:
 def _roll_back(peer_id: str, pane_id: str, proc: subprocess.Popen[bytes] | None) -> None:
     if proc is not None:
         _stop(proc)
-    peers.delete(r(), peer_id)
+    peer_lifecycle.delete(r(), peer_id)
     _forget_meta(pane_id)
     if proc is not None:
         # A hook that connected just before it was killed may still be registering on the
         # shim's side; its record must not outlive the rollback.
         time.sleep(ROLLBACK_GRACE_S)
-        peers.delete(r(), peer_id)
+        peer_lifecycle.delete(r(), peer_id)
 
 
 # ---- peers ----------------------------------------------------------------------------------
@@ -390,7 +390,7 @@ def peer_doctor(ident: str):
     pid_alive = agent_alive(agent_pid) if local and agent_pid is not None else None
     count, oldest_ms = asks.inbound_count_and_oldest(r(), peer_id)
     age = None if oldest_ms is None else max(0.0, (now - oldest_ms) / 1000)
-    status = peers.wire_status({"status": recorded or PeerState.OFFLINE})
+    status = peer_lookups.wire_status({"status": recorded or PeerState.OFFLINE})
     found = []
     if local and panes.claims_connected(recorded) and not ws_connected:
         detail = f"peer is {status} but has no live WebSocket connection"

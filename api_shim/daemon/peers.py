@@ -17,7 +17,7 @@ from api_shim import bodies
 from api_shim.context import r
 from api_shim.daemon import blueprint, views
 from api_shim.errors import ApiError
-from state import clock, peers
+from state import clock, peer_lifecycle, peer_lookups, peers
 from state.documents import Refused
 from state.models import PeerState
 
@@ -157,10 +157,10 @@ def register_peer():
     if body.model is None:
         del fields["model"]  # a registration that does not report its model keeps the known one
     try:
-        peer = peers.register_or_revive(
+        peer = peer_lifecycle.register_or_revive(
             r(), fields, clock.now_ms(), agent_alive=agent_alive(body.agent_pid)
         )
-    except peers.PeerRetired as retired:
+    except peer_lifecycle.PeerRetired as retired:
         detail = (
             f"peer_id {retired.peer_id} was retired (agent_pid={body.agent_pid or 'absent'}); "
             "re-register via a fresh SessionStart"
@@ -180,14 +180,16 @@ def register_peer():
 def list_peers():
     given = {k: v for k, v in request.args.items() if v != ""}  # `?status=` filters nothing
     q = bodies.validate(ListQuery, given, loc="query")
-    found = peers.search(r(), status=q.status, path=q.path, backend=q.backend, circle=q.circle)
+    found = peer_lookups.search(
+        r(), status=q.status, path=q.path, backend=q.backend, circle=q.circle
+    )
     now = clock.now_ms()
     return {"peers": [views.peer(p, now) for p in found]}
 
 
 @blueprint.get("/peers/by-pane/<pane_id>")
 def get_peer_by_pane(pane_id: str):
-    found = peers.lookup_pane(r(), pane_id)
+    found = peer_lookups.lookup_pane(r(), pane_id)
     if found is None:
         raise ApiError(404, f"No peer for pane: {pane_id}")
     return views.peer(found, clock.now_ms())
@@ -195,13 +197,13 @@ def get_peer_by_pane(pane_id: str):
 
 @blueprint.get("/peers/<ident>")
 def get_peer(ident: str):
-    peer = _one(peers.lookup(r(), ident, _circle_arg()), ident)
+    peer = _one(peer_lookups.lookup(r(), ident, _circle_arg()), ident)
     return views.peer(peer, clock.now_ms())
 
 
 def _unregister(ident: str, circle: str | None) -> dict[str, bool]:
     peer = _one(peers.resolve(r(), ident, circle), ident)
-    if not peers.delete(r(), peer["peer_id"]):
+    if not peer_lifecycle.delete(r(), peer["peer_id"]):
         raise ApiError(404, f"Peer not found: {ident}")  # removed meanwhile
     return {"ok": True}
 
@@ -226,7 +228,7 @@ def mark_offline(ident: str):
         # error, and there is nothing to cancel.
         return {"ok": True, "cancelled_queries": 0}
     peer = _one(found, ident)
-    outcome, cancelled = peers.mark_offline(
+    outcome, cancelled = peer_lifecycle.mark_offline(
         r(),
         peer,
         clock.now_ms(),
@@ -251,7 +253,7 @@ def _updated(outcome: str, ident: str) -> dict[str, bool]:
 @blueprint.post("/peers/<ident>/touch")
 def touch_peer(ident: str):
     peer = _one(peers.resolve(r(), ident, _circle_arg()), ident)
-    return _updated(peers.update(r(), peer["peer_id"], clock.now_ms()), ident)
+    return _updated(peer_lifecycle.update(r(), peer["peer_id"], clock.now_ms()), ident)
 
 
 @blueprint.post("/peers/<ident>/description")
@@ -260,14 +262,14 @@ def set_description(ident: str):
     peer = _one(peers.resolve(r(), ident, _circle_arg()), ident)
     now = clock.now_ms()
     fields = {"description": body.description, "description_set_at": str(now)}
-    return _updated(peers.update(r(), peer["peer_id"], now, fields=fields), ident)
+    return _updated(peer_lifecycle.update(r(), peer["peer_id"], now, fields=fields), ident)
 
 
 @blueprint.post("/peers/circle")
 def set_circle():
     body = bodies.parse(CircleBody)
     peer = _one(peers.resolve(r(), body.peer_name), body.peer_name)
-    outcome = peers.move_circle(r(), peer["peer_id"], body.circle)
+    outcome = peer_lifecycle.move_circle(r(), peer["peer_id"], body.circle)
     if outcome == "taken":
         detail = f"Peer name {peer['name']} is already taken in circle {body.circle}"
         raise ApiError(409, detail)
@@ -276,7 +278,7 @@ def set_circle():
 
 @blueprint.get("/circles/<name>/orchestrator")
 def circle_orchestrator(name: str):
-    return views.orchestrator_status(name, peers.orchestrator(r(), name, clock.now_ms()))
+    return views.orchestrator_status(name, peer_lookups.orchestrator(r(), name, clock.now_ms()))
 
 
 @blueprint.post("/session/update")
@@ -299,7 +301,7 @@ def session_update():
     else:
         raise ApiError(400, "Either peer_name or pane_id required")
     fields = {k: v for k, v in (("turn_state", body.turn_state), ("model", body.model)) if v}
-    outcome = peers.update(
+    outcome = peer_lifecycle.update(
         r(),
         peer["peer_id"],
         clock.now_ms(),

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from state import peers as peer_state
+from state import peer_lookups
 from state.clock import iso
 from state.models import JOB_TERMINAL, PeerState
 
@@ -110,7 +110,7 @@ def _inbound_status(peer: Doc, receipts: bool) -> str:
     socket), legacy_unverified (a socket whose hook does not say it sends receipts), online.
     Pane safety and per-peer injection times are not probed here, so `pane_unsafe` and
     `inbound_degraded` never show."""
-    if peer_state.wire_status(peer) == PeerState.OFFLINE:
+    if peer_lookups.wire_status(peer) == PeerState.OFFLINE:
         return "offline"
     if not peer.get("ws_connected"):
         return "no_hook"
@@ -127,7 +127,7 @@ def peer(peer: Doc, now_ms: int) -> Doc:
     capabilities = metadata.get("capabilities")
     receipts = isinstance(capabilities, list) and "delivery_receipts" in capabilities
     described_at = int(peer.get("description_set_at") or 0)
-    fresh = now_ms - described_at < peer_state.DESCRIPTION_TTL_S * 1000
+    fresh = now_ms - described_at < peer_lookups.DESCRIPTION_TTL_S * 1000
     return {
         "peer_id": peer["peer_id"],
         "name": peer["name"],
@@ -139,7 +139,7 @@ def peer(peer: Doc, now_ms: int) -> Doc:
         "model": peer.get("model"),
         "circle": peer.get("circle") or "global",
         "role": peer.get("role") or "agent",
-        "status": peer_state.wire_status(peer),
+        "status": peer_lookups.wire_status(peer),
         "turn_state": peer.get("turn_state"),
         "last_seen": iso(int(last_seen)) if last_seen else None,
         "metadata": metadata,
@@ -163,7 +163,7 @@ def orchestrator_status(circle: str, found: Doc | None) -> Doc:
         "peer_id": None,
         "peer_name": None,
         "last_seen": None,
-        "stale_after_seconds": peer_state.HEARTBEAT_TOLERANCE_S,
+        "stale_after_seconds": peer_lookups.HEARTBEAT_TOLERANCE_S,
     }
     if found is not None:
         answer.update(

@@ -24,7 +24,7 @@ from api_shim import hub
 from api_shim.context import r, settings
 from api_shim.daemon import is_loopback
 from api_shim.daemon.peers import agent_alive
-from state import asks, clock, connections, deliveries, peers, traces
+from state import asks, clock, connections, deliveries, peer_lifecycle, peers, traces
 from state.documents import Refused
 from state.models import AGENT_BACKENDS, PeerState
 
@@ -140,7 +140,7 @@ def websocket(ws: Any) -> None:
     now = clock.now_ms()
     try:
         alive = agent_alive(fields["agent_pid"])
-        peer = peers.register_or_revive(r(), fields, now, agent_alive=alive)
+        peer = peer_lifecycle.register_or_revive(r(), fields, now, agent_alive=alive)
     except Refused as refused:
         if refused.reason == "peer_retired":
             _refuse(ws, 4004, "Peer is retired", code="peer_retired")

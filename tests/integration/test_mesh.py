@@ -95,8 +95,9 @@ def test_ask_reaches_the_socket_and_an_ack_with_message_reaches_the_asker(api, p
 
 def test_ask_errors(api, shim_url):
     c = circle()
-    assert api.post("/ask", json={"from_peer": "x", "to_peer": "ghost", "text": "t"}).json() == {
-        "detail": "Peer not found: ghost"
+    ghost = f"ghost-{secrets.token_hex(3)}"
+    assert api.post("/ask", json={"from_peer": "x", "to_peer": ghost, "text": "t"}).json() == {
+        "detail": f"Peer not found: {ghost}"
     }
     # Registered but no socket: 503, and the ask is not kept open.
     api.post("/peers", json={"name": "sleeper", "circle": c}).raise_for_status()

@@ -4,17 +4,20 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench lint format install system-deps clean
+.PHONY: run test bench lint format install system-deps test-deps clean
 
 run: install system-deps
 	DISPATCHYARD_DEV_MODE=$${DISPATCHYARD_DEV_MODE:-1} $(BIN)/dispatchyard run
 
-test: install system-deps
+test: install system-deps test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Every benchmark beside its peer, then docs/benchmarks.md and its plots. BENCH_QUICK=1 for a
+# short run that checks the pipeline (its figures are not comparable with a full run's).
 bench: install system-deps
 	@command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk
-	$(BIN)/python -m bench
+	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench --report
 
 lint: install
 	$(BIN)/ruff check .
@@ -39,6 +42,13 @@ system-deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server tmux; }
 	@# Debian starts a system redis on install; we never use it (tests start a private one).
+
+# Debian's chromium for the dashboard's browser tests (Playwright drives it; it never
+# downloads a browser of its own).
+test-deps:
+	@command -v chromium >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

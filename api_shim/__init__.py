@@ -19,7 +19,7 @@ class Context:
 
 
 def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -> Flask:
-    from api_shim import errors
+    from api_shim import errors, metrics  # metrics: also puts GET /metrics on the daemon group
     from api_shim.daemon import blueprint as daemon_bp
     from api_shim.daemon import ws
     from api_shim.platform import blueprint as platform_bp
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
         settings, r or redis_client(settings, max_connections=64)
     )
     errors.register(app)
+    metrics.register(app)
     app.register_blueprint(platform_bp, url_prefix="/api")
     app.register_blueprint(daemon_bp)
     app.register_blueprint(ws.blueprint)

@@ -1,4 +1,9 @@
-"""Shared bench plumbing: a private redis-server, the real shim under gunicorn, wrk, medians."""
+"""Shared bench plumbing: a private redis-server, the real shim under gunicorn, wrk, medians,
+the rows each benchmark returns for the report (`bench/report.py`), and the quick mode.
+
+`BENCH_QUICK=1` runs every benchmark with fewer rounds, samples and seconds (`quick(full,
+small)` picks the figure): it checks the pipeline end to end in a few minutes; its figures are
+not comparable with a full run's."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -23,6 +29,34 @@ from cli import free_port, start_redis
 ROOT = Path(__file__).resolve().parents[1]
 MASTERS: dict[str, int] = {}  # shim URL -> gunicorn master pid
 BIN = Path(sys.executable).parent
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+# Raw samples for the report's plots, by name (ms): filled by the benchmarks that have them.
+SAMPLES: dict[str, list[float]] = {}
+
+
+def quick(full: Any, small: Any) -> Any:
+    """`small` under BENCH_QUICK=1, else `full`."""
+    return small if QUICK else full
+
+
+def row(
+    benchmark: str,
+    ours: str,
+    peer: str = "—",
+    ratio: str = "—",
+    target: str = "—",
+    met: bool | None = None,
+) -> dict:
+    """One line of the report's table: the figures as they should be shown, and whether the
+    target was met (None: no target)."""
+    return {
+        "benchmark": benchmark,
+        "ours": ours,
+        "peer": peer,
+        "ratio": ratio,
+        "target": target,
+        "met": met,
+    }
 
 
 @contextlib.contextmanager
@@ -99,7 +133,7 @@ def gunicorn(env: dict[str, str], workers: int = 2, threads: int = 8) -> Iterato
 def wrk(
     url: str,
     *,
-    seconds: int = 8,
+    seconds: int | None = None,
     connections: int = 32,
     threads: int = 2,
     header: str = "",
@@ -107,6 +141,7 @@ def wrk(
     script_args: list[str] | None = None,
 ) -> dict:
     """Run wrk; returns {"rps": .., "p50_ms": .., "p99_ms": ..}."""
+    seconds = seconds or quick(8, 2)
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is missing: apt-get install wrk (make bench does it)")
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]

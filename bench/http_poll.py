@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import requests
 
-from bench.common import bench_env, client, gunicorn, median, private_redis, ratio_line, wrk
+from bench.common import (
+    bench_env,
+    client,
+    gunicorn,
+    median,
+    private_redis,
+    quick,
+    ratio_line,
+    row,
+    wrk,
+)
 
-ROUNDS = 3
-PREFILL = 150_000
+ROUNDS = quick(3, 1)
+PREFILL = quick(150_000, 20_000)
 
 
-def run() -> None:
+def run() -> list[dict]:
     with private_redis() as (url, _port):
         env = bench_env(url)
         from state import apikeys, clock, orgs, sessions
@@ -94,6 +104,11 @@ def run() -> None:
                 )
             claimed = PREFILL - r.zcard(f"work:queue:project:{prj['id']}")
         peer = median([x["rps"] for x in results["health"]])
+        out = []
+        labels = {
+            "busy": "`GET /api/workers/{id}/poll` through gunicorn, claiming 5 a poll",
+            "idle": "idle poll",
+        }
         for name in ("busy", "idle"):
             rows = results[name]
             assert all(x["errors"] == 0 for x in rows), f"{name}: non-2xx answers"
@@ -107,4 +122,15 @@ def run() -> None:
                 + f" | poll p50 {median([x['p50_ms'] for x in rows]):.2f} ms"
                 f" p99 {median([x['p99_ms'] for x in rows]):.2f} ms"
             )
+            rps = median([x["rps"] for x in rows])
+            p50 = median([x["p50_ms"] for x in rows])
+            out.append(
+                row(
+                    labels[name],
+                    f"{rps:,.0f} req/s, p50 {p50:.0f} ms",
+                    f"`GET /health`, same gunicorn: {peer:,.0f} req/s",
+                    f"{rps / peer:.2f}",
+                )
+            )
         print(f"  sessions claimed by the busy poller: {claimed:,}")
+        return out

@@ -1,5 +1,5 @@
-"""Attachments (daemon.md §7): files kept under `<root>/<id>/<safe name>` for a while, their
-metadata in Redis.
+"""Attachments (the /attachments API, docs/api.md): files kept under `<root>/<id>/<safe name>` for a
+while, their metadata in Redis.
 
 Each attachment is a hash `attachment:{id}` that expires with it. The bytes all attachments may
 hold are capped: `attachments:bytes` is the running total, and one script checks the cap and

@@ -1,6 +1,7 @@
 """Session health: a pure function of a session record, its host's record and a clock.
 
-Signals (platform.md §3) and their levels; the session's level is the worst of its signals.
+Signals (shown by `GET /api/sessions`, docs/api.md) and their levels; the session's level is the
+worst of its signals.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The wire shape of a durable job (daemon.md §2): a new job's status object and its summary
-view. Pure: no Redis."""
+"""The wire shape of a durable job (the /jobs API, docs/api.md): a new job's status object and its
+summary view. Pure: no Redis."""
 
 from __future__ import annotations
 

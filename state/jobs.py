@@ -1,5 +1,5 @@
-"""Durable jobs in Redis (daemon.md §2): how a job document is stored and indexed, and each
-transition of `state/job_rules.py` applied atomically through the document store.
+"""Durable jobs in Redis (the /jobs API, docs/api.md): how a job document is stored and indexed, and
+each transition of `state/job_rules.py` applied atomically through the document store.
 
 Besides the document and its summary, a job has a scalar hash `job:{id}` (state, cancel flag,
 current attempt) that supervisors poll, and these indexes, all kept in the same MULTI as the

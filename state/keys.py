@@ -1,8 +1,9 @@
 """Every Redis key dispatchyard uses, in one place.
 
-`work:items`, `work:queue`, `agent:session:{id}` and `work:claim:{id}` are part of the public
-contract (platform.md §3); the rest are ours. Lua scripts that must build a key from an id they
-read receive the prefix from here as an argument, so no key name is spelled twice.
+`work:items`, `work:queue`, `agent:session:{id}` and `work:claim:{id}` are part of the public layout
+(workers and tools outside this project read them); the rest are ours. Lua scripts that must build a
+key from an id they read receive the prefix from here as an argument, so no key name is spelled
+twice.
 """
 
 from __future__ import annotations
@@ -341,8 +342,9 @@ def deliveries(peer_id: str) -> str:
     return f"deliveries:{peer_id}"
 
 
-# Attachments (daemon.md §7). Each has a hash that expires; the ledger and sizes outlive it so
-# the bytes it reserved can be given back (lazily, by the next upload) once it has expired.
+# Attachments (the /attachments API, docs/api.md). Each has a hash that expires; the ledger and
+# sizes outlive it so the bytes it reserved can be given back (lazily, by the next upload) once it
+# has expired.
 ATTACHMENT_PREFIX = "attachment:"
 ATTACHMENTS_BYTES = "attachments:bytes"  # STRING: bytes reserved by unreleased attachments
 ATTACHMENTS_LEDGER = "attachments:ledger"  # ZSET attachment id -> expires ms
@@ -353,7 +355,7 @@ def attachment(attachment_id: str) -> str:
     return f"{ATTACHMENT_PREFIX}{attachment_id}"
 
 
-# Scheduled messages (daemon.md §3)
+# Scheduled messages (the /schedules API, docs/api.md)
 SCHEDULE_PREFIX = "schedule:"
 # ZSET pending schedule id -> the due time it waits for (ms): the scheduler tick reads the due
 # ones, and GET /schedules lists in its order.

@@ -63,7 +63,8 @@ SESSION_ACTIVE = frozenset({"claimed", "running", "finalizing"})
 SESSION_STATUSES = tuple(SESSION_TRANSITIONS)
 
 
-# Daemon config mutations (platform.md §4). `delivered -> delivered` is a redelivery.
+# Daemon config mutations (delivered on heartbeats, docs/api.md). `delivered -> delivered` is a
+# redelivery.
 MUTATION_TRANSITIONS: dict[str, set[str]] = {
     "pending": {"delivered", "cancelled"},
     "delivered": {"delivered", "applied", "failed"},
@@ -148,7 +149,7 @@ def allowed_from(table: Mapping[S, AbstractSet[S]], target: S) -> list[S]:
 
 
 class JobState(StrEnum):
-    """A durable job's state (daemon.md §2)."""
+    """A durable job's state (the /jobs API, docs/api.md)."""
 
     QUEUED = "queued"
     DISPATCHING = "dispatching"

@@ -1,4 +1,5 @@
-"""Daemon config mutations: queued for one host, delivered on its heartbeat (platform.md §4).
+"""Daemon config mutations: queued for one host, delivered on its heartbeat (`POST
+/api/workers/{id}/heartbeat`, docs/api.md).
 
 Every transition runs through the table `MUTATION_TRANSITIONS` inside one Lua script, and
 appends an audit entry (`mutation:history:{id}`): who requested, each delivery, what the host

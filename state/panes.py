@@ -1,4 +1,5 @@
-"""Which tmux panes a live peer holds, and adopting an orphan pane as a new peer (daemon.md §4).
+"""Which tmux panes a live peer holds, and adopting an orphan pane as a new peer (the /panes routes,
+docs/api.md).
 
 A pane is bound while the pane index names a peer that still records that pane, is not
 retired, and is held by a live WebSocket. A peer that is only on record (its socket ended, or

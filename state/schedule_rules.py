@@ -1,5 +1,5 @@
-"""The rules of scheduled messages (`sched-*`, daemon.md §3) as pure functions: a schedule
-from a create request, its next fire time, what claiming one due time does to it, and the
+"""The rules of scheduled messages (`sched-*`, the /schedules API in docs/api.md) as pure functions:
+a schedule from a create request, its next fire time, what claiming one due time does to it, and the
 delivery outcome recorded after. No Redis: `state/schedules.py` applies them.
 
 A schedule is `pending` while it has a due time to wait for. A recurring one stays `pending`

@@ -1,5 +1,5 @@
-"""Scheduled messages in Redis (daemon.md §3), with the rules of `state/schedule_rules.py`
-applied atomically.
+"""Scheduled messages in Redis (the /schedules API, docs/api.md), with the rules of
+`state/schedule_rules.py` applied atomically.
 
 A schedule is one JSON record under its own key, `schedule:{id}`, which every change writes and
 every transaction WATCHes. Pending schedules are indexed by their next fire time, in all

@@ -1,9 +1,10 @@
 """The session work queue: enqueue, pop-and-claim, claim, nack, status, activity.
 
-Contract layout (platform.md §3): `work:items` holds a session's payload only while it is queued;
-`work:queue` orders queued sessions by `priority * 1e13 + queuedAt`; `agent:session:{id}` is the
-lifecycle record, kept after claim; `work:claim:{id}` is the SET NX claim marker. We also keep
-per-org and per-project copies of `work:queue` so a poll only looks at work the host may take.
+Public layout (workers and tools outside this project read these keys): `work:items` holds a
+session's payload only while it is queued; `work:queue` orders queued sessions by `priority * 1e13 +
+queuedAt`; `agent:session:{id}` is the lifecycle record, kept after claim; `work:claim:{id}` is the
+SET NX claim marker. We also keep per-org and per-project copies of `work:queue` so a poll only
+looks at work the host may take.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The rules of recurring job templates (`cal-*`, daemon.md §2), as pure functions: a new
-template, its next due time, pause/resume/cancel, what one due time makes (a child, a buffered
+"""The rules of recurring job templates (`cal-*`, the /jobs API in docs/api.md), as pure functions:
+a new template, its next due time, pause/resume/cancel, what one due time makes (a child, a buffered
 child, or a skip), and the child's document. No Redis: `state/templates.py` applies them."""
 
 from __future__ import annotations

@@ -31,9 +31,9 @@ def stage(
     from_peer_id: str | None = None,
     **detail: Any,
 ) -> None:
-    """Record a delivery stage (daemon.md §6): `created`, `resolved_peer`, `routed`,
-    `websocket_sent`, `hook_received`, `pane_injected`, `pending`, `acked`, `closed`; failures
-    `resolve_failed`, `no_connection`, `injection_failed`."""
+    """Record a delivery stage (`GET /traces/{id}`, docs/api.md): `created`, `resolved_peer`,
+    `routed`, `websocket_sent`, `hook_received`, `pane_injected`, `pending`, `acked`, `closed`;
+    failures `resolve_failed`, `no_connection`, `injection_failed`."""
     entry = {
         "stage": name,
         "status": "ok" if ok else "fail",

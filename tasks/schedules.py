@@ -1,6 +1,6 @@
-"""Scheduled message fires (daemon.md §3): the scheduler tick hands every due (schedule, due
-time) pair to `fire`, which claims the due time and then delivers the notify or ask through the
-mesh and records how it went.
+"""Scheduled message fires (the /schedules API, docs/api.md): the scheduler tick hands every due
+(schedule, due time) pair to `fire`, which claims the due time and then delivers the notify or ask
+through the mesh and records how it went.
 
 Idempotent by (schedule id, due time): the claim is a transaction that proceeds only while the
 schedule still waits for exactly that due time, so two beats, a redelivered task or a racing

@@ -50,6 +50,7 @@ def require_daemon_token():
 from api_shim.daemon import (  # noqa: E402, F401
     asks,
     attachments,
+    dashboard,
     health,
     jobs,
     messages,

@@ -1,4 +1,4 @@
-"""Asks, answers and questions (daemon.md §5): /ask, /ack, /answer, /asks/pending,
+"""Asks, answers and questions (docs/api.md): /ask, /ack, /answer, /asks/pending,
 /deliveries/pending, /asks/{id}/wait, /questions/ask-blocking, /query, /ask-many.
 
 A request that waits for an answer (a blocking question, an ask-wait, a query) waits on this

@@ -1,4 +1,4 @@
-"""POST /attachments and GET /attachments/{id} (daemon.md §7), in repowire 0.17.0's shapes.
+"""POST /attachments and GET /attachments/{id} (docs/api.md), in repowire 0.17.0's shapes.
 
 An upload is the multipart field `file`; its answer is `{id, path, filename, size,
 content_type}` (repowire's AttachmentInfo). The body cap of the rest of the shim

@@ -1,4 +1,4 @@
-"""Durable jobs: /jobs (and the same routes under /work), daemon.md §2.
+"""Durable jobs: /jobs (and the same routes under /work); the reference is docs/api.md.
 
 Routes parse (job_requests.py), make one atomic state change, enqueue a fire by name
 (enqueue.py) and answer (views.py); they never wait for a fire.

@@ -1,4 +1,4 @@
-"""Notifications, broadcasts and the event log (daemon.md §5): /notify, /broadcast, /events,
+"""Notifications, broadcasts and the event log (docs/api.md): /notify, /broadcast, /events,
 /events/stream (Server-Sent Events) and /events/chat."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""tmux panes in the mesh (daemon.md §4, repowire 0.17.0's shapes): orphan panes, adopting one
+"""tmux panes in the mesh (docs/api.md, repowire 0.17.0's shapes): orphan panes, adopting one
 (`link`), a peer's doctor report, and re-hooking a peer whose inbound hook died.
 
 A pane's inbound hook is `api_shim/pane_hook.py`, started here in its own session and detached

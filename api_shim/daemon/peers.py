@@ -1,5 +1,5 @@
 """Peers: register, list and look up, mark offline or retire, remove, describe, move between
-circles, and report session state (daemon.md §4, with repowire 0.17's shapes and messages).
+circles, and report session state (docs/api.md, with repowire 0.17's shapes and messages).
 A peer's presence is its WebSocket's (`api_shim/daemon/ws.py`); these routes never make a
 peer online. The tmux pane routes and the doctor report live elsewhere."""
 

@@ -1,4 +1,4 @@
-"""Scheduled messages: /schedules, daemon.md §3, with repowire 0.17's request model, answers
+"""Scheduled messages: /schedules (docs/api.md), with repowire 0.17's request model, answers
 and messages. The stored record is already the wire shape (repowire's ScheduleResponse plus
 `timezone` and the fire record), so routes answer with it as is. Firing is the scheduler
 tick's (tasks/schedules.py); these routes only write and read."""

@@ -1,6 +1,6 @@
-"""Attachments (daemon.md §7) over real HTTP against the private Redis: the round trip byte for
-byte, the per-file and total limits, filenames that try to leave the store, and ids that are
-unknown or malformed."""
+"""Attachments (the /attachments API, docs/api.md) over real HTTP against the private Redis: the
+round trip byte for byte, the per-file and total limits, filenames that try to leave the store, and
+ids that are unknown or malformed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bad input per operations.md: a clear 4xx with the envelope, nothing written, never a 5xx."""
+"""Bad input: a clear 4xx with the envelope, nothing written, never a 5xx."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Daemon bearer-token auth (daemon.md, top): every route but /health and /dashboard needs the
-token when one is set; without one, only loopback clients are answered."""
+"""Daemon bearer-token auth (the `daemonToken` scheme, docs/api.md): every route but /health and
+/dashboard needs the token when one is set; without one, only loopback clients are answered."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""/jobs (and /work) route shapes and status codes against daemon.md §2 — without firing:
-jobs here are due later, have no target, or are templates."""
+"""/jobs (and /work) route shapes and status codes of the durable jobs API (docs/api.md) — without
+firing: jobs here are due later, have no target, or are templates."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The agent mesh over real WebSockets and HTTP (daemon.md §5-§6): connect, asks and acks with
-replies, answers to questions, blocking questions, ask-waits, queries, notifications with
+"""The agent mesh over real WebSockets and HTTP (the mesh routes, docs/api.md): connect, asks and
+acks with replies, answers to questions, blocking questions, ask-waits, queries, notifications with
 receipts and traces, broadcasts, ask-many, queued deliveries, events."""
 
 from __future__ import annotations

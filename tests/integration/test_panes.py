@@ -1,6 +1,6 @@
-"""tmux panes in the mesh (daemon.md §4) against a REAL tmux server on a private socket
-(DISPATCHYARD_TMUX_SOCKET, set in conftest): orphan panes, linking one (a real ws-hook process
-types a notification into the pane), the rollback of a link whose hook never connects, the
+"""tmux panes in the mesh (the /panes routes, docs/api.md) against a REAL tmux server on a private
+socket (DISPATCHYARD_TMUX_SOCKET, set in conftest): orphan panes, linking one (a real ws-hook
+process types a notification into the pane), the rollback of a link whose hook never connects, the
 doctor's contradictions, and rehook."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The peer routes (daemon.md §4) over HTTP against Redis: registration and retirement, lists
+"""The peer routes (docs/api.md) over HTTP against Redis: registration and retirement, lists
 and their filters, lookups by id, name and pane, removal, descriptions, circles, the circle
 orchestrator and session updates. A connection is simulated with `connections.connect` (it
 records that a shim process holds the peer's socket) except where a real WebSocket is needed.

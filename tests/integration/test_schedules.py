@@ -1,4 +1,4 @@
-"""/schedules (daemon.md §3) over real HTTP: shapes, 400s, 404s and 422s as repowire 0.17
+"""/schedules (docs/api.md) over real HTTP: shapes, 400s, 404s and 422s as repowire 0.17
 answers them; and fires run by the real Celery worker (the scheduler tick sent through the
 broker), delivered through the mesh to a peer that polls or holds a live socket."""
 

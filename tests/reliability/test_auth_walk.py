@@ -25,7 +25,7 @@ TOKEN = "daemon-token-for-the-auth-walk"
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 # Routes answered without credentials, by rule, and why.
 OPEN = {
-    "/health": "liveness probe for load balancers (daemon.md: open by contract)",
+    "/health": "liveness probe for load balancers (open by design: docs/api.md)",
     "/static/<path:filename>": "Flask's static files (the dashboard's assets), no data",
 }
 OPEN_PREFIXES = ("/dashboard",)  # the dashboard page, open by contract (none mounted yet)

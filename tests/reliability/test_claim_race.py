@@ -1,4 +1,4 @@
-"""Claim race: 20 concurrent pollers against 1,000 queued sessions (operations.md)."""
+"""Claim race: 20 concurrent pollers against 1,000 queued sessions: each claimed once."""
 
 from __future__ import annotations
 

@@ -1,0 +1,50 @@
+"""The dashboard page (/dashboard) and the one read it needs that no other route gives.
+
+The page and its files are open (the blueprint's auth hook exempts /dashboard and
+/dashboard/...): they are static and hold no data. The page then calls the daemon routes
+with the daemon token when one is configured, and the platform routes with a pasted API key.
+`GET /asks/open` lists the open asks and blocking questions of the whole mesh (the other ask
+routes answer per peer, and a blocking question has no recipient peer); it is guarded like
+every daemon route.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import send_from_directory
+
+from api_shim.context import r
+from api_shim.daemon import blueprint
+from state import asks, keys
+
+STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
+OPEN_SHOWN = 200  # at most this many open asks, newest first
+ASK_FIELDS = ("correlation_id", "kind", "from_peer", "to_peer", "text", "created_at", "question")
+
+
+@blueprint.get("/dashboard/")  # Flask redirects /dashboard here (308)
+def dashboard_page():
+    response = send_from_directory(STATIC, "index.html", max_age=0)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@blueprint.get("/dashboard/<path:filename>")
+def dashboard_file(filename: str):
+    response = send_from_directory(STATIC, filename, max_age=0)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@blueprint.get("/asks/open")
+def open_asks():
+    """Every open ask and blocking question (filed under its asker), newest first."""
+    store = r()
+    scored: dict[str, float] = {}
+    for key in store.scan_iter(match=f"{keys.ASKS_OUTBOUND_PREFIX}*", count=500):
+        for cid, score in store.zrevrange(key, 0, OPEN_SHOWN - 1, withscores=True):
+            scored[cid] = max(score, scored.get(cid, 0.0))
+    chosen = sorted(scored, key=lambda cid: scored[cid], reverse=True)[:OPEN_SHOWN]
+    found = [a for a in asks.get_many(store, chosen) if a and a.get("status") == "open"]
+    return {"asks": [{name: a.get(name) for name in ASK_FIELDS} for a in found]}

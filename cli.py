@@ -553,7 +553,9 @@ def mutation_enqueue(api: Api, host_id: str, op: str, params: str | None) -> Non
 
 @command(mutation, "list")
 @click.option("--host", "host_id", help="Only this host's mutations.")
-@click.option("--status", help="pending, delivered, applied, failed or cancelled.")
+@click.option(
+    "--status", type=click.Choice(["pending", "delivered", "applied", "failed", "cancelled"])
+)
 def mutation_list(api: Api, host_id: str | None, status: str | None) -> None:
     """List mutations."""
     query = {"workerHostId": host_id, "status": status}
@@ -644,7 +646,7 @@ def _jobs(api: Api, state: str | None, limit: int | None) -> dict[str, Any]:
 @click.option("--state", help="queued, running, completed, failed, … (a job state).")
 @click.option("--limit", type=click.IntRange(1, 10_000), help="At most this many jobs.")
 def job_list(api: Api, state: str | None, limit: int | None) -> None:
-    """List jobs, newest first (templates: `template list`)."""
+    """List jobs (recurring templates: `template list`)."""
     emit(api, _jobs(api, state, limit), rows="work", columns=JOB_COLUMNS)
 
 
@@ -709,7 +711,7 @@ def job_wait(api: Api, job_id: str, timeout: float, interval: float) -> None:
     unavailable), 3 when it is still going after --timeout.
     """
     started = time.monotonic()
-    spinner = itertools.cycle("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+    spinner = itertools.cycle("|/-\\")
     live = sys.stderr.isatty()
     last: str | None = None
     while True:
@@ -752,8 +754,8 @@ def _template_action(action: str) -> Callable[..., None]:
 
 for _action, _help in (
     ("pause", "Pause a template: no fires until it is resumed."),
-    ("resume", "Resume a paused template from its next due time."),
-    ("cancel", "Cancel a template for good (its running children go on)."),
+    ("resume", "Resume a paused template."),
+    ("cancel", "Cancel a template: it fires no more."),
 ):
     _fn = _template_action(_action)
     _fn.__name__ = f"template_{_action}"
@@ -819,9 +821,10 @@ def schedule_delete(api: Api, schedule_id: str) -> None:
 
 @command(peer, "list")
 @click.option("--circle", help="Only this circle's peers.")
-def peer_list(api: Api, circle: str | None) -> None:
+@click.option("--status", type=click.Choice(["online", "busy", "offline"]))
+def peer_list(api: Api, circle: str | None, status: str | None) -> None:
     """List peers of the mesh."""
-    data = api.call("GET", "/peers", query={"circle": circle})
+    data = api.call("GET", "/peers", query={"circle": circle, "status": status})
     columns = ("peer_id", "display_name", "name", "status", "circle", "backend", "last_seen")
     emit(api, data, rows="peers", columns=columns)
 

@@ -3,6 +3,7 @@ CliRunner, and a few through a real subprocess of the installed console script."
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli import cli, free_port
+from cli import PROBE_MARK, Printer, cli, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "dispatchyard"
@@ -203,3 +204,21 @@ def test_console_script_errors_and_help(shim_url):
     assert usage.returncode == 2 and "Missing option" in usage.stderr
     helped = _subprocess(shim_url, "job", "wait", "--help")
     assert helped.returncode == 0 and "--timeout" in helped.stdout
+
+
+def test_run_printer_prefixes_and_hides_routine_ticks():
+    out = io.StringIO()
+    printer = Printer(["web", "worker"], stream=out, routine={"scheduler.tick"})
+    printer.write("web", "Listening at: http://127.0.0.1:8080\n")
+    printer.write("beat", "[..: INFO/MainProcess] Scheduler: Sending due task t (scheduler.tick)")
+    printer.write("worker", "[..: INFO/MainProcess] Task scheduler.tick[1] succeeded in 0.01s")
+    printer.write("worker", "[..: ERROR/MainProcess] Task scheduler.tick[2] raised: boom")
+    printer.write("worker", "[..: INFO/MainProcess] Task jobs.fire[3] succeeded in 0.2s")
+    printer.write("web", f'127.0.0.1 "GET /health?{PROBE_MARK} HTTP/1.1" 200 178 1ms')
+    printer.system("up")
+    assert out.getvalue().splitlines() == [
+        "web    | Listening at: http://127.0.0.1:8080",
+        "worker | [..: ERROR/MainProcess] Task scheduler.tick[2] raised: boom",
+        "worker | [..: INFO/MainProcess] Task jobs.fire[3] succeeded in 0.2s",
+        "system | up",
+    ]

@@ -126,7 +126,11 @@ def project_sessions(project_id: str) -> str:
 
 
 # What the queue scripts (lib_sessions.lua) build keys from: `P.<name> .. id`.
+# HASH status -> how many sessions are in it, kept by every script that moves a session (for
+# /metrics: counting by status would otherwise read every session).
+SESSION_STATUS_COUNTS = "sessions:status_counts"
 SESSION_SCRIPT_PREFIXES = {
+    "status_counts": SESSION_STATUS_COUNTS,
     "items": WORK_ITEMS,
     "queue": WORK_QUEUE,
     "session": SESSION_PREFIX,

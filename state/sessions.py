@@ -66,6 +66,7 @@ def enqueue(
                 keys.session(session_id),
                 keys.org_sessions(org_id),
                 keys.project_sessions(project_id),
+                keys.SESSION_STATUS_COUNTS,
             ],
             args=[session_id, json.dumps(payload), s, now_ms, *flat],
         )
@@ -124,7 +125,7 @@ def set_status(
 ) -> tuple[str, Any]:
     """('ok', record) | ('not_found', None) | ('forbidden', None) | ('illegal', current)."""
     out = scripts(r).set_session_status(
-        keys=[keys.session(session_id), keys.host_sessions(host_id)],
+        keys=[keys.session(session_id), keys.host_sessions(host_id), keys.SESSION_STATUS_COUNTS],
         args=[
             host_id,
             status,

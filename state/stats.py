@@ -62,7 +62,9 @@ def snapshot(
         pipe.zcard(keys.jobs_by_state(state))
     for state in peer_states:
         pipe.scard(keys.peers_in_state(state))
-    out = [int(v) for v in pipe.execute()]
+    pipe.hgetall(keys.SESSION_STATUS_COUNTS)
+    *counts, by_status = pipe.execute()
+    out = [int(v) for v in counts]
     work_queue, out = out[0], out[1:]
     snap = Snapshot()
     snap.queue_depth = {keys.WORK_QUEUE: work_queue}
@@ -71,8 +73,8 @@ def snapshot(
     snap.jobs_by_state = dict(zip(job_states, out[: len(job_states)], strict=True))
     out = out[len(job_states) :]
     snap.peers_by_status = dict(zip(peer_states, out, strict=True))
-    # Only `queued` has an index of its own (`work:queue`); the other statuses have none.
-    snap.sessions_by_status = {"queued": work_queue}
+    # Kept by the session scripts as sessions move (state/keys.py SESSION_STATUS_COUNTS).
+    snap.sessions_by_status = {status: int(n) for status, n in by_status.items()}
     snap.websocket_connections = sum(snap.peers_by_status[s] for s in CONNECTED)
     return snap
 

@@ -25,6 +25,8 @@ local function claim_one(P, sid, wid, now)
   redis.call('HSET', rec, 'status', 'claimed', 'workerId', wid, 'claimedAt', now, 'updatedAt', now,
     'payload', payload)
   redis.call('SADD', P.host_sessions .. wid, sid)
+  redis.call('HINCRBY', P.status_counts, 'queued', -1)
+  redis.call('HINCRBY', P.status_counts, 'claimed', 1)
   return payload
 end
 
@@ -41,6 +43,8 @@ local function requeue_one(P, sid, wid, now)
   redis.call('DEL', P.claim .. sid)
   redis.call('HSET', rec, 'status', 'queued', 'workerId', '', 'claimedAt', '', 'updatedAt', now)
   redis.call('SREM', P.host_sessions .. wid, sid)
+  redis.call('HINCRBY', P.status_counts, 'claimed', -1)
+  redis.call('HINCRBY', P.status_counts, 'queued', 1)
   return true
 end
 

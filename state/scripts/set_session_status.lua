@@ -1,7 +1,7 @@
 --! include lib_common
 -- Move a session along its state machine (the table lives in state/models.py; the caller passes
 -- the states the target may be reached from).
--- KEYS: session record, host sessions set.
+-- KEYS: session record, host sessions set, the status counts.
 -- ARGV: host id, new status, allowed-from (comma list), now, extra fields JSON, terminal (0/1).
 -- Returns {'ok', record...} | {'not_found'} | {'forbidden'} | {'illegal', current}.
 local f = redis.call('HMGET', KEYS[1], 'status', 'workerId', 'startedAt', 'orgId')
@@ -22,6 +22,10 @@ if ARGV[6] == '1' then
   redis.call('SREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
 end
 hset_table(KEYS[1], fields)
+if current ~= target then
+  redis.call('HINCRBY', KEYS[3], current, -1)
+  redis.call('HINCRBY', KEYS[3], target, 1)
+end
 local out = {'ok'}
 for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
 return out

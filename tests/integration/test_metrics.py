@@ -194,3 +194,28 @@ def test_gunicorn_workers_add_up(tmp_path):
             assert requests_total(scrape(stack.url), "/health") >= sent
     finally:
         stack.stop("shim", signal.SIGTERM)
+
+
+def test_sessions_by_status_follow_every_move(api, shim_url, org, r):
+    """The session scripts keep the counts as sessions move: claimed by a poll, then running
+    and completed, the gauges move with them (and `queued` still equals the queue)."""
+    harness.project(api, org)
+    host = harness.register(api, org)
+    before = scrape(shim_url)
+    sids = [harness.enqueue(api, org)["sessionId"] for _ in range(2)]
+    token = host["runtimeToken"]
+    claimed = api.get(f"/api/workers/{host['workerId']}/poll", token).json()["work"]
+    assert {w["sessionId"] for w in claimed} == set(sids)
+    status = {"workerId": host["workerId"], "status": "running"}
+    assert api.post(f"/api/sessions/{sids[0]}/status", token, json=status).status_code == 200
+    status["status"] = "completed"
+    assert api.post(f"/api/sessions/{sids[0]}/status", token, json=status).status_code == 200
+    after = scrape(shim_url)
+
+    def moved(status: str) -> float:
+        return value(after, "dispatchyard_sessions", status=status) - value(
+            before, "dispatchyard_sessions", status=status
+        )
+
+    assert (moved("claimed"), moved("running"), moved("completed")) == (1, 0, 1)
+    assert value(after, "dispatchyard_sessions", status="queued") == r.zcard("work:queue")

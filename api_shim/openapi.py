@@ -127,6 +127,11 @@ def _operation(rule: Any, method: str, view: Callable[..., Any], components: dic
         "description": "URI too long (the HTTP server's own answer)",
         "content": {"text/html": {"schema": {"type": "string"}}},
     }
+    if rule.rule == "/metrics":
+        responses["200"] = {
+            "description": "Prometheus text format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
     if rule.rule == "/docs":
         responses["200"] = {
             "description": "The reference page",

@@ -40,8 +40,8 @@ def tmux(*args: str) -> str:
 def tmux_server(tmp_path_factory):
     """A private tmux server (its first session keeps it up); killed, and every ws-hook the
     tests started seen gone, at the end."""
-    if subprocess.run(["which", "tmux"], capture_output=True).returncode != 0:
-        pytest.skip("tmux is not installed")
+    # `make test` installs tmux (Makefile system-deps): its absence is a failure, not a skip.
+    assert subprocess.run(["which", "tmux"], capture_output=True).returncode == 0, "no tmux"
     home = tmp_path_factory.mktemp("tmux")
     tmux("new-session", "-d", "-s", "keepalive", "-c", str(home), "cat")
     socket_path = Path(tmux("display-message", "-p", "#{socket_path}"))

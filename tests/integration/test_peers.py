@@ -11,12 +11,12 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 
 import pytest
 
 from state import asks, clock, connections, events, keys
 from state.models import PeerState
+from tests import harness
 
 NODE = "test-node"
 
@@ -257,7 +257,8 @@ def test_a_retirement_lapses_after_72_hours(api):
 
 
 def test_terminal_offline_closes_a_real_socket_with_4004(api, shim_url):
-    mesh_client = pytest.importorskip("tests.mesh_client")
+    from tests import mesh_client
+
     c = circle()
     peer = mesh_client.MeshPeer(shim_url, "sock", c)
     try:
@@ -266,13 +267,12 @@ def test_terminal_offline_closes_a_real_socket_with_4004(api, shim_url):
         assert resp.status_code == 200
         error = peer.expect("error")
         assert (error["code"], error["error"]) == ("peer_retired", "Peer is retired")
-        deadline = time.monotonic() + 10
-        while peer.closed is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert peer.closed is not None and peer.closed[0] == 4004
-        # The socket's end leaves the peer retired.
-        time.sleep(0.2)
-        assert api.get(f"/peers/{peer.peer_id}").json()["ws_connected"] is False
+        harness.wait_for(lambda: peer.closed is not None, timeout=10)
+        assert peer.closed[0] == 4004
+        # The socket's end leaves the peer retired (offline, its socket gone).
+        harness.wait_for(
+            lambda: api.get(f"/peers/{peer.peer_id}").json()["ws_connected"] is False, timeout=10
+        )
         register(api, "sock", c, status=409)
     finally:
         peer.close()

@@ -85,6 +85,16 @@ def test_sigkill_while_dispatching(stack, api, r, tmp_path):
         name = f"dispatch-worker-{i}"
         proc = stack.worker(name, machine=MACHINE, DISPATCHYARD_JOB_LEASE_S="2")
         harness.wait_for(lambda: liveness.machine_alive(r, MACHINE, clock.now_ms()), timeout=30)
+        if job_ids:
+            # The previous frozen worker's job first ends (lease sweep) and its leftovers are
+            # reaped by this worker; otherwise this worker, frozen next, could take that reap
+            # task with it (an unacknowledged task returns only after the visibility timeout).
+            previous = job_ids[-1]
+            harness.wait_for(
+                lambda j=previous: jobs.flags(r, j).get("state") == "unavailable", timeout=30
+            )
+            attempt = jobs.flags(r, previous)["attempt"]
+            harness.wait_for(lambda a=attempt: not executors.pids_of(a), timeout=30)
         marker = tmp_path / f"dispatch-started-{i}"
         body = {
             "title": f"frozen {i}",

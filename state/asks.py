@@ -86,6 +86,7 @@ def write_open(
     if to_peer_id:
         pipe.zadd(keys.asks_inbound(to_peer_id), {correlation_id: now_ms})
     pipe.zadd(keys.asks_outbound(asker), {correlation_id: now_ms})
+    pipe.zadd(keys.ASKS_OPEN, {correlation_id: now_ms})
     peer = to_peer_id or None
     traces.stage(pipe, correlation_id, "created", now_ms, peer_id=peer, from_peer_id=asker)
     if resolved:  # the caller resolved the recipient to a registered peer
@@ -105,6 +106,11 @@ def _load(raw: dict[str, str]) -> Ask:
 def get(r: Redis, correlation_id: str) -> Ask | None:
     raw = store.hgetall(r, keys.ask(correlation_id))
     return _load(raw) if raw else None
+
+
+def newest_open(r: Redis, count: int) -> list[str]:
+    """The correlation ids of the newest open asks and questions, newest first."""
+    return [cid for cid, _ in store.zrevrange_scored(r, keys.ASKS_OPEN, 0, count - 1)]
 
 
 def get_many(r: Redis, correlation_ids: list[str]) -> list[Ask | None]:
@@ -167,7 +173,7 @@ def resolve(
     data = dumps({"correlation_id": correlation_id, "reason": reason})
     event = {"type": "ask_resolved", "timestamp": now, "data": data}
     out = scripts(r).resolve_ask(
-        keys=[keys.ask(correlation_id), keys.trace(correlation_id), keys.EVENTS],
+        keys=[keys.ask(correlation_id), keys.trace(correlation_id), keys.EVENTS, keys.ASKS_OPEN],
         args=[
             keys.ASKS_INBOUND_PREFIX,
             keys.ASKS_OUTBOUND_PREFIX,

@@ -324,6 +324,7 @@ def ask(correlation_id: str) -> str:
     return f"ask:{correlation_id}"
 
 
+ASKS_OPEN = "asks:open"  # ZSET every open ask -> opened ms (the dashboard's list)
 ASKS_INBOUND_PREFIX = "asks:inbound:"  # + peer id: ZSET of its open inbound asks
 ASKS_OUTBOUND_PREFIX = "asks:outbound:"  # + asker id (or name): ZSET of its open asks
 

@@ -16,7 +16,7 @@ from flask import send_from_directory
 
 from api_shim.context import r
 from api_shim.daemon import blueprint
-from state import asks, keys
+from state import asks
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 OPEN_SHOWN = 200  # at most this many open asks, newest first
@@ -39,12 +39,8 @@ def dashboard_file(filename: str):
 
 @blueprint.get("/asks/open")
 def open_asks():
-    """Every open ask and blocking question (filed under its asker), newest first."""
+    """The newest open asks and blocking questions (one index read), newest first."""
     store = r()
-    scored: dict[str, float] = {}
-    for key in store.scan_iter(match=f"{keys.ASKS_OUTBOUND_PREFIX}*", count=500):
-        for cid, score in store.zrevrange(key, 0, OPEN_SHOWN - 1, withscores=True):
-            scored[cid] = max(score, scored.get(cid, 0.0))
-    chosen = sorted(scored, key=lambda cid: scored[cid], reverse=True)[:OPEN_SHOWN]
+    chosen = asks.newest_open(store, OPEN_SHOWN)
     found = [a for a in asks.get_many(store, chosen) if a and a.get("status") == "open"]
     return {"asks": [{name: a.get(name) for name in ASK_FIELDS} for a in found]}

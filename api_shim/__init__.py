@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import redis
 from flask import Flask
 
-from settings import Settings, get_settings, redis_client
-from state import clock
+from dispatchyard.settings import Settings, get_settings, redis_client
+from dispatchyard.state import clock
 
 
 @dataclass

@@ -20,8 +20,8 @@ from flask import g, request
 from api_shim import tokens
 from api_shim.context import ctx, r, settings
 from api_shim.errors import ApiError
-from state import apikeys, hosts, keys, orgs, sessions
-from state.models import ROLE_RANK, RUNTIME_SCOPES
+from dispatchyard.state import apikeys, hosts, keys, orgs, sessions
+from dispatchyard.state.models import ROLE_RANK, RUNTIME_SCOPES
 
 # The per-session runner token minted at enqueue (`authToken` of the queued payload).
 RUNNER_TOKEN = re.compile(r"^rst_[0-9a-f]{64}$")

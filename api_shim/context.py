@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 from flask import current_app
 
-from settings import Settings
+from dispatchyard.settings import Settings
 
 
 def ctx():

@@ -14,10 +14,10 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from api_shim.errors import BrokerUnavailable
-from settings import celery_broker
-from state import dispatch
-from state.job_shape import Doc, target_machine
-from state.store import Redis
+from dispatchyard.settings import celery_broker
+from dispatchyard.state import dispatch
+from dispatchyard.state.job_shape import Doc, target_machine
+from dispatchyard.state.store import Redis
 from tasks import names
 
 _lock = threading.Lock()

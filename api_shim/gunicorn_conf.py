@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from settings import get_settings
+from dispatchyard.settings import get_settings
 
 MULTIPROC_DIR = Path(
     os.environ.get("PROMETHEUS_MULTIPROC_DIR") or get_settings().data_dir / "prometheus"

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from state import clock, connections, keys, traces
+from dispatchyard.state import clock, connections, keys, traces
 
 log = logging.getLogger("dispatchyard.hub")
 T = TypeVar("T")

@@ -26,8 +26,8 @@ from prometheus_client.registry import Collector
 
 from api_shim.context import r
 from api_shim.daemon import blueprint
-from state import stats
-from state.models import JOB_STATES
+from dispatchyard.state import stats
+from dispatchyard.state.models import JOB_STATES
 from tasks import names
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

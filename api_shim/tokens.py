@@ -7,9 +7,9 @@ import secrets
 
 import jwt
 
-from settings import Settings
-from state import clock
-from state.models import RUNTIME_SCOPES
+from dispatchyard.settings import Settings
+from dispatchyard.state import clock
+from dispatchyard.state.models import RUNTIME_SCOPES
 
 
 def mint(settings: Settings, worker: dict) -> tuple[str, dict]:

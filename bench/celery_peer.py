@@ -7,7 +7,7 @@ import time
 
 from celery import Celery
 
-from settings import celery_broker, get_settings, redis_client
+from dispatchyard.settings import celery_broker, get_settings, redis_client
 
 broker_url, broker_options = celery_broker(get_settings().redis_url)
 app = Celery("bare", broker=broker_url)

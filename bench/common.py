@@ -24,7 +24,7 @@ from typing import Any
 import redis
 import requests
 
-from cli import free_port, start_redis
+from dispatchyard.cli.devstack import free_port, start_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTERS: dict[str, int] = {}  # shim URL -> gunicorn master pid
@@ -82,7 +82,7 @@ def bench_env(redis_url: str, **extra: str) -> dict[str, str]:
         **extra,
     }
     os.environ.update(env)  # this process reads the same settings as the processes it starts
-    from settings import get_settings
+    from dispatchyard.settings import get_settings
 
     get_settings.cache_clear()  # an earlier benchmark of this run may have read other settings
     return env

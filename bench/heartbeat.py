@@ -54,9 +54,9 @@ end
 
 def _setup(url: str) -> tuple[list[tuple[str, str]], str]:
     from api_shim import tokens
-    from settings import get_settings
-    from state import clock, mutations, orgs
-    from state import hosts as host_state
+    from dispatchyard.settings import get_settings
+    from dispatchyard.state import clock, mutations, orgs
+    from dispatchyard.state import hosts as host_state
 
     r = client(url)
     org = orgs.create_org(r, "Bench", f"bench-hb-{time.time_ns()}", clock.now_ms())

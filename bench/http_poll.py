@@ -28,7 +28,7 @@ PREFILL = quick(150_000, 20_000)
 def run() -> list[dict]:
     with private_redis() as (url, _port):
         env = bench_env(url)
-        from state import apikeys, clock, orgs, sessions
+        from dispatchyard.state import apikeys, clock, orgs, sessions
 
         r = client(url)
         org = orgs.create_org(r, "Bench", "bench-http", clock.now_ms())

@@ -44,7 +44,7 @@ from bench.common import (
     row,
     wrk,
 )
-from cli import free_port
+from dispatchyard.cli.devstack import free_port
 
 JOBS = quick(10_000, 2_000)
 FIRES = quick(200, 40)

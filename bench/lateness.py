@@ -28,7 +28,7 @@ BURST_SECONDS = quick(130, 70)
 def _measure(templates_n: int, cron_of, seconds: int, label: str) -> dict:
     with private_redis() as (url, _port):
         env = bench_env(url, DISPATCHYARD_MACHINE="late-host")
-        from state import clock, keys, template_rules, templates
+        from dispatchyard.state import clock, keys, template_rules, templates
 
         r = client(url)
         now = clock.now_ms()

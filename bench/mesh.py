@@ -29,7 +29,7 @@ import requests
 from websockets.sync.client import connect
 
 from bench.common import BIN, ROOT, bench_env, gunicorn, median, private_redis, quick, row
-from cli import free_port
+from dispatchyard.cli.devstack import free_port
 
 CYCLES = quick(300, 80)
 NOTIFIES = quick(300, 80)

@@ -25,7 +25,7 @@ ROUNDS = quick(3, 1)
 
 
 def _setup(url: str) -> tuple[str, str]:
-    from state import clock, hosts, orgs
+    from dispatchyard.state import clock, hosts, orgs
 
     r = client(url)
     org = orgs.create_org(r, "Bench", f"bench-{time.time_ns()}", clock.now_ms())
@@ -45,7 +45,7 @@ def _setup(url: str) -> tuple[str, str]:
 
 
 def _enqueue_args(org_id: str, n: int, prefix: str):
-    from state import clock
+    from dispatchyard.state import clock
 
     now = clock.now_ms()
     for i in range(n):
@@ -55,7 +55,7 @@ def _enqueue_args(org_id: str, n: int, prefix: str):
 
 
 def _prefill(url: str, org_id: str, n: int) -> None:
-    from state import sessions
+    from dispatchyard.state import sessions
 
     r = client(url)
     pipe = r.pipeline(transaction=False)
@@ -77,7 +77,7 @@ def _prefill(url: str, org_id: str, n: int) -> None:
 def _cycle_worker(url: str, org_id: str, worker_id: str, seconds: float, out) -> None:
     import threading
 
-    from state import clock, sessions
+    from dispatchyard.state import clock, sessions
 
     r = client(url)
     counts = []
@@ -124,9 +124,9 @@ def ours(url: str, org_id: str, worker_id: str) -> float:
 
 
 def peer(url: str, port: int, org_id: str, worker_id: str) -> float:
-    from state import clock, keys
-    from state.scripts import source
-    from state.sessions import PREFIXES
+    from dispatchyard.state import clock, keys
+    from dispatchyard.state.scripts import source
+    from dispatchyard.state.sessions import PREFIXES
 
     r = client(url)
     _prefill(url, org_id, PEER_REQUESTS + 1000)

@@ -22,12 +22,12 @@ from typing import Any
 import redis
 from celery import signals
 
-from settings import get_settings
-from state import asks, clock, dispatch, jobs, messaging, peers, templates
-from state import executors as executor_records
-from state.clock import iso, parse_ms
-from state.job_shape import target_machine
-from state.models import JOB_TERMINAL, PEER_CONNECTED, JobState
+from dispatchyard.settings import get_settings
+from dispatchyard.state import asks, clock, dispatch, jobs, messaging, peers, templates
+from dispatchyard.state import executors as executor_records
+from dispatchyard.state.clock import iso, parse_ms
+from dispatchyard.state.job_shape import target_machine
+from dispatchyard.state.models import JOB_TERMINAL, PEER_CONNECTED, JobState
 from tasks import names
 from tasks.store import redis_client
 from workers import executors

@@ -3,7 +3,7 @@ least one worker node takes tasks."""
 
 from __future__ import annotations
 
-from state import clock, liveness
+from dispatchyard.state import clock, liveness
 from tasks import names
 from tasks.store import redis_client
 from workers.app import app

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import logging
 
-from state import clock, dispatch, job_queries, keys, locks, templates
-from state.job_shape import Doc, target_machine
-from state.models import JobState
-from state.store import Redis
+from dispatchyard.state import clock, dispatch, job_queries, keys, locks, templates
+from dispatchyard.state.job_shape import Doc, target_machine
+from dispatchyard.state.models import JobState
+from dispatchyard.state.store import Redis
 from tasks import names, schedules
 from tasks.jobs import send_fire
 from tasks.store import redis_client

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from state import clock, messaging, schedule_rules, schedules, traces
-from state.schedule_rules import Doc
-from state.store import Redis
+from dispatchyard.state import clock, messaging, schedule_rules, schedules, traces
+from dispatchyard.state.schedule_rules import Doc
+from dispatchyard.state.store import Redis
 from tasks import names
 from tasks.store import redis_client
 from workers.app import app

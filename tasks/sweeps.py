@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import logging
 
-from settings import get_settings
-from state import clock, heartbeats, job_queries, jobs, mutations
-from state.job_rules import current_attempt
-from state.models import JobState
+from dispatchyard.settings import get_settings
+from dispatchyard.state import clock, heartbeats, job_queries, jobs, mutations
+from dispatchyard.state.job_rules import current_attempt
+from dispatchyard.state.models import JobState
 from tasks import names
 from tasks.store import redis_client
 from workers.app import app

@@ -43,7 +43,7 @@ LEGACY_ORG_SLUG = "legacy-org"
 
 def pytest_configure(config):
     tmp = Path(tempfile.mkdtemp(prefix="dispatchyard-test-"))
-    from cli import free_port, start_redis
+    from dispatchyard.cli.devstack import free_port, start_redis
 
     port = free_port()
     proc = start_redis(port, tmp / "redis", persist=False)
@@ -91,7 +91,7 @@ def r(redis_url):
 
 @pytest.fixture(autouse=True)
 def _clock_reset():
-    from state import clock
+    from dispatchyard.state import clock
 
     clock.reset()
     yield

@@ -45,7 +45,7 @@ class Org:
 
 
 def new_org(r, slug: str | None = None) -> Org:
-    from state import apikeys, clock, orgs
+    from dispatchyard.state import apikeys, clock, orgs
 
     slug = slug or f"org-{secrets.token_hex(4)}"
     org = orgs.create_org(r, slug.title(), slug, clock.now_ms())
@@ -137,7 +137,7 @@ def wait_job(api: Api, job_id: str, states=JOB_TERMINAL, timeout: float = 20.0) 
 def next_due(api: Api, cal_id: str) -> dict:
     """Move the clock to a template's next due time, run one scheduler tick (its task body, in
     this process; the fires go to the real worker), and return the template after it."""
-    from state import clock
+    from dispatchyard.state import clock
     from tasks import scheduler
 
     template = job(api, cal_id)

@@ -7,8 +7,14 @@ from kombu import Exchange, Queue
 from redbeat.schedulers import REDBEAT_REDIS_KEY
 
 import beat_schedule
-from settings import celery_broker, get_settings, redbeat_config, redis_client, sentinel_url
-from state import clock
+from dispatchyard.settings import (
+    celery_broker,
+    get_settings,
+    redbeat_config,
+    redis_client,
+    sentinel_url,
+)
+from dispatchyard.state import clock
 from tasks import names
 from workers import broker_fixes
 from workers.liveness import Liveness

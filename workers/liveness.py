@@ -10,8 +10,8 @@ from typing import Any
 import redis
 from celery import bootsteps
 
-from settings import get_settings, redis_client
-from state import clock, liveness
+from dispatchyard.settings import get_settings, redis_client
+from dispatchyard.state import clock, liveness
 
 log = logging.getLogger(__name__)
 INTERVAL_S = 5.0

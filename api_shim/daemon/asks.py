@@ -37,7 +37,7 @@ from api_shim.daemon.ask_requests import (
     wait_cap,
 )
 from api_shim.errors import ApiError
-from state import asks, clock, deliveries, messaging, peers
+from dispatchyard.state import asks, clock, deliveries, messaging, peers
 
 OK = {"ok": True}
 

@@ -18,7 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from api_shim.context import r, settings
 from api_shim.daemon import blueprint
 from api_shim.errors import ApiError
-from state import attachments, clock
+from dispatchyard.state import attachments, clock
 
 # Multipart boundaries and part headers around the file; a file at the limit must still fit.
 MULTIPART_SLACK = 64 * 1024

@@ -16,7 +16,7 @@ from flask import send_from_directory
 
 from api_shim.context import r
 from api_shim.daemon import blueprint
-from state import asks
+from dispatchyard.state import asks
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 OPEN_SHOWN = 200  # at most this many open asks, newest first

@@ -9,8 +9,8 @@ import redis
 
 from api_shim.context import r, settings
 from api_shim.daemon import blueprint
-from state import clock, liveness
-from state.clock import iso
+from dispatchyard.state import clock, liveness
+from dispatchyard.state.clock import iso
 
 try:
     VERSION = version("dispatchyard")

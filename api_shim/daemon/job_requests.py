@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from api_shim.errors import ApiError
-from state import cron
-from state.clock import parse_ms
-from state.models import CONTINUITIES, OVERLAP_POLICIES, PROCESS_SCOPES
+from dispatchyard.state import cron
+from dispatchyard.state.clock import parse_ms
+from dispatchyard.state.models import CONTINUITIES, OVERLAP_POLICIES, PROCESS_SCOPES
 
 Short = Field(None, max_length=500)
 PROMPT_FILE_MAX = 1_048_576

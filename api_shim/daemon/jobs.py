@@ -30,9 +30,24 @@ from api_shim.daemon.job_requests import (
     request_of,
 )
 from api_shim.errors import ApiError
-from state import clock, job_queries, job_shape, jobs, peers, template_rules, templates, traces
-from state.clock import parse_ms
-from state.models import AGENT_BACKENDS, FIRE_FROM, JOB_STATES, TEMPLATE_STATES, TemplateState
+from dispatchyard.state import (
+    clock,
+    job_queries,
+    job_shape,
+    jobs,
+    peers,
+    template_rules,
+    templates,
+    traces,
+)
+from dispatchyard.state.clock import parse_ms
+from dispatchyard.state.models import (
+    AGENT_BACKENDS,
+    FIRE_FROM,
+    JOB_STATES,
+    TEMPLATE_STATES,
+    TemplateState,
+)
 
 JOB_ID = re.compile(r"^work-[0-9a-f]{12}$")
 CAL_ID = re.compile(r"^cal-[0-9a-f]{12}$")

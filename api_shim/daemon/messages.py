@@ -15,7 +15,7 @@ from api_shim.context import r
 from api_shim.daemon import blueprint
 from api_shim.daemon.ask_requests import AttachmentRef
 from api_shim.errors import ApiError
-from state import clock, events, messaging
+from dispatchyard.state import clock, events, messaging
 
 KEEPALIVE_MS = 15_000
 INITIAL_EVENTS = 100  # what a new stream reader is sent before live events

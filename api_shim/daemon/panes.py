@@ -37,9 +37,9 @@ from api_shim.context import r, settings
 from api_shim.daemon import blueprint
 from api_shim.daemon.peers import PeerBackend, _one, agent_alive
 from api_shim.errors import ApiError
-from state import asks, clock, connections, panes, peer_lifecycle, peer_lookups, peers
-from state.clock import iso
-from state.models import PeerState
+from dispatchyard.state import asks, clock, connections, panes, peer_lifecycle, peer_lookups, peers
+from dispatchyard.state.clock import iso
+from dispatchyard.state.models import PeerState
 
 log = logging.getLogger("dispatchyard.panes")
 

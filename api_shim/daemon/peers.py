@@ -17,9 +17,9 @@ from api_shim import bodies
 from api_shim.context import r
 from api_shim.daemon import blueprint, views
 from api_shim.errors import ApiError
-from state import clock, peer_lifecycle, peer_lookups, peers
-from state.documents import Refused
-from state.models import PeerState
+from dispatchyard.state import clock, peer_lifecycle, peer_lookups, peers
+from dispatchyard.state.documents import Refused
+from dispatchyard.state.models import PeerState
 
 PeerBackend = Literal["claude-code", "opencode", "codex", "gemini", "antigravity", "pi"]
 Role = Literal["agent", "service", "orchestrator", "human"]

@@ -14,7 +14,7 @@ from api_shim import bodies
 from api_shim.context import r
 from api_shim.daemon import blueprint
 from api_shim.errors import ApiError
-from state import clock, schedule_rules, schedules
+from dispatchyard.state import clock, schedule_rules, schedules
 
 SCHEDULE_ID = re.compile(r"^sched-[0-9a-f]{8}$")
 

@@ -9,9 +9,9 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from state import peer_lookups
-from state.clock import iso
-from state.models import JOB_TERMINAL, PeerState
+from dispatchyard.state import peer_lookups
+from dispatchyard.state.clock import iso
+from dispatchyard.state.models import JOB_TERMINAL, PeerState
 
 Doc = dict[str, Any]
 

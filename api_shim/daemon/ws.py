@@ -24,9 +24,9 @@ from api_shim import hub
 from api_shim.context import r, settings
 from api_shim.daemon import is_loopback
 from api_shim.daemon.peers import agent_alive
-from state import asks, clock, connections, deliveries, peer_lifecycle, peers, traces
-from state.documents import Refused
-from state.models import AGENT_BACKENDS, PeerState
+from dispatchyard.state import asks, clock, connections, deliveries, peer_lifecycle, peers, traces
+from dispatchyard.state.documents import Refused
+from dispatchyard.state.models import AGENT_BACKENDS, PeerState
 
 log = logging.getLogger("dispatchyard.ws")
 blueprint = Blueprint("mesh_ws", __name__)

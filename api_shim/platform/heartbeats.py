@@ -11,9 +11,9 @@ from api_shim.context import r, settings
 from api_shim.errors import ApiError
 from api_shim.platform import blueprint
 from api_shim.platform.hosts import WORKER_ID
-from state import clock, heartbeats
-from state.clock import iso_ms
-from state.models import HOST_REPORTED_STATUSES
+from dispatchyard.state import clock, heartbeats
+from dispatchyard.state.clock import iso_ms
+from dispatchyard.state.models import HOST_REPORTED_STATUSES
 
 Percent = Field(None, ge=0, le=100, allow_inf_nan=False)
 

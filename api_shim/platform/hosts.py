@@ -11,9 +11,9 @@ from api_shim import auth, bodies, tokens
 from api_shim.context import r, settings
 from api_shim.errors import ApiError
 from api_shim.platform import blueprint, views
-from state import clock, hosts, orgs, sessions
-from state.clock import iso_ms
-from state.models import HostState
+from dispatchyard.state import clock, hosts, orgs, sessions
+from dispatchyard.state.clock import iso_ms
+from dispatchyard.state.models import HostState
 
 WORKER_ID = re.compile(r"^wkr_[0-9a-f]{16}$")
 

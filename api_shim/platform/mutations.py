@@ -12,8 +12,8 @@ from api_shim import auth, bodies
 from api_shim.context import r
 from api_shim.errors import ApiError
 from api_shim.platform import blueprint, views
-from state import clock, hosts, mutations
-from state.models import MODEL_ACCESS_WORKLOADS, MUTATION_OPS, MUTATION_STATUSES
+from dispatchyard.state import clock, hosts, mutations
+from dispatchyard.state.models import MODEL_ACCESS_WORKLOADS, MUTATION_OPS, MUTATION_STATUSES
 
 MUTATION_ID = re.compile(r"^mut_[0-9a-f]{24}$")
 Id = Annotated[str, Field(min_length=1, max_length=200)]

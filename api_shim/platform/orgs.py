@@ -10,15 +10,13 @@ from api_shim import auth, bodies
 from api_shim.context import r
 from api_shim.errors import ApiError
 from api_shim.platform import blueprint, views
-from state import apikeys, clock, orgs
-from state.models import ROLE_RANK, ROLES, SCOPES
-
-SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+from dispatchyard.state import apikeys, clock, orgs
+from dispatchyard.state.models import ROLE_RANK, ROLES, SCOPES, SLUG_PATTERN
 
 
 class ProjectBody(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
-    slug: str = Field(pattern=SLUG)
+    slug: str = Field(pattern=SLUG_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     repository: str | None = Field(None, max_length=2000)
 

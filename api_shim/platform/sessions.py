@@ -18,9 +18,9 @@ from api_shim.context import r, settings
 from api_shim.errors import ApiError
 from api_shim.platform import blueprint, views
 from api_shim.platform.hosts import load_host
-from state import clock, health, orgs, sessions
-from state.clock import iso_ms
-from state.models import SESSION_STATUSES, WORK_TYPES
+from dispatchyard.state import clock, health, orgs, sessions
+from dispatchyard.state.clock import iso_ms
+from dispatchyard.state.models import SESSION_STATUSES, SLUG, WORK_TYPES
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 REPORTABLE = tuple(s for s in SESSION_STATUSES if s not in ("queued", "claimed"))
@@ -384,7 +384,7 @@ class ListQuery(BaseModel):
     limit: int | None = Field(None, ge=1, le=1000)
 
 
-REFERER_PROJECT = re.compile(r"/projects/([a-z0-9][a-z0-9-]{0,62})(?:[/?#]|$)")
+REFERER_PROJECT = re.compile(rf"/projects/({SLUG})(?:[/?#]|$)")
 
 
 def project_from_referer(referer: str | None) -> str | None:
@@ -398,7 +398,7 @@ def project_from_referer(referer: str | None) -> str | None:
     except ValueError:
         return None
     slugs = query.get("project")
-    if slugs and re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", slugs[0]):
+    if slugs and re.fullmatch(SLUG, slugs[0]):
         return slugs[0]
     match = REFERER_PROJECT.search(parts.path)
     return match.group(1) if match else None

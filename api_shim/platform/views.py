@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from state import heartbeats, hosts
-from state.clock import iso_ms
-from state.models import HostState
+from dispatchyard.state import heartbeats, hosts
+from dispatchyard.state.clock import iso_ms
+from dispatchyard.state.models import HostState
 
 
 def _num(v: str | None, kind=float):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from cli import free_port
+from dispatchyard.cli.devstack import free_port
 from tests import harness
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from state import clock, jobs
+from dispatchyard.state import clock, jobs
 from tasks import jobs as fire_tasks
 from tasks import scheduler
 from tests import harness
@@ -276,7 +276,7 @@ def test_resume_starts_fresh_when_the_binding_no_longer_matches(api, r, tmp_path
     other = tmp_path / "other"
     other.mkdir()
     cal_id = every_minute(api, tmp_path)["calendar_id"]
-    from state import templates
+    from dispatchyard.state import templates
 
     templates.record_binding(
         r,

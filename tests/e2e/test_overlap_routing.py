@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from state import clock, liveness
+from dispatchyard.state import clock, liveness
 from tests import harness
 from tests.e2e.conftest import Stack
 

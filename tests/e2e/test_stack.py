@@ -61,7 +61,7 @@ def test_worker_lifecycle_through_gunicorn(stack):
 
 
 def test_beat_and_worker_run_the_tick(stack, r):
-    from state import liveness
+    from dispatchyard.state import liveness
 
     first = harness.wait_for(lambda: liveness.last_beat_tick(r), timeout=30, message="a beat tick")
     harness.wait_for(
@@ -72,7 +72,7 @@ def test_beat_and_worker_run_the_tick(stack, r):
 def test_health_reports_redis_workers_and_beat(stack, r):
     import requests
 
-    from state import liveness
+    from dispatchyard.state import liveness
 
     harness.wait_for(lambda: liveness.last_beat_tick(r), timeout=30, message="a beat tick")
 

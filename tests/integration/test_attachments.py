@@ -15,8 +15,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from api_shim import create_app
-from settings import get_settings, redis_client
-from state import attachments, clock
+from dispatchyard.settings import get_settings, redis_client
+from dispatchyard.state import attachments, clock
 from tests import harness
 
 MB = 1024 * 1024

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli import PROBE_MARK, Printer, cli, free_port
+from dispatchyard.cli import cli
+from dispatchyard.cli.devstack import PROBE_MARK, Printer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "dispatchyard"

@@ -9,7 +9,7 @@ import time
 import jwt
 import pytest
 
-from settings import get_settings
+from dispatchyard.settings import get_settings
 from tests import harness
 
 
@@ -78,7 +78,7 @@ def test_expired_refused_but_leeway_honoured(api, worker):
 
 
 def test_expiry_follows_the_movable_clock(api, worker):
-    from state import clock
+    from dispatchyard.state import clock
 
     clock.advance(3600 + 61)
     assert_401(poll(api, worker["workerId"], worker["runtimeToken"]))
@@ -100,7 +100,7 @@ def test_wrong_org_is_404(api, worker, r):
 
 
 def test_revoked_jti_refused(api, worker, r):
-    from state import keys
+    from dispatchyard.state import keys
 
     jti = claims_of(worker["runtimeToken"])["jti"]
     r.set(keys.jwt_revoked(jti), "1", ex=60)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from api_shim import create_app
-from state import keys
+from dispatchyard.state import keys
 from tests import harness
 from tests.conftest import LEGACY_KEY
 

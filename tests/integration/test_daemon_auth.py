@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from werkzeug.serving import make_server
 
 from api_shim import create_app
-from settings import get_settings
+from dispatchyard.settings import get_settings
 from tests import harness
 from tests.mesh_client import MeshPeer, refused
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from state import clock, keys
-from state.models import HOST_STATUSES
+from dispatchyard.state import clock, keys
+from dispatchyard.state.models import HOST_STATUSES
 from tests import harness
 
 DAEMON_UA = "rensei-daemon/0.7.1"  # daemon.Version, sent by register, heartbeat, poll, nack

@@ -75,7 +75,7 @@ def test_heartbeat_updates_worker_list(api, org):
 
 
 def test_allowlist_kept_and_requested_when_hash_changes(api, org, r):
-    from state import keys
+    from dispatchyard.state import keys
 
     w = harness.register(api, org)
     lst = [{"id": "prj_1", "repository": "github.com/a/b"}]

@@ -9,7 +9,7 @@ import secrets
 
 import pytest
 
-from state import clock
+from dispatchyard.state import clock
 
 LATER = "2999-01-01T00:00:00+00:00"
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from state import clock, jobs
+from dispatchyard.state import clock, jobs
 from tests import harness
 from tests.mesh_client import MeshPeer
 

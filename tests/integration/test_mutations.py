@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from state import clock
+from dispatchyard.state import clock
 from tests import harness
 
 

@@ -9,8 +9,8 @@ import redis
 from werkzeug.serving import make_server
 
 from api_shim import create_app
-from cli import free_port
-from settings import get_settings
+from dispatchyard.cli.devstack import free_port
+from dispatchyard.settings import get_settings
 from tests import harness
 
 

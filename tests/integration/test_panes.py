@@ -128,7 +128,7 @@ def other_shim():
     from werkzeug.serving import make_server
 
     from api_shim import create_app
-    from settings import Settings
+    from dispatchyard.settings import Settings
 
     servers = []
 
@@ -275,7 +275,7 @@ def test_orphans_without_a_tmux_server_is_an_empty_list(other_shim):
 
 
 def test_doctor_of_a_healthy_linked_peer_then_a_stale_ask_then_a_missing_pane(api, tmux_server):
-    from state import clock
+    from dispatchyard.state import clock
 
     pane, cwd, answer = linked(api, tmux_server)
     peer_id = answer["peer_id"]

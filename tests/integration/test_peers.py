@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
-from state import asks, clock, connections, events, keys
-from state.models import PeerState
+from dispatchyard.state import asks, clock, connections, events, keys
+from dispatchyard.state.models import PeerState
 from tests import harness
 
 NODE = "test-node"

@@ -8,8 +8,8 @@ import secrets
 
 import pytest
 
-from state import clock, deliveries, schedules
-from state.clock import iso, parse_ms
+from dispatchyard.state import clock, deliveries, schedules
+from dispatchyard.state.clock import iso, parse_ms
 from tasks import scheduler
 from tasks import schedules as schedule_tasks
 from tests import harness

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from state import clock
+from dispatchyard.state import clock
 from tests import harness
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import secrets
 
-from state import clock, connections, heartbeats, hosts, keys, orgs, peers
-from state.models import HostState, PeerState
-from state.scripts import scripts
+from dispatchyard.state import clock, connections, heartbeats, hosts, keys, orgs, peers
+from dispatchyard.state.models import HostState, PeerState
+from dispatchyard.state.scripts import scripts
 
 
 def _host(r, org, machine_id: str | None = None) -> dict:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from cli import free_port
+from dispatchyard.cli.devstack import free_port
 from tasks import names
 from tests import harness
 from tests.e2e.conftest import Stack

@@ -54,7 +54,7 @@ def test_each_session_claimed_exactly_once_in_priority_order(shim_url, api, org,
     assert len({wid for wid, _ in batches}) > 1, "no real concurrency happened"
 
     # Redis agrees: nothing left queued for this org, every claim marker names its claimer.
-    from state import keys
+    from dispatchyard.state import keys
 
     assert r.zcard(keys.org_queue(org.id)) == 0
     pipe = r.pipeline()

@@ -3,7 +3,7 @@ marks it offline and requeues its claimed sessions with their original priority.
 
 from __future__ import annotations
 
-from state import clock, keys
+from dispatchyard.state import clock, keys
 from tasks import sweeps
 from tests import harness
 
@@ -66,7 +66,7 @@ def test_sweep_marks_offline_and_requeues(api, org, r, celery_worker):
 
 
 def test_sweep_twice_changes_nothing_twice(api, org, r):
-    from state import heartbeats
+    from dispatchyard.state import heartbeats
 
     harness.project(api, org)
     w = harness.register(api, org)

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from state import asks, clock, job_shape, jobs, keys, locks
-from state.models import JobState
+from dispatchyard.state import asks, clock, job_shape, jobs, keys, locks
+from dispatchyard.state.models import JobState
 from tasks import scheduler
 
 

@@ -32,9 +32,9 @@ import redis
 import requests
 
 from api_shim import create_app
-from cli import free_port, start_redis
-from settings import get_settings
-from state import clock, keys
+from dispatchyard.cli.devstack import free_port, start_redis
+from dispatchyard.settings import get_settings
+from dispatchyard.state import clock, keys
 from tests import harness
 from tests.e2e.conftest import Stack
 

@@ -16,8 +16,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from state import clock, deliveries, keys, schedule_rules, schedules
-from state.clock import iso, parse_ms
+from dispatchyard.state import clock, deliveries, keys, schedule_rules, schedules
+from dispatchyard.state.clock import iso, parse_ms
 from tasks import schedules as schedule_tasks
 from tests import harness
 from tests.e2e.conftest import Stack

@@ -24,9 +24,15 @@ import pytest
 import redis
 import requests
 
-from cli import free_port, start_redis
-from settings import Settings, celery_broker, redbeat_config, redis_client, sentinel_url
-from state import keys
+from dispatchyard.cli.devstack import free_port, start_redis
+from dispatchyard.settings import (
+    Settings,
+    celery_broker,
+    redbeat_config,
+    redis_client,
+    sentinel_url,
+)
+from dispatchyard.state import keys
 from tests import harness
 from tests.e2e.conftest import Stack
 from tests.mesh_client import MeshPeer

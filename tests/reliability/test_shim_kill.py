@@ -12,7 +12,7 @@ import time
 
 import requests
 
-from state import jobs
+from dispatchyard.state import jobs
 from tests import harness
 from tests.e2e.conftest import Stack
 

@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import pytest
 
-from state import clock, keys, template_rules, templates
+from dispatchyard.state import clock, keys, template_rules, templates
 from tests import harness
 from tests.e2e.conftest import Stack
 

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from state import clock, jobs, liveness
+from dispatchyard.state import clock, jobs, liveness
 from tests import harness
 from tests.e2e.conftest import Stack
 from workers import executors

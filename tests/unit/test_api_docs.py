@@ -25,7 +25,7 @@ def test_configuration_reference_is_current() -> None:
 
 
 def test_configuration_lists_every_setting() -> None:
-    from settings import Settings
+    from dispatchyard.settings import Settings
 
     text = (DOCS / "configuration.md").read_text()
     for name in Settings.model_fields:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from state.cron import Cron, CronError, next_after, parse, validate, zone
+from dispatchyard.state.cron import Cron, CronError, next_after, parse, validate, zone
 
 UTC_ZONE = ZoneInfo("UTC")
 NY = ZoneInfo("America/New_York")

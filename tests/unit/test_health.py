@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from api_shim.platform.sessions import project_from_referer
-from state.health import Thresholds, assess
+from dispatchyard.state.health import Thresholds, assess
 
 MIN = 60_000
 T = Thresholds(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from state import job_rules, job_shape
-from state.clock import iso, parse_ms
-from state.documents import Refused
-from state.models import (
+from dispatchyard.state import job_rules, job_shape
+from dispatchyard.state.clock import iso, parse_ms
+from dispatchyard.state.documents import Refused
+from dispatchyard.state.models import (
     FIRE_FROM,
     JOB_ACTIVE,
     JOB_RUNNER_ONLY,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from state import schedule_rules as rules
-from state.clock import iso, parse_ms
+from dispatchyard.state import schedule_rules as rules
+from dispatchyard.state.clock import iso, parse_ms
 
 # 2026-05-14 08:59:30 UTC, a Thursday.
 NOW = int(datetime(2026, 5, 14, 8, 59, 30, tzinfo=UTC).timestamp() * 1000)

@@ -7,7 +7,7 @@ from collections import deque
 
 import pytest
 
-from state.models import (
+from dispatchyard.state.models import (
     HOST_INITIAL,
     HOST_STATUSES,
     HOST_TRANSITIONS,

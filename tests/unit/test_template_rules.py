@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from state import template_rules
-from state.clock import iso, parse_ms
-from state.documents import Refused
-from state.models import TEMPLATE_TRANSITIONS, TemplateState
+from dispatchyard.state import template_rules
+from dispatchyard.state.clock import iso, parse_ms
+from dispatchyard.state.documents import Refused
+from dispatchyard.state.models import TEMPLATE_TRANSITIONS, TemplateState
 
 NOW = 1_800_000_000_000  # 2027-01-15T08:00:00Z
 

@@ -1,0 +1,7 @@
+"""`python -m dispatchyard.cli`."""
+
+import sys
+
+from dispatchyard.cli import main
+
+sys.exit(main())

@@ -1,0 +1,107 @@
+"""Which shim process holds each peer's live WebSocket, and handing frames to it.
+
+A peer's connection key (`peer:ws:{id}`) names the shim process (its node id) holding the
+socket and expires unless that process renews it, so a process that dies takes its peers
+offline within the TTL. Any process (or a Celery worker) delivers a frame by publishing it on
+the holder's channel in one script with reading who holds it; the holder writes it to the
+socket. A peer's status follows: connecting makes it online, the socket's end offline.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from dispatchyard.state import keys, store
+from dispatchyard.state.clock import iso
+from dispatchyard.state.models import PEER_TRANSITIONS
+from dispatchyard.state.scripts import scripts
+from dispatchyard.state.store import Redis
+
+TRACE_TTL_S = 24 * 3600  # as state/traces.py keeps traces
+TTL_MS = 30_000  # a holder renews every TTL/3; a dead one's peers go offline within this
+_P = json.dumps(keys.PEER_SCRIPT_PREFIXES)
+_TABLE = json.dumps({state: sorted(targets) for state, targets in PEER_TRANSITIONS.items()})
+
+
+def connect(r: Redis, peer_id: str, node: str, now_ms: int) -> tuple[str, str]:
+    """Record that `node` holds the peer's socket and bring it online: ('ok', previous node or
+    ''), or ('unknown'|'retired'|'refused', '') with nothing written."""
+    out = scripts(r).connect_peer(
+        keys=[keys.peer(peer_id), keys.peer_ws(peer_id)],
+        args=[_P, peer_id, node, TTL_MS, now_ms, _TABLE],
+    )
+    return str(out[0]), str(out[1]) if len(out) > 1 else ""
+
+
+def disconnect(r: Redis, peer_id: str, node: str, now_ms: int) -> bool:
+    """The socket `node` held ended: the peer goes offline unless another socket holds it."""
+    out = scripts(r).disconnect_peer(
+        keys=[keys.peer(peer_id), keys.peer_ws(peer_id)],
+        args=[_P, peer_id, node, now_ms, _TABLE],
+    )
+    return int(out) == 1
+
+
+def renew(r: Redis, node: str, peer_ids: list[str]) -> list[str]:
+    """Renew `node`'s connection keys; the peers it no longer holds (superseded)."""
+    if not peer_ids:
+        return []
+    lost = scripts(r).renew_connections(
+        keys=[keys.peer_ws(p) for p in peer_ids], args=[node, TTL_MS]
+    )
+    return [peer_ids[int(i) - 1] for i in lost]
+
+
+def holder(r: Redis, peer_id: str) -> str | None:
+    return store.get(r, keys.peer_ws(peer_id))
+
+
+def live(r: Redis, peer_ids: list[str]) -> list[bool]:
+    """Whether a socket holds each peer, in one round trip."""
+    if not peer_ids:
+        return []
+    pipe = r.pipeline(transaction=False)
+    for peer_id in peer_ids:
+        pipe.exists(keys.peer_ws(peer_id))
+    return [bool(n) for n in cast(list[int], pipe.execute())]
+
+
+def send(
+    r: Redis,
+    peer_id: str,
+    message: dict[str, Any],
+    now_ms: int,
+    trace_id: str | None = None,
+) -> bool:
+    """Hand `message` ({"frame": {...}} or {"close": {...}}) to the process holding the peer's
+    socket, tracing `routed` (or `no_connection`) under `trace_id` in the same step. False when
+    no live socket holds it; a holder found dead is disconnected."""
+    body = json.dumps({"peer_id": peer_id, **message}, separators=(",", ":"))
+
+    def entry(stage: str, ok: bool) -> str:
+        status = "ok" if ok else "fail"
+        fields = {"stage": stage, "status": status, "peer_id": peer_id, "ts": iso(now_ms)}
+        return json.dumps({**fields, "from_peer_id": None, "detail": {}})
+
+    out = scripts(r).deliver_frame(
+        keys=[keys.peer_ws(peer_id), keys.trace(trace_id) if trace_id else ""],
+        args=[
+            keys.NODE_CHANNEL_PREFIX,
+            body,
+            entry("routed", True),
+            entry("no_connection", False),
+            TRACE_TTL_S,
+        ],
+    )
+    received, node = int(out[0]), str(out[1])
+    if received == 0:
+        disconnect(r, peer_id, node, now_ms)
+    return received > 0
+
+
+def close_on(r: Redis, node: str, peer_id: str, code: int, reason: str) -> None:
+    """Ask shim process `node` to close the socket it holds for the peer (a newer socket of
+    the same peer took over elsewhere)."""
+    body = {"peer_id": peer_id, "close": {"code": code, "reason": reason}}
+    r.publish(keys.node_channel(node), json.dumps(body, separators=(",", ":")))

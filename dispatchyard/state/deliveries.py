@@ -1,0 +1,46 @@
+"""Deliveries queued for a peer that polls instead of holding a WebSocket (a peer registered
+with `metadata.repowire_cli_fallback`): `GET /deliveries/pending` drains them. Kept 24 h."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from dispatchyard.state import keys
+from dispatchyard.state.clock import iso
+from dispatchyard.state.documents import dumps
+from dispatchyard.state.store import Redis
+
+KEPT_MS = 24 * 3600 * 1000
+
+
+def push(r: Redis, peer_id: str, frame: dict[str, Any], now_ms: int) -> None:
+    """Queue a frame (notify or ask) for the peer, oldest first."""
+    record = {**frame, "created_at": iso(now_ms), "expires_at": iso(now_ms + KEPT_MS)}
+    pipe = r.pipeline(transaction=True)
+    pipe.rpush(keys.deliveries(peer_id), dumps(record))
+    pipe.pexpire(keys.deliveries(peer_id), KEPT_MS)
+    pipe.execute()
+
+
+def drain(r: Redis, peer_id: str, max_results: int) -> list[dict[str, Any]]:
+    """Take up to `max_results` queued deliveries off the queue (delete on drain, so the same
+    paste is not replayed), in PendingDelivery's shape."""
+    popped = cast(list[str] | None, r.lpop(keys.deliveries(peer_id), max_results))
+    out = []
+    for raw in popped or []:
+        frame = json.loads(raw)
+        out.append(
+            {
+                "delivery_id": frame.get("delivery_id") or frame.get("correlation_id"),
+                "kind": frame["type"],
+                "from_peer": frame.get("from_peer", ""),
+                "to_peer": frame.get("to_peer", ""),
+                "text": frame.get("text", ""),
+                "created_at": frame["created_at"],
+                "expires_at": frame["expires_at"],
+                "correlation_id": frame.get("correlation_id"),
+                "attachments": frame.get("attachments") or [],
+            }
+        )
+    return out

@@ -1,0 +1,22 @@
+"""The executor processes each machine started, by attempt id: what a worker restarting on
+that machine, or the lease sweep, must reap when their attempt no longer runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dispatchyard.state import keys, store
+from dispatchyard.state.store import Redis
+
+
+def remember(r: Redis, machine: str, attempt_id: str, record: dict[str, Any]) -> None:
+    r.hset(keys.executors(machine), attempt_id, json.dumps(record))
+
+
+def forget(r: Redis, machine: str, attempt_id: str) -> None:
+    r.hdel(keys.executors(machine), attempt_id)
+
+
+def on_machine(r: Redis, machine: str) -> dict[str, dict[str, Any]]:
+    return {k: json.loads(v) for k, v in store.hgetall(r, keys.executors(machine)).items()}

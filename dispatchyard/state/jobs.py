@@ -1,0 +1,246 @@
+"""Durable jobs in Redis (the /jobs API, docs/api.md): how a job document is stored and indexed, and
+each transition of `state/job_rules.py` applied atomically through the document store.
+
+Besides the document and its summary, a job has a scalar hash `job:{id}` (state, cancel flag,
+current attempt) that supervisors poll, and these indexes, all kept in the same MULTI as the
+document: by state, by ownership field, due (queued jobs whose fire should be sent), leases
+(supervised attempts), expiry and deadlines. A state change also appends a `job_state_changed`
+event to the events stream and a stage to the job's trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from dispatchyard.state import documents, job_rules, keys, store, traces
+from dispatchyard.state.clock import parse_ms
+from dispatchyard.state.documents import Refused, Write
+from dispatchyard.state.job_shape import Doc, created_score, new_attempt_id, summarize
+from dispatchyard.state.models import JOB_ACTIVE, JobState
+from dispatchyard.state.store import Pipeline, Redis
+
+EVENTS_MAXLEN = 100_000
+FILTERS = ("owner_peer_id", "created_by_peer_id", "repowire_session_id", "circle")
+
+
+def _scalars(doc: Doc, now_ms: int) -> dict[str, str | int]:
+    return {
+        "state": doc["state"],
+        "cancel": "1" if doc["cancel_requested"] else "0",
+        "attempt": doc["runner"].get("current_attempt_id") or "",
+        "updated": now_ms,
+    }
+
+
+def _zset_if(pipe: Pipeline, key: str, job_id: str, score: int | float | None) -> None:
+    """Keep `job_id` in the sorted set `key` with `score`, or out of it when None."""
+    if score is None:
+        pipe.zrem(key, job_id)
+    else:
+        pipe.zadd(key, {job_id: score})
+
+
+def _index(
+    pipe: Pipeline, before: Doc | None, after: Doc, now_ms: int, meta: dict[str, Any]
+) -> None:
+    """Every index, the event and the trace stage, in step with the document."""
+    job_id, state = after["job_id"], after["state"]
+    previous = before["state"] if before else None
+    if previous != state:
+        if previous is not None:
+            pipe.zrem(keys.jobs_by_state(previous), job_id)
+        pipe.zadd(keys.jobs_by_state(state), {job_id: created_score(after)})
+    if state == JobState.QUEUED:
+        if meta.get("due_ms") is not None:
+            pipe.zadd(keys.JOBS_DUE, {job_id: meta["due_ms"]})
+    else:
+        pipe.zrem(keys.JOBS_DUE, job_id)
+    lease = parse_ms(after["runner"].get("lease_until"))
+    _zset_if(pipe, keys.JOBS_LEASES, job_id, lease if state in job_rules.SUPERVISED else None)
+    expires = parse_ms(after.get("expires_at"))
+    _zset_if(pipe, keys.JOBS_EXPIRY, job_id, expires if state == JobState.QUEUED else None)
+    deadline = parse_ms(after.get("deadline_at"))
+    _zset_if(pipe, keys.JOBS_DEADLINES, job_id, deadline if state in JOB_ACTIVE else None)
+    if previous != state:
+        pipe.xadd(
+            keys.EVENTS,
+            {
+                "type": "job_state_changed",
+                "job_id": job_id,
+                "state": state,
+                "previous_state": previous or "",
+                "state_reason": after.get("state_reason") or "",
+                "at": after["updated_at"],
+            },
+            maxlen=EVENTS_MAXLEN,
+            approximate=True,
+        )
+    stage = meta.get("stage") or (state if previous != state else None)
+    if stage:
+        entry = {"stage": stage, "status": "ok", "ts": after["updated_at"], "state": state}
+        if meta.get("detail"):
+            entry["detail"] = meta["detail"]
+        traces.append(pipe, job_id, entry)
+
+
+KIND = documents.Kind(
+    docs=keys.JOB_DOCS,
+    summaries=keys.JOB_SUMMARIES,
+    id_field="job_id",
+    scalar_key=keys.job,
+    scalars=_scalars,
+    summarize=summarize,
+    index=_index,
+)
+
+
+def write_new(pipe: Pipeline, doc: Doc, now_ms: int, *, due_ms: int | None) -> None:
+    """The commands that store a new queued job, for a caller's MULTI. `due_ms` is when the
+    dispatcher should (re)send its fire; None keeps it out of the due index (a buffered child
+    waits for its release)."""
+    score = created_score(doc)
+    pipe.zadd(keys.JOBS_ALL, {doc["job_id"]: score})
+    for name in FILTERS:
+        if doc.get(name):
+            pipe.zadd(keys.jobs_by(name, doc[name]), {doc["job_id"]: score})
+    documents.put(pipe, KIND, None, doc, now_ms, {"stage": "created", "due_ms": due_ms})
+
+
+def create(r: Redis, doc: Doc, now_ms: int, *, due_ms: int | None = None) -> Doc:
+    pipe = r.pipeline(transaction=True)
+    write_new(pipe, doc, now_ms, due_ms=due_ms)
+    pipe.execute()
+    return doc
+
+
+def get(r: Redis, job_id: str) -> Doc | None:
+    return documents.get(r, KIND, job_id)
+
+
+def raw_doc(r: Redis, job_id: str) -> str | None:
+    """The stored status object, already JSON (routes answer with it as is)."""
+    return documents.raw(r, KIND, job_id)
+
+
+def flags(r: Redis, job_id: str) -> dict[str, str]:
+    """The scalars a supervisor polls: state, cancel ('1'/'0'), current attempt."""
+    return store.hgetall(r, keys.job(job_id))
+
+
+def apply(
+    r: Redis, job_id: str, rule: Callable[..., Write | None], now_ms: int, **inputs: Any
+) -> Doc | None:
+    """Apply a rule of job_rules to the stored job in one transaction: the new document, or
+    None for an unknown job. The rule's Refused propagates; nothing is written then."""
+    out = documents.mutate(r, KIND, job_id, lambda doc, _pipe: rule(doc, now_ms, **inputs), now_ms)
+    return out[0] if out else None
+
+
+def _must(doc: Doc | None) -> Doc:
+    if doc is None:
+        raise Refused("not_found")
+    return doc
+
+
+def acquire(r: Redis, job_id: str, *, now_ms: int, **inputs: Any) -> Doc:
+    """Start a new attempt (see job_rules.acquire); Refused('not_found') for an unknown job."""
+    attempt_id = new_attempt_id()
+    return _must(apply(r, job_id, job_rules.acquire, now_ms, attempt_id=attempt_id, **inputs))
+
+
+def executor_started(r: Redis, job_id: str, attempt_id: str, *, now_ms: int, **inputs: Any) -> Doc:
+    return _must(
+        apply(r, job_id, job_rules.executor_started, now_ms, attempt_id=attempt_id, **inputs)
+    )
+
+
+def delivered(
+    r: Redis,
+    job_id: str,
+    attempt_id: str,
+    *,
+    now_ms: int,
+    extra: Callable[[Pipeline], None] | None = None,
+    **inputs: Any,
+) -> Doc:
+    """`dispatching` -> `delivered` (see job_rules.delivered); `extra` adds commands (the ask
+    that carries the job) to the same transaction."""
+
+    def rule(doc: Doc, _pipe: Pipeline) -> Write:
+        write = job_rules.delivered(doc, now_ms, attempt_id=attempt_id, **inputs)
+        write.extra = extra
+        return write
+
+    out = documents.mutate(r, KIND, job_id, rule, now_ms)
+    return _must(out[0] if out else None)
+
+
+def renew_lease(r: Redis, job_id: str, attempt_id: str, now_ms: int, lease_ms: int) -> Doc:
+    return _must(
+        apply(r, job_id, job_rules.renew_lease, now_ms, attempt_id=attempt_id, lease_ms=lease_ms)
+    )
+
+
+def finish_attempt(
+    r: Redis,
+    job_id: str,
+    attempt_id: str,
+    *,
+    now_ms: int,
+    extra: Callable[[Pipeline], None] | None = None,
+    **inputs: Any,
+) -> Doc:
+    """End the current attempt and the job (see job_rules.finish_attempt); `extra` adds
+    commands to the same transaction."""
+
+    def rule(doc: Doc, _pipe: Pipeline) -> Write:
+        write = job_rules.finish_attempt(doc, now_ms, attempt_id=attempt_id, **inputs)
+        write.extra = extra
+        return write
+
+    out = documents.mutate(r, KIND, job_id, rule, now_ms)
+    return _must(out[0] if out else None)
+
+
+def end_without_attempt(r: Redis, job_id: str, *, state: JobState, reason: str, now_ms: int) -> Doc:
+    return _must(
+        apply(r, job_id, job_rules.end_without_attempt, now_ms, state=state, reason=reason)
+    )
+
+
+def deadline_exceeded(r: Redis, job_id: str, now_ms: int) -> bool:
+    """End an active job whose `deadline_at` has passed; False when it is not (or no longer)."""
+    try:
+        return apply(r, job_id, job_rules.deadline_exceeded, now_ms) is not None
+    except Refused:
+        return False
+
+
+def lease_lost(r: Redis, job_id: str, attempt_id: str, now_ms: int) -> Doc | None:
+    """End an attempt whose lease ran out; None when it was renewed or ended meanwhile."""
+    with contextlib.suppress(Refused):
+        return apply(r, job_id, job_rules.lease_lost, now_ms, attempt_id=attempt_id)
+    return None
+
+
+def note_waiting(r: Redis, job_id: str, reason: str, now_ms: int) -> None:
+    """Say why a queued job is still waiting (e.g. `no_worker_for_machine`)."""
+    apply(r, job_id, job_rules.note_waiting, now_ms, reason=reason)
+
+
+def request_cancel(
+    r: Redis, job_id: str, *, by: str | None, reason: str, now_ms: int
+) -> Doc | None:
+    return apply(r, job_id, job_rules.request_cancel, now_ms, by=by, reason=reason)
+
+
+def patch(r: Redis, job_id: str, update: dict[str, Any], now_ms: int) -> Doc | None:
+    """PATCH /jobs/{id} (see job_rules.report)."""
+    return apply(r, job_id, job_rules.report, now_ms, update=update)
+
+
+def postpone(r: Redis, job_id: str, until_ms: int) -> None:
+    """Move a queued job's next dispatch check (only if it is still waiting)."""
+    r.zadd(keys.JOBS_DUE, {job_id: until_ms}, xx=True)

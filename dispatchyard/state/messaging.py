@@ -1,0 +1,280 @@
+"""Carrying asks, notifications, replies and broadcasts between peers: resolve the target,
+apply the circle rule, hand the frame to the shim process holding the target's WebSocket, and
+record each stage in the delivery's trace. Used alike by the shim's routes and by Celery tasks
+(schedule fires, persistent jobs), so every caller gets the same answers and traces.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from dispatchyard.state import asks, connections, deliveries, events, peers, traces
+from dispatchyard.state.store import Redis
+
+# How /notify reports the two ways a notification goes (repowire's NotifyResponse fields).
+SENT = {
+    "status": "sent",
+    "delivery_state": "delivered",
+    "delivered": True,
+    "queued": False,
+    "reason": "transport_delivered",
+}
+QUEUED = {
+    "status": "queued",
+    "delivery_state": "queued",
+    "delivered": False,
+    "queued": True,
+    "reason": "queued_delivery",
+}
+Peer = dict[str, Any]
+
+
+class Undeliverable(Exception):
+    """A message that cannot go: `status` is the HTTP answer (404 unknown peer, 409 ambiguous
+    name, 403 circle violation, 503 no live transport), `detail` its body."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(str(detail))
+        self.status = status
+        self.detail = detail
+
+
+def new_delivery_id(kind: str = "notif") -> str:
+    return f"{kind}-delivery-{secrets.token_hex(4)}"
+
+
+def target(r: Redis, name: str, circle: str | None) -> Peer:
+    """The peer a message is for, by id or name (in `circle` when given)."""
+    found = peers.resolve(r, name, circle)
+    if found is None:
+        raise Undeliverable(404, f"Peer not found: {name}")
+    if isinstance(found, list):
+        candidates = [{"peer_id": p["peer_id"], "circle": p.get("circle")} for p in found]
+        detail = {"error": "ambiguous_peer", "peer": name, "candidates": candidates}
+        raise Undeliverable(409, detail)
+    return found
+
+
+def sender(r: Redis, name: str, circle: str | None) -> Peer | None:
+    """The registered peer a message is from, preferring the target's circle; None for a
+    sender that is not a peer (the CLI, an operator, the runner)."""
+    return peers.resolve_preferring(r, name, circle)
+
+
+def check_circle(source: Peer | None, dest: Peer, bypass: bool) -> None:
+    """Agents talk within their circle; services, orchestrators and humans cross circles."""
+    if bypass or source is None:
+        return
+    crossing = peers.CROSS_CIRCLE_ROLES
+    if source.get("role") in crossing or dest.get("role") in crossing:
+        return
+    if (source.get("circle") or "global") != (dest.get("circle") or "global"):
+        detail = f"Circle boundary: {source['name']} cannot reach {dest['name']}"
+        raise Undeliverable(403, detail)
+
+
+def queues_when_offline(peer: Peer) -> bool:
+    """A peer that polls (`metadata.repowire_cli_fallback`) gets deliveries queued."""
+    return bool((peer.get("metadata") or {}).get("repowire_cli_fallback"))
+
+
+def send_frame(r: Redis, peer: Peer, frame: dict[str, Any], trace_id: str, now_ms: int) -> bool:
+    """Hand a frame to the peer's socket, tracing `routed` or `no_connection`."""
+    return connections.send(r, peer["peer_id"], {"frame": frame}, now_ms, trace_id)
+
+
+def notify(
+    r: Redis,
+    *,
+    from_peer: str,
+    to_peer: str,
+    text: str,
+    now_ms: int,
+    attachments: list[dict[str, Any]] | None = None,
+    bypass_circle: bool = False,
+    circle: str | None = None,
+) -> dict[str, Any]:
+    """Send a notification: {delivered, status: sent|queued, delivery_id, peer ids}."""
+    dest = target(r, to_peer, circle)
+    source = sender(r, from_peer, dest.get("circle"))
+    check_circle(source, dest, bypass_circle)
+    delivery_id = new_delivery_id()
+    from_id = source["peer_id"] if source else from_peer
+    pipe = r.pipeline(transaction=True)
+    traces.stage(
+        pipe, delivery_id, "created", now_ms, peer_id=dest["peer_id"], from_peer_id=from_id
+    )
+    traces.stage(pipe, delivery_id, "resolved_peer", now_ms, peer_id=dest["peer_id"])
+    pipe.execute()
+    frame: dict[str, Any] = {
+        "type": "notify",
+        "delivery_id": delivery_id,
+        "from_peer": from_peer,
+        "to_peer": dest["name"],
+        "text": text,
+    }
+    if attachments:
+        frame["attachments"] = attachments
+    answer = {
+        "ok": True,
+        "delivery_id": delivery_id,
+        "from_peer_id": source["peer_id"] if source else None,
+        "from_peer_name": from_peer,
+        "to_peer_id": dest["peer_id"],
+        "to_peer_name": dest["name"],
+    }
+    event = {"delivery_id": delivery_id, "from_peer": from_peer, "to_peer": dest["name"]}
+    if send_frame(r, dest, frame, delivery_id, now_ms):
+        events.append(r, "notify", now_ms, {**event, "text": text[:500]})
+        return answer | SENT
+    if queues_when_offline(dest):
+        queue(r, dest, frame, delivery_id, now_ms)
+        return answer | QUEUED
+    raise Undeliverable(503, f"Peer {dest['name']} has no live connection")
+
+
+def queue(r: Redis, dest: Peer, frame: dict[str, Any], trace_id: str, now_ms: int) -> None:
+    deliveries.push(r, dest["peer_id"], frame, now_ms)
+    traces.stage(r, trace_id, "pending", now_ms, peer_id=dest["peer_id"])
+
+
+def ask_frame(ask_id: str, from_peer: str, to_name: str, text: str, **extra: Any) -> dict[str, Any]:
+    """The `ask` frame: the text with a hint of how to close it, as repowire types it."""
+    verb = "answer" if extra.get("question") else "ack"
+    hint = (
+        f'↳ answer("{ask_id}", option_id=...) or answer("{ask_id}", text="...")'
+        if verb == "answer"
+        else f'↳ ack("{ask_id}") or ack("{ask_id}", "reply")'
+    )
+    frame = {
+        "type": "ask",
+        "delivery_id": new_delivery_id("ask"),
+        "correlation_id": ask_id,
+        "from_peer": from_peer,
+        "to_peer": to_name,
+        "text": f"{text.rstrip()}\n{hint}",
+    }
+    return frame | {k: v for k, v in extra.items() if v}
+
+
+def ask(
+    r: Redis,
+    *,
+    from_peer: str,
+    to_peer: str,
+    text: str,
+    now_ms: int,
+    attachments: list[dict[str, Any]] | None = None,
+    reply_to: str | None = None,
+    bypass_circle: bool = False,
+    circle: str | None = None,
+    question: dict[str, Any] | None = None,
+    kind: str = "ask",
+    parent_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """Open an ask and hand it to the target's socket; its correlation id. Raises
+    Undeliverable; with no live socket the ask is closed (`no_connection`, not kept open),
+    except for a peer that polls, whose ask waits in its queue."""
+    dest = target(r, to_peer, circle)
+    source = sender(r, from_peer, dest.get("circle"))
+    check_circle(source, dest, bypass_circle)
+    if reply_to:
+        asks.close(r, reply_to, now_ms, reason="replied")
+    ask_id = asks.open_ask(
+        r,
+        from_peer=from_peer,
+        from_peer_id=source["peer_id"] if source else None,
+        to_peer_id=dest["peer_id"],
+        to_peer=dest["name"],
+        text=text,
+        now_ms=now_ms,
+        kind=kind,
+        question=question,
+        attachments=attachments,
+        reply_to=reply_to,
+        parent_id=parent_id,
+        extra=extra,
+        resolved=True,
+    )
+    if kind == "query":
+        frame = {"type": "query", "correlation_id": ask_id, "from_peer": from_peer, "text": text}
+    else:
+        frame = ask_frame(
+            ask_id,
+            from_peer,
+            dest["name"],
+            text,
+            reply_to=reply_to,
+            question=question,
+            attachments=attachments,
+        )
+    if send_frame(r, dest, frame, ask_id, now_ms):
+        return ask_id
+    if queues_when_offline(dest) and kind != "query":
+        queue(r, dest, frame, ask_id, now_ms)
+        return ask_id
+    asks.close(r, ask_id, now_ms, reason="no_connection")
+    raise Undeliverable(503, f"Peer {dest['name']} has no live connection")
+
+
+def deliver_reply(r: Redis, record: asks.Ask, message: str, now_ms: int, **extra: Any) -> bool:
+    """Type an ack's reply into the asker's pane (as a notify from the responder). False when
+    the asker is no registered peer (nobody to deliver to); Undeliverable(503) when it is but
+    has no live socket (the ask stays open for a retry)."""
+    asker = peers.get(r, record["from_peer_id"]) if record.get("from_peer_id") else None
+    if asker is None:
+        return False
+    text = f"[ack #{record['correlation_id']} from @{record['to_peer']}] {message}"
+    frame = {
+        "type": "notify",
+        "delivery_id": new_delivery_id(),
+        "from_peer": record["to_peer"],
+        "to_peer": asker["name"],
+        "text": text,
+        **extra,
+    }
+    if not send_frame(r, asker, frame, record["correlation_id"], now_ms):
+        detail = (
+            f"Reply delivery failed for {asker['name']}: no live connection. "
+            "Ask remains open; retry when the asker reconnects."
+        )
+        raise Undeliverable(503, detail)
+    return True
+
+
+def broadcast(
+    r: Redis,
+    *,
+    from_peer: str,
+    text: str,
+    now_ms: int,
+    exclude: list[str] | None = None,
+    bypass_circle: bool = False,
+    circle: str | None = None,
+) -> dict[str, Any]:
+    """Send to every connected peer the sender may reach, but itself and `exclude`:
+    {ok, sent_to: [peer ids], failed: [{session_id, error}]}."""
+    source = sender(r, from_peer, circle)
+    skipped = set(exclude or ()) | {from_peer}
+    if source:
+        skipped.add(source["peer_id"])
+    frame = {"type": "broadcast", "from_peer": from_peer, "text": text}
+    sent, failed = [], []
+    for peer in peers.list_all(r):
+        if not peer.get("ws_connected") or skipped & {peer["peer_id"], peer["name"]}:
+            continue
+        if circle and peer.get("circle") != circle and not bypass_circle:
+            continue
+        try:
+            check_circle(source, peer, bypass_circle)
+        except Undeliverable:
+            continue
+        if connections.send(r, peer["peer_id"], {"frame": frame}, now_ms):
+            sent.append(peer["peer_id"])
+        else:
+            failed.append({"session_id": peer["peer_id"], "error": "no live connection"})
+    summary = {"from_peer": from_peer, "text": text[:500], "sent_to": sent}
+    events.append(r, "broadcast", now_ms, summary)
+    return {"ok": True, "sent_to": sent, "failed": failed}

@@ -1,0 +1,265 @@
+"""The session work queue: enqueue, pop-and-claim, claim, nack, status, activity.
+
+Public layout (workers and tools outside this project read these keys): `work:items` holds a
+session's payload only while it is queued; `work:queue` orders queued sessions by `priority * 1e13 +
+queuedAt`; `agent:session:{id}` is the lifecycle record, kept after claim; `work:claim:{id}` is the
+SET NX claim marker. We also keep per-org and per-project copies of `work:queue` so a poll only
+looks at work the host may take.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import redis
+
+from dispatchyard.state import keys, store
+from dispatchyard.state.models import (
+    SESSION_ACTIVE,
+    SESSION_TERMINAL,
+    SESSION_TRANSITIONS,
+    allowed_from,
+)
+from dispatchyard.state.scripts import scripts
+
+# ARGV 1 of every queue script (lib_sessions.lua), serialized once.
+PREFIXES = json.dumps(keys.SESSION_SCRIPT_PREFIXES)
+
+PRIORITY_WEIGHT = 10**13
+REVOKED = "revoked"
+
+
+def score(priority: int, queued_at_ms: int) -> int:
+    return priority * PRIORITY_WEIGHT + queued_at_ms
+
+
+def enqueue(
+    r: redis.Redis,
+    *,
+    org_id: str,
+    project_id: str,
+    session_id: str,
+    payload: dict[str, Any],
+    record: dict[str, Any],
+    now_ms: int,
+) -> bool:
+    """Queue a session; False when the id is already known."""
+    s = score(int(payload["priority"]), now_ms)
+    record = {
+        **record,
+        "id": session_id,
+        "orgId": org_id,
+        "projectId": project_id,
+        "status": "queued",
+        "priority": payload["priority"],
+        "score": s,
+        "queuedAt": now_ms,
+        "updatedAt": now_ms,
+    }
+    flat = [str(x) for pair in record.items() for x in pair]
+    return bool(
+        scripts(r).enqueue_session(
+            keys=[
+                keys.WORK_ITEMS,
+                keys.WORK_QUEUE,
+                keys.org_queue(org_id),
+                keys.project_queue(project_id),
+                keys.session(session_id),
+                keys.org_sessions(org_id),
+                keys.project_sessions(project_id),
+                keys.SESSION_STATUS_COUNTS,
+            ],
+            args=[session_id, json.dumps(payload), s, now_ms, *flat],
+        )
+    )
+
+
+def poll(
+    r: redis.Redis,
+    host_id: str,
+    org_id: str,
+    now_ms: int,
+    batch_max: int,
+    revoked_key: str = "",
+) -> list[dict[str, Any]] | str | None:
+    """Pop and claim what the host has room for, from the projects it serves. None for an
+    unknown host (or another org's); REVOKED when `revoked_key` (the caller's token
+    revocation key) exists. One round trip."""
+    out = scripts(r).poll(
+        keys=[keys.host(host_id), keys.host_sessions(host_id)],
+        args=[PREFIXES, now_ms, batch_max, revoked_key, org_id],
+    )
+    if out == [-1]:
+        return None
+    if out == [-2]:
+        return REVOKED
+    return [json.loads(p) for p in out]
+
+
+def claim(r: redis.Redis, host_id: str, session_id: str, now_ms: int) -> tuple[str, Any]:
+    """('ok', payload) | ('not_available', None) | ('unauthorized', projectId) | ('no_worker',)."""
+    out = scripts(r).claim_session(
+        keys=[keys.host(host_id), keys.session(session_id)],
+        args=[PREFIXES, session_id, now_ms],
+    )
+    if out[0] == "ok":
+        return "ok", json.loads(out[1])
+    return out[0], (out[1] if len(out) > 1 else None)
+
+
+def nack(r: redis.Redis, host_id: str, session_id: str, now_ms: int) -> bool:
+    """Back to the queue with its original score; False if the host does not hold the claim."""
+    return bool(
+        scripts(r).requeue_session(
+            keys=[keys.session(session_id)], args=[PREFIXES, session_id, host_id, now_ms]
+        )
+    )
+
+
+def set_status(
+    r: redis.Redis,
+    host_id: str,
+    session_id: str,
+    status: str,
+    fields: dict[str, Any],
+    now_ms: int,
+) -> tuple[str, Any]:
+    """('ok', record) | ('not_found', None) | ('forbidden', None) | ('illegal', current)."""
+    out = scripts(r).set_session_status(
+        keys=[keys.session(session_id), keys.host_sessions(host_id), keys.SESSION_STATUS_COUNTS],
+        args=[
+            host_id,
+            status,
+            ",".join(allowed_from(SESSION_TRANSITIONS, status)),
+            now_ms,
+            # As strings: Lua would print a number through its own %.14g (1e+15 tokens, a cost
+            # cut to 14 digits), which the views could not read back.
+            json.dumps({k: str(v) for k, v in fields.items() if v is not None}),
+            "1" if status in SESSION_TERMINAL else "0",
+        ],
+    )
+    if out[0] == "ok":
+        return "ok", dict(zip(out[1::2], out[2::2], strict=True))
+    return out[0], (out[1] if len(out) > 1 else None)
+
+
+def record_activity(
+    r: redis.Redis,
+    host_id: str,
+    session_id: str,
+    now_ms: int,
+    *,
+    tool: str | None,
+    activity_type: str | None = None,
+) -> str:
+    """One agent activity: its type (thought, action, response, ...) and the tool it names, if
+    any. 'ok' | 'not_found' | 'forbidden'."""
+    code = scripts(r).record_activity(
+        keys=[keys.session(session_id)], args=[host_id, tool or "", now_ms, activity_type or ""]
+    )
+    return {1: "ok", 0: "not_found", -1: "forbidden"}[code]
+
+
+def refresh_lock(r: redis.Redis, host_id: str, session_id: str, issue_id: str, now_ms: int) -> str:
+    """The runner's lock refresh: 'refreshed' while the host holds the active session (its
+    `lockRefreshedAt` is stamped), 'not_held' when the session moved on (terminal, requeued,
+    another issue), 'not_found', or 'forbidden' (another host's)."""
+    out: str = scripts(r).refresh_session_lock(
+        keys=[keys.session(session_id), keys.claim(session_id)],
+        args=[host_id, issue_id, now_ms, ",".join(sorted(SESSION_ACTIVE))],
+    )
+    return out
+
+
+def record_completion(
+    r: redis.Redis, host_id: str, session_id: str, summary: str, now_ms: int
+) -> str:
+    """Keep the runner's completion summary on the session. `host_id` is the host that holds
+    it ('' for a session nobody holds). 'ok' | 'not_found' | 'forbidden'."""
+    code = scripts(r).record_completion(
+        keys=[keys.session(session_id)], args=[host_id, summary, now_ms]
+    )
+    return {1: "ok", 0: "not_found", -1: "forbidden"}[code]
+
+
+class RunnerBinding(NamedTuple):
+    """What the per-session runner token is checked against."""
+
+    org_id: str
+    token_hash: str
+    worker_id: str  # the host holding the session ('' when none does)
+
+
+def runner_binding(r: redis.Redis, session_id: str) -> RunnerBinding | None:
+    org_id, token_hash, worker_id = store.hmget(
+        r, keys.session(session_id), ["orgId", "authTokenHash", "workerId"]
+    )
+    if not org_id or not token_hash:
+        return None
+    return RunnerBinding(org_id, token_hash, worker_id or "")
+
+
+def get(r: redis.Redis, session_id: str, org_id: str | None = None) -> dict[str, str] | None:
+    record = store.hgetall(r, keys.session(session_id))
+    if not record or (org_id is not None and record.get("orgId") != org_id):
+        return None
+    return record
+
+
+def queued_payload(r: redis.Redis, session_id: str) -> dict[str, Any] | None:
+    """The full payload, present only while the session is queued."""
+    raw = store.hget(r, keys.WORK_ITEMS, session_id)
+    payload: dict[str, Any] | None = json.loads(raw) if raw else None
+    return payload
+
+
+def queue_length(r: redis.Redis, org_id: str) -> int:
+    return int(r.zcard(keys.org_queue(org_id)))
+
+
+def newest_ids(
+    r: redis.Redis, org_id: str, project_ids: Sequence[str] | None, limit: int
+) -> list[str]:
+    """The ids of the newest `limit` sessions of the org (`project_ids` None) or of those
+    projects, newest first. For projects, each project's own index is read up to `limit` in one
+    round trip and the heads are merged, so the limit applies after the project filter and the
+    work is bounded by `len(project_ids) * limit`, whatever else the org holds."""
+    if project_ids is None:
+        return [
+            sid for sid, _ in store.zrevrange_scored(r, keys.org_sessions(org_id), 0, limit - 1)
+        ]
+    if not project_ids:
+        return []
+    pipe = r.pipeline(transaction=False)
+    for project_id in project_ids:
+        pipe.zrevrange(keys.project_sessions(project_id), 0, limit - 1, withscores=True)
+    heads: list[list[tuple[str, float]]] = pipe.execute()
+    # Each head is newest first; ties in one millisecond go by id, descending, as ZREVRANGE has
+    # it, so one project and the merge of several order alike.
+    merged = heapq.merge(*heads, key=lambda item: (item[1], item[0]), reverse=True)
+    return [sid for sid, _ in itertools.islice(merged, limit)]
+
+
+def list_for(
+    r: redis.Redis, org_id: str, project_ids: Sequence[str] | None, limit: int
+) -> tuple[list[dict[str, str]], dict[str, dict[str, str | None]]]:
+    """The newest `limit` sessions of an org (`project_ids` None) or of some of its projects,
+    and their hosts' liveness (`lastHeartbeat`, `status`) by host id."""
+    ids = newest_ids(r, org_id, project_ids, limit)
+    sessions = store.hgetall_many(r, [keys.session(session_id) for session_id in ids])
+    records = [s for s in sessions if s and s.get("orgId") == org_id]
+    host_ids = sorted({s["workerId"] for s in records if s.get("workerId")})
+    # Two fields, not the whole record: a host's record holds its allowlist.
+    pipe = r.pipeline(transaction=False)
+    for host_id in host_ids:
+        pipe.hmget(keys.host(host_id), "lastHeartbeat", "status")
+    hosts = {
+        host_id: {"lastHeartbeat": last, "status": status}
+        for host_id, (last, status) in zip(host_ids, pipe.execute(), strict=True)
+        if status is not None
+    }
+    return records, hosts

@@ -21,7 +21,12 @@ ALLOWED = {
     STATE: set(),
     SETTINGS: set(),
     "dispatchyard.cli": {STATE, SETTINGS, "beat_schedule"},
-    "api_shim": {STATE, SETTINGS, "tasks.names"},
+    # tmux calls, shared by the pane routes and the pane hook: the standard library only.
+    "dispatchyard.tmux": set(),
+    # The pane hook is a WebSocket client program beside the agent: no shim, no state.
+    "dispatchyard.pane_hook": {"dispatchyard.tmux"},
+    # The shim reads tmux for its pane routes and starts the pane hook program.
+    "api_shim": {STATE, SETTINGS, "tasks.names", "dispatchyard.tmux", "dispatchyard.pane_hook"},
     "tasks": {STATE, "workers", SETTINGS, "tasks.names"},
     "workers": {STATE, SETTINGS, "tasks.names", "beat_schedule"},
     "beat_schedule": {"tasks.names"},

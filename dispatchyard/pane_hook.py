@@ -1,6 +1,6 @@
-"""The inbound ws-hook of a tmux pane, and the tmux calls the pane routes share with it.
+"""The inbound ws-hook of a tmux pane: a program, run beside the agent.
 
-    python -m api_shim.pane_hook --url URL --pane %N --name NAME --circle C --backend B
+    python -m dispatchyard.pane_hook --url URL --pane %N --name NAME --circle C --backend B
         [--token T] [--peer-id ID] [--path P] [--role R] [--machine M] [--tmux-session S]
         [--agent-pid PID] [--model M] [--tmux-socket L]
 
@@ -11,10 +11,10 @@ socket drops it reconnects with backoff; it exits when the pane disappears, or w
 refuses it for good (bad token, retired peer, a newer socket took the peer over).
 
 POST /panes/{id}/link and POST /peers/{name}/rehook start it in its own session with the
-pane's lock file inherited (see api_shim/daemon/panes.py): one hook per pane. The daemon token
-comes in the environment (PANE_HOOK_TOKEN_ENV) rather than on the command line, where any local
-user could read it. Standard library and `websockets` only: it runs beside the agent, not in
-the shim.
+pane's lock file inherited (see api_shim/daemon/pane_hooks.py): one hook per pane. The daemon
+token comes in the environment (PANE_HOOK_TOKEN_ENV) rather than on the command line, where any
+local user could read it. Standard library, `websockets` and `dispatchyard.tmux` only: it runs
+beside the agent, not in the shim.
 """
 
 from __future__ import annotations
@@ -24,22 +24,15 @@ import json
 import logging
 import os
 import random
-import subprocess
 import sys
 import time
-from typing import Any, TypedDict
+from typing import Any
+
+from dispatchyard.tmux import find_pane, tmux
 
 log = logging.getLogger("dispatchyard.pane_hook")
 
 PANE_HOOK_TOKEN_ENV = "DISPATCHYARD_PANE_HOOK_TOKEN"
-TMUX_TIMEOUT_S = 3.0
-# Tab-separated so a command or path with spaces survives the split (as repowire's _tmux).
-PANE_FORMAT = (
-    "#{pane_id}\t#{pane_pid}\t#{pane_current_command}\t"
-    "#{pane_current_path}\t#{session_name}\t#{window_index}"
-)
-# tmux's answers that mean "there is no such server (so no such pane)", not "tmux failed".
-NO_SERVER = ("no server running", "error connecting to", "can't find")
 # Foreground commands that mean the agent left and a bare shell holds the pane: typing a
 # message and Enter there would run it as a command line.
 SHELLS = frozenset({"bash", "zsh", "sh", "fish", "tcsh", "csh", "dash", "ksh", "login"})
@@ -51,61 +44,6 @@ FINAL_CLOSES = {4001: "authentication failed", 4004: "peer retired", 4005: "supe
 # C0 controls (but tab and newline), DEL and C1 are dropped from delivered text: a message
 # must not be able to send Ctrl-C, Escape sequences or the like to the agent's terminal.
 _CONTROLS = dict.fromkeys([*range(0, 9), *range(11, 32), *range(127, 160)])
-
-
-class Pane(TypedDict):
-    pane_id: str
-    pid: int
-    command: str
-    cwd: str
-    session: str
-    window: str
-
-
-def tmux(socket: str | None, *args: str) -> subprocess.CompletedProcess[str] | None:
-    """Run a tmux command against the configured server; None when tmux could not be run."""
-    argv = ["tmux", *(["-L", socket] if socket else []), *args]
-    try:
-        return subprocess.run(
-            argv, capture_output=True, text=True, timeout=TMUX_TIMEOUT_S, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def list_panes(socket: str | None) -> list[Pane] | None:
-    """Every pane of the tmux server; [] when no server runs; None when tmux could not answer
-    (missing, hung, refused): callers must not read that as "no panes"."""
-    done = tmux(socket, "list-panes", "-a", "-F", PANE_FORMAT)
-    if done is None:
-        return None
-    if done.returncode != 0:
-        return [] if any(s in done.stderr for s in NO_SERVER) else None
-    panes: list[Pane] = []
-    for line in done.stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) != 6 or not parts[1].isdigit():
-            continue  # a malformed row is skipped, not fatal (as repowire)
-        pane_id, pid, command, cwd, session, window = parts
-        panes.append(
-            Pane(
-                pane_id=pane_id,
-                pid=int(pid),
-                command=command,
-                cwd=cwd,
-                session=session,
-                window=window,
-            )
-        )
-    return panes
-
-
-def find_pane(socket: str | None, pane_id: str) -> tuple[Pane | None, bool]:
-    """(the pane or None, conclusive): conclusive is False when tmux could not answer."""
-    panes = list_panes(socket)
-    if panes is None:
-        return None, False
-    return next((p for p in panes if p["pane_id"] == pane_id), None), True
 
 
 def clean(text: str) -> str:
@@ -295,7 +233,7 @@ class Hook:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m api_shim.pane_hook", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m dispatchyard.pane_hook", description=__doc__)
     p.add_argument("--url", required=True, help="the daemon's base URL (http[s]://host:port)")
     p.add_argument("--pane", required=True, help="the tmux pane id, e.g. %%3")
     p.add_argument("--name", required=True)

@@ -8,9 +8,11 @@ import time
 from typing import Any
 
 import redis
-from flask import Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, request
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
+
+from dispatchyard.state.errors import StateError
 
 log = logging.getLogger("dispatchyard.shim")
 
@@ -83,7 +85,7 @@ def is_platform() -> bool:
     return request.path.startswith("/api/") or request.path == "/api"
 
 
-def envelope(err: ApiError):
+def envelope(err: ApiError) -> Response:
     if is_platform():
         body = {"error": err.message, **err.extra}
     else:
@@ -93,6 +95,29 @@ def envelope(err: ApiError):
     for k, v in err.headers.items():
         resp.headers[k] = v
     return resp
+
+
+# A state refusal's status, by its class (the most specific class listed wins); each route
+# group hands its table to `answers_refusals` once.
+RefusalStatus = dict[type[StateError], int]
+
+
+def refusal(err: StateError, statuses: RefusalStatus) -> ApiError:
+    """The answer to a state refusal: the group's status for its class, its message (or
+    `detail`, for the daemon body), its fields beside `error` in the platform body."""
+    status = next(statuses[cls] for cls in type(err).__mro__ if cls in statuses)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return ApiError(status, err.message, detail=err.detail, headers=headers, **err.fields)
+
+
+def answers_refusals(blueprint: Blueprint, statuses: RefusalStatus) -> None:
+    """Every StateError raised by the group's routes answers with `statuses`."""
+    assert StateError in statuses, "the base class needs a status too"
+
+    def handle(err: StateError) -> Response:
+        return envelope(refusal(err, statuses))
+
+    blueprint.register_error_handler(StateError, handle)
 
 
 _HTTP_MESSAGES = {

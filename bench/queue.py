@@ -126,7 +126,6 @@ def ours(url: str, org_id: str, worker_id: str) -> float:
 def peer(url: str, port: int, org_id: str, worker_id: str) -> float:
     from dispatchyard.state import clock, keys
     from dispatchyard.state.scripts import source
-    from dispatchyard.state.sessions import PREFIXES
 
     r = client(url)
     _prefill(url, org_id, PEER_REQUESTS + 1000)
@@ -145,7 +144,6 @@ def peer(url: str, port: int, org_id: str, worker_id: str) -> float:
         "2",
         keys.host(worker_id),
         keys.host_sessions(worker_id),
-        PREFIXES,
         str(clock.now_ms()),
         "1",
         "",

@@ -20,6 +20,7 @@ from dispatchyard.settings import get_settings
 from dispatchyard.state import clock, dispatch, jobs, templates
 from dispatchyard.state import executors as executor_records
 from dispatchyard.state.clock import parse_ms
+from dispatchyard.state.errors import StateError
 from dispatchyard.state.job_shape import target_machine
 from dispatchyard.state.models import JOB_TERMINAL, JobState
 from tasks import names, peer_delivery, per_fire
@@ -72,9 +73,9 @@ def fire(job_id: str, fire_key: str, why: str = "due") -> str:
             lease_ms=int(s.job_lease_s * 1000),
             machine=machine_name(),
         )
-    except jobs.Refused as refused:
-        log.info("fire %s of %s refused: %s", fire_key, job_id, refused.reason)
-        return refused.reason
+    except StateError as refused:
+        log.info("fire %s of %s refused: %s", fire_key, job_id, refused.message)
+        return refused.message
     if doc["state"] != JobState.DISPATCHING:
         return doc["state"]  # expired or past its deadline: ended at acquire
     attempt_id = doc["runner"]["current_attempt_id"]

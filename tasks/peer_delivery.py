@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from dispatchyard.state import asks, clock, jobs, messaging, peers
+from dispatchyard.state.errors import StateError
 from dispatchyard.state.models import PEER_CONNECTED, JobState
 from workers import attempts
 
@@ -60,14 +61,14 @@ def deliver(r: redis.Redis, doc: dict[str, Any], attempt_id: str) -> str:
             now_ms=now,
             extra=open_ask,
         )
-    except jobs.Refused:
+    except StateError:
         return "superseded"  # cancelled or ended meanwhile: nothing was opened
     frame = messaging.ask_frame(cid, RUNNER_PEER, peer["name"], text)
     if messaging.send_frame(r, peer, frame, cid, clock.now_ms()):
         return "delivered"
     # Its socket went away between the look and the hand-off.
     asks.close(r, cid, clock.now_ms(), reason="no_connection")
-    with contextlib.suppress(jobs.Refused):
+    with contextlib.suppress(StateError):
         jobs.finish_attempt(
             r,
             job_id,

@@ -13,6 +13,7 @@ import redis
 from dispatchyard.settings import get_settings
 from dispatchyard.state import clock, jobs, templates
 from dispatchyard.state import executors as executor_records
+from dispatchyard.state.errors import StateError
 from workers import attempts, executors
 from workers.backends import Backend
 from workers.supervisor import Fire, Supervisor
@@ -60,7 +61,7 @@ def start(r: redis.Redis, doc: dict[str, Any], attempt_id: str, supervisor: Supe
             now_ms=clock.now_ms(),
             lease_ms=int(s.job_lease_s * 1000),
         )
-    except jobs.Refused:
+    except StateError:
         # Cancelled (or superseded) between acquire and start: the process must not outlive it.
         executor.stop(s.job_kill_grace_s)
         executor_records.forget(r, machine, attempt_id)

@@ -101,8 +101,8 @@ def deliver(r: Redis, claimed: Doc, due_ms: int) -> Doc:
             )
         sent = messaging.notify(r, **message)
     except messaging.Undeliverable as e:
-        log.warning("schedule %s: undeliverable (%s): %s", claimed["schedule_id"], e.status, e)
-        error = {"code": e.status, "detail": e.detail}
+        error = schedule_rules.delivery_error(e)
+        log.warning("schedule %s: undeliverable (%s): %s", claimed["schedule_id"], error["code"], e)
         return schedule_rules.outcome(due_ms, status="failed", error=error)
     return schedule_rules.outcome(due_ms, status=sent["status"], delivery_id=sent["delivery_id"])
 

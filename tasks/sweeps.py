@@ -8,6 +8,7 @@ import logging
 
 from dispatchyard.settings import get_settings
 from dispatchyard.state import clock, heartbeats, job_queries, jobs, mutations
+from dispatchyard.state.errors import StateError
 from dispatchyard.state.job_rules import current_attempt
 from dispatchyard.state.models import JobState
 from tasks import names
@@ -83,7 +84,7 @@ def job_times() -> dict[str, int]:
                 r, job_id, state=JobState.EXPIRED, reason="expires_at_passed", now_ms=now
             )
             counts["expired"] += 1
-        except jobs.Refused:
+        except StateError:
             continue
     for job_id in job_queries.past_deadline(r, now):
         if jobs.deadline_exceeded(r, job_id, now):

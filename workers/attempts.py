@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from dispatchyard.state import clock, jobs
+from dispatchyard.state.errors import StateError
 from dispatchyard.state.models import JobState
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def unavailable(r: redis.Redis, job_id: str, attempt_id: str, reason: str) -> str:
     """End the attempt `unavailable` with `reason` (unless it ended first); returns `reason`."""
-    with contextlib.suppress(jobs.Refused):  # it ended some other way first
+    with contextlib.suppress(StateError):  # it ended some other way first
         jobs.finish_attempt(
             r,
             job_id,
@@ -35,9 +36,9 @@ def finish(r: redis.Redis, job_id: str, attempt_id: str, **kw: Any) -> None:
     """End the attempt as `kw` says (jobs.finish_attempt's fields), unless it ended first."""
     try:
         jobs.finish_attempt(r, job_id, attempt_id, now_ms=clock.now_ms(), **kw)
-    except jobs.Refused as refused:
+    except StateError as refused:
         # The job's own terminal PATCH (or the lease sweep) got there first; that report wins.
-        log.info("outcome of %s not recorded: %s", attempt_id, refused.reason)
+        log.info("outcome of %s not recorded: %s", attempt_id, refused.message)
 
 
 def cancelled(r: redis.Redis, job_id: str, attempt_id: str, code: int | None) -> None:

@@ -28,6 +28,7 @@ from dispatchyard.settings import Settings, get_settings
 from dispatchyard.state import clock, jobs
 from dispatchyard.state import executors as executor_records
 from dispatchyard.state.clock import iso, parse_ms
+from dispatchyard.state.errors import StateError
 from dispatchyard.state.models import JOB_TERMINAL, JobState
 from workers import attempts
 from workers.backends import Backend
@@ -140,7 +141,7 @@ class Supervisor:
                 elif now >= next_renew:
                     jobs.renew_lease(r, fire.job_id, fire.attempt_id, now, lease_ms)
                     next_renew = now + renew_every
-            except jobs.Refused:
+            except StateError:
                 outcome = Outcome.SUPERSEDED
             except redis.exceptions.RedisError:
                 continue  # the store is away: keep the agent running, look again shortly

@@ -11,9 +11,28 @@ import ipaddress
 from flask import Blueprint, request
 
 from api_shim.context import settings
-from api_shim.errors import ApiError
+from api_shim.errors import ApiError, answers_refusals
+from dispatchyard.state import errors
 
 blueprint = Blueprint("daemon", __name__)
+
+# How the daemon group answers what state/ refuses (`{"detail": message or detail}`, as
+# repowire does).
+answers_refusals(
+    blueprint,
+    {
+        errors.NotFound: 404,
+        errors.Forbidden: 403,
+        errors.Conflict: 409,
+        errors.Gone: 410,
+        errors.TooLarge: 413,
+        errors.QuotaExceeded: 507,
+        errors.Unauthorized: 401,
+        errors.Invalid: 400,
+        errors.Unavailable: 503,
+        errors.StateError: 400,
+    },
+)
 
 OPEN_PATHS = ("/health", "/dashboard")
 

@@ -15,7 +15,7 @@ from flask import request
 
 from api_shim import bodies, hub
 from api_shim.context import r
-from api_shim.daemon import blueprint
+from api_shim.daemon import blueprint, views
 from api_shim.daemon.ask_requests import (
     ASK_MANY_MAX_PEERS,
     BLOCKING_DEFAULT_S,
@@ -39,12 +39,6 @@ from api_shim.daemon.ask_requests import (
 from api_shim.errors import ApiError
 from dispatchyard.state import asks, clock, deliveries, messaging, peers
 
-OK = {"ok": True}
-
-
-def _undeliverable(e: messaging.Undeliverable) -> ApiError:
-    return ApiError(e.status, str(e.detail), detail=e.detail)
-
 
 def _ask_or_404(correlation_id: str, message: str = "No open ask with correlation_id") -> Any:
     record = asks.get(r(), correlation_id) if len(correlation_id) <= 100 else None
@@ -61,21 +55,18 @@ def _refs(items: list[Any]) -> list[dict[str, Any]]:
 def open_ask():
     body = bodies.parse(AskBody)
     question = body.question.model_dump() if body.question else None
-    try:
-        cid = messaging.ask(
-            r(),
-            from_peer=body.from_peer,
-            to_peer=body.to_peer,
-            text=body.text,
-            now_ms=clock.now_ms(),
-            attachments=_refs(body.attachments),
-            reply_to=body.reply_to,
-            bypass_circle=body.bypass_circle,
-            circle=body.circle,
-            question=question,
-        )
-    except messaging.Undeliverable as e:
-        raise _undeliverable(e) from None
+    cid = messaging.ask(
+        r(),
+        from_peer=body.from_peer,
+        to_peer=body.to_peer,
+        text=body.text,
+        now_ms=clock.now_ms(),
+        attachments=_refs(body.attachments),
+        reply_to=body.reply_to,
+        bypass_circle=body.bypass_circle,
+        circle=body.circle,
+        question=question,
+    )
     return {"correlation_id": cid, "error": None}
 
 
@@ -92,7 +83,7 @@ def _answer(record: dict[str, Any], answer: Answer, attachments: list[dict[str, 
     if answer.text is not None:
         fields["reply_text"] = answer.text
     now = clock.now_ms()
-    outcome = asks.resolve(
+    asks.resolve(
         r(),
         cid,
         now,
@@ -100,8 +91,6 @@ def _answer(record: dict[str, Any], answer: Answer, attachments: list[dict[str, 
         fields=fields,
         responder=record.get("to_peer_id") or None,
     )
-    if outcome == "closed":
-        raise ApiError(410, f"Ask {cid} is already answered/closed.")
     scope = (record["question"] or {}).get("scope")
     if record.get("reply_delivery") == "push" and scope != "tool_permission":
         said = answer.text or answer.option_id or answer.outcome
@@ -120,7 +109,7 @@ def answer_question():
         option_id=body.option_id, text=body.text, outcome=body.outcome, message=body.message
     )
     _answer(record, answer, _refs(body.attachments))
-    return OK
+    return views.OK
 
 
 @blueprint.post("/ack")
@@ -133,7 +122,7 @@ def ack_ask():
     if record["question"] is not None and record["status"] == "open":
         outcome = "answered" if body.message else "acknowledged"
         _answer(record, Answer(text=body.message, outcome=outcome), attachments)
-        return OK
+        return views.OK
     if record["status"] == "closed":
         if replying:
             raise ApiError(
@@ -141,21 +130,18 @@ def ack_ask():
                 f"Ask {cid} is already closed; reply message was not delivered. "
                 "Send a new notify/ask instead.",
             )
-        return OK  # a bare ack again is idempotent
+        return views.OK  # a bare ack again is idempotent
     if not replying:
-        asks.resolve(r(), cid, now, reason="ack", responder=record.get("to_peer_id"))
-        return OK
+        asks.close(r(), cid, now, reason="ack", responder=record.get("to_peer_id"))
+        return views.OK
     if record.get("reply_delivery") != "pull":
         extra = {"attachments": attachments} if attachments else {}
-        try:
-            messaging.deliver_reply(r(), record, body.message or "", now, **extra)
-        except messaging.Undeliverable as e:
-            raise _undeliverable(e) from None
+        messaging.deliver_reply(r(), record, body.message or "", now, **extra)
     fields = {"reply_text": body.message or "", "reply_attachments": attachments}
-    asks.resolve(
+    asks.close(
         r(), cid, now, reason="ack_with_msg", fields=fields, responder=record.get("to_peer_id")
     )
-    return OK
+    return views.OK
 
 
 def _peer_for(q: PendingQuery) -> dict[str, Any]:
@@ -259,9 +245,7 @@ def ask_blocking():
         # Fail-closed: the default answer is recorded as any answer is, so if a real answer
         # raced the deadline, the first one wins and is what we return.
         default = question["default_answer"]
-        asks.resolve(
-            r(), cid, clock.now_ms(), reason=default["outcome"], fields={"answer": default}
-        )
+        asks.close(r(), cid, clock.now_ms(), reason=default["outcome"], fields={"answer": default})
         done = _resolved(cid)
     answer = (done or {}).get("answer") or {}
     return {
@@ -358,4 +342,4 @@ def ask_many_result(parent_id: str):
 def deprecated_no_op(correlation_id: str):
     """Kept as repowire keeps them: old hooks still post here."""
     bodies.raw_json(allow_empty=True)
-    return OK
+    return views.OK

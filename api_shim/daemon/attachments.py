@@ -29,24 +29,8 @@ def store_root() -> Path:
     return settings().data_dir.resolve() / "attachments"
 
 
-def _mb(n: int) -> int:
-    return n // 1024 // 1024
-
-
-def too_large() -> ApiError:
-    return ApiError(413, f"File too large (max {_mb(settings().attachment_max_bytes)}MB)")
-
-
-def store_full(used: int | None) -> ApiError:
-    cfg = settings()
-    if used is None:
-        return ApiError(507, "Insufficient storage for attachments")
-    hours = round(cfg.attachment_ttl_s / 3600)
-    return ApiError(
-        507,
-        f"Attachments directory would exceed cap ({_mb(cfg.attachment_total_bytes)}MB). "
-        f"Wait for the {hours}h TTL to clear older files.",
-    )
+def too_large() -> attachments.TooLarge:
+    return attachments.too_large(settings().attachment_max_bytes)
 
 
 def info(a: attachments.Attachment) -> dict[str, Any]:
@@ -84,22 +68,17 @@ def upload_attachment():
                 "Value error, Expected UploadFile, received: <class 'str'>", "value_error"
             )
         raise _field_error("Field required", "missing")
-    try:
-        stored = attachments.put(
-            r(),
-            store_root(),
-            upload.stream,
-            upload.filename,
-            upload.content_type,
-            max_bytes=cfg.attachment_max_bytes,
-            total_bytes=cfg.attachment_total_bytes,
-            ttl_s=cfg.attachment_ttl_s,
-            now_ms=clock.now_ms(),
-        )
-    except attachments.TooLarge:
-        raise too_large() from None
-    except attachments.StoreFull as e:
-        raise store_full(e.used) from None
+    stored = attachments.put(
+        r(),
+        store_root(),
+        upload.stream,
+        upload.filename,
+        upload.content_type,
+        max_bytes=cfg.attachment_max_bytes,
+        total_bytes=cfg.attachment_total_bytes,
+        ttl_s=cfg.attachment_ttl_s,
+        now_ms=clock.now_ms(),
+    )
     return info(stored)
 
 

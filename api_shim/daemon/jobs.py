@@ -180,15 +180,7 @@ def patch_job(job_id: str):
     body = bodies.parse(PatchBody)
     if not JOB_ID.match(job_id):
         raise ApiError(404, f"No work: {job_id}")
-    try:
-        doc = jobs.patch(r(), job_id, body.model_dump(), clock.now_ms())
-    except jobs.Refused as refused:
-        if refused.reason == "stale_attempt":
-            raise ApiError(409, "stale attempt_id") from None
-        raise ApiError(400, refused.reason) from None
-    if doc is None:
-        raise ApiError(404, f"No work: {job_id}")
-    return {"status": doc}
+    return {"status": jobs.patch(r(), job_id, body.model_dump(), clock.now_ms())}
 
 
 def _fire_again(job_id: str, why: str, verb: str):
@@ -234,11 +226,7 @@ def _template_move(template_id: str, target: TemplateState, verb: str):
         _job_or_404(template_id)
         raise ApiError(409, f"Only recurring templates can be {verb}")
     _template_or_404(template_id)
-    try:
-        doc = templates.set_state(r(), template_id, target, clock.now_ms())
-    except jobs.Refused as refused:
-        raise ApiError(409, f"Template cannot be {verb} from state {refused.state}") from None
-    return {"status": doc}
+    return {"status": templates.set_state(r(), template_id, target, clock.now_ms())}
 
 
 @routes("/<template_id>/pause", methods=["POST"])

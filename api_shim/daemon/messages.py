@@ -54,19 +54,16 @@ class ChatTurnBody(BaseModel):
 def notify():
     body = bodies.parse(NotifyBody)
     attachments = [a.model_dump(exclude_none=True) for a in body.attachments]
-    try:
-        return messaging.notify(
-            r(),
-            from_peer=body.from_peer,
-            to_peer=body.to_peer,
-            text=body.text,
-            now_ms=clock.now_ms(),
-            attachments=attachments,
-            bypass_circle=body.bypass_circle,
-            circle=body.circle,
-        )
-    except messaging.Undeliverable as e:
-        raise ApiError(e.status, str(e.detail), detail=e.detail) from None
+    return messaging.notify(
+        r(),
+        from_peer=body.from_peer,
+        to_peer=body.to_peer,
+        text=body.text,
+        now_ms=clock.now_ms(),
+        attachments=attachments,
+        bypass_circle=body.bypass_circle,
+        circle=body.circle,
+    )
 
 
 @blueprint.post("/broadcast")

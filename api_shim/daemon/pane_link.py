@@ -10,6 +10,7 @@ with repowire's `{error, hint}` detail; the routes serialize what is returned.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -26,6 +27,7 @@ from api_shim.errors import ApiError
 from dispatchyard import tmux
 from dispatchyard.settings import Settings
 from dispatchyard.state import clock, panes, peer_lifecycle, peers
+from dispatchyard.state.errors import Conflict, NotFound
 from dispatchyard.state.models import PeerState
 
 log = logging.getLogger("dispatchyard.panes")
@@ -111,15 +113,14 @@ def link(
             "metadata": dict(HOOK_CAPABILITIES),
         }
         names = [name] if name else pane_names.default_names(backend, cwd)
-        outcome, found = panes.adopt(r, pane_id, fields, names, clock.now_ms())
-        if outcome == "bound":
-            raise already_linked(r, pane_id, found)
-        if outcome == "name_taken":
-            hint = f"A peer named {found} already exists in circle {fields['circle']}."
-            raise refusal(409, "name_taken", hint)
-        if outcome != "ok":
-            hint = "Another registration changed this pane or name meanwhile; retry."
-            raise refusal(409, "link_conflict", hint)
+        try:
+            found = panes.adopt(r, pane_id, fields, names, clock.now_ms())
+        except panes.PaneBound as bound:
+            raise already_linked(r, pane_id, bound.holder) from None
+        except panes.NameTaken as taken:
+            raise refusal(409, "name_taken", taken.message) from None
+        except Conflict as raced:
+            raise refusal(409, "link_conflict", raced.message) from None
         peer = {**fields, "peer_id": found, "pane_id": pane_id}
         try:
             proc = hooks.start(s, lock, pane_id, peer, hook_url)
@@ -142,13 +143,15 @@ def _roll_back(
 ) -> None:
     if proc is not None:
         hooks.stop(proc)
-    peer_lifecycle.delete(r, peer_id)
+    with contextlib.suppress(NotFound):
+        peer_lifecycle.delete(r, peer_id)
     hooks.forget(s, pane_id)
     if proc is not None:
         # A hook that connected just before it was killed may still be registering on the
         # shim's side; its record must not outlive the rollback.
         time.sleep(ROLLBACK_GRACE_S)
-        peer_lifecycle.delete(r, peer_id)
+        with contextlib.suppress(NotFound):
+            peer_lifecycle.delete(r, peer_id)
 
 
 def rehook(

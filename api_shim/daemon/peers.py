@@ -18,7 +18,6 @@ from api_shim.context import r
 from api_shim.daemon import blueprint, views
 from api_shim.errors import ApiError
 from dispatchyard.state import clock, peer_lifecycle, peer_lookups, peers
-from dispatchyard.state.documents import Refused
 from dispatchyard.state.models import PeerState
 
 PeerBackend = Literal["claude-code", "opencode", "codex", "gemini", "antigravity", "pi"]
@@ -166,8 +165,6 @@ def register_peer():
             "re-register via a fresh SessionStart"
         )
         raise ApiError(409, detail) from None
-    except Refused:
-        raise ApiError(409, "Peer cannot be registered from its current status") from None
     return {
         "ok": True,
         "peer_id": peer["peer_id"],
@@ -203,9 +200,8 @@ def get_peer(ident: str):
 
 def _unregister(ident: str, circle: str | None) -> dict[str, bool]:
     peer = _one(peers.resolve(r(), ident, circle), ident)
-    if not peer_lifecycle.delete(r(), peer["peer_id"]):
-        raise ApiError(404, f"Peer not found: {ident}")  # removed meanwhile
-    return {"ok": True}
+    peer_lifecycle.delete(r(), peer["peer_id"])
+    return views.OK
 
 
 @blueprint.delete("/peers/<ident>")
@@ -228,7 +224,7 @@ def mark_offline(ident: str):
         # error, and there is nothing to cancel.
         return {"ok": True, "cancelled_queries": 0}
     peer = _one(found, ident)
-    outcome, cancelled = peer_lifecycle.mark_offline(
+    cancelled = peer_lifecycle.mark_offline(
         r(),
         peer,
         clock.now_ms(),
@@ -237,23 +233,14 @@ def mark_offline(ident: str):
         detail=body.detail,
         terminal=body.terminal,
     )
-    if outcome == "refused":
-        raise ApiError(409, f"Peer {ident} cannot go offline from its current status")
     return {"ok": True, "cancelled_queries": cancelled}
-
-
-def _updated(outcome: str, ident: str) -> dict[str, bool]:
-    if outcome == "unknown":
-        raise ApiError(404, f"Peer not found: {ident}")  # removed meanwhile
-    if outcome == "refused":
-        raise ApiError(409, f"Peer {ident} cannot report that status from its current status")
-    return {"ok": True}
 
 
 @blueprint.post("/peers/<ident>/touch")
 def touch_peer(ident: str):
     peer = _one(peers.resolve(r(), ident, _circle_arg()), ident)
-    return _updated(peer_lifecycle.update(r(), peer["peer_id"], clock.now_ms()), ident)
+    peer_lifecycle.update(r(), peer["peer_id"], clock.now_ms())
+    return views.OK
 
 
 @blueprint.post("/peers/<ident>/description")
@@ -262,18 +249,16 @@ def set_description(ident: str):
     peer = _one(peers.resolve(r(), ident, _circle_arg()), ident)
     now = clock.now_ms()
     fields = {"description": body.description, "description_set_at": str(now)}
-    return _updated(peer_lifecycle.update(r(), peer["peer_id"], now, fields=fields), ident)
+    peer_lifecycle.update(r(), peer["peer_id"], now, fields=fields)
+    return views.OK
 
 
 @blueprint.post("/peers/circle")
 def set_circle():
     body = bodies.parse(CircleBody)
     peer = _one(peers.resolve(r(), body.peer_name), body.peer_name)
-    outcome = peer_lifecycle.move_circle(r(), peer["peer_id"], body.circle)
-    if outcome == "taken":
-        detail = f"Peer name {peer['name']} is already taken in circle {body.circle}"
-        raise ApiError(409, detail)
-    return _updated(outcome, body.peer_name)
+    peer_lifecycle.move_circle(r(), peer["peer_id"], body.circle)
+    return views.OK
 
 
 @blueprint.get("/circles/<name>/orchestrator")
@@ -301,7 +286,7 @@ def session_update():
     else:
         raise ApiError(400, "Either peer_name or pane_id required")
     fields = {k: v for k, v in (("turn_state", body.turn_state), ("model", body.model)) if v}
-    outcome = peer_lifecycle.update(
+    peer_lifecycle.update(
         r(),
         peer["peer_id"],
         clock.now_ms(),
@@ -311,4 +296,4 @@ def session_update():
         # As repowire: a turn_state alone is progress, not a sign of life.
         seen=body.status is not None or body.model is not None or bool(body.metadata),
     )
-    return _updated(outcome, ident)
+    return views.OK

@@ -15,6 +15,9 @@ from dispatchyard.state.models import JOB_TERMINAL, PeerState
 
 Doc = dict[str, Any]
 
+# The body of a route that only says it worked (as repowire answers).
+OK = {"ok": True}
+
 
 def created_job(doc: Doc) -> Doc:
     return {"job_id": doc["job_id"], "work_id": doc["job_id"], "status": doc}

@@ -11,6 +11,7 @@ or `delivery_ack` (a frame was typed into its pane, or not), `response` (the rep
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -25,7 +26,7 @@ from api_shim.context import r, settings
 from api_shim.daemon import is_loopback
 from api_shim.daemon.peers import agent_alive
 from dispatchyard.state import asks, clock, connections, deliveries, peer_lifecycle, peers, traces
-from dispatchyard.state.documents import Refused
+from dispatchyard.state.errors import Conflict, NotFound
 from dispatchyard.state.models import AGENT_BACKENDS, PeerState
 
 log = logging.getLogger("dispatchyard.ws")
@@ -101,7 +102,9 @@ def _on_frame(held: hub.Socket, data: dict[str, Any]) -> None:
     kind = data.get("type")
     now = clock.now_ms()
     if kind == "status" and data.get("status") in STATUS_FRAMES:
-        peers.set_status(r(), held.peer_id, STATUS_FRAMES[data["status"]], now)
+        # A status frame of a peer removed or retired meanwhile changes nothing.
+        with contextlib.suppress(NotFound, Conflict):
+            peers.set_status(r(), held.peer_id, STATUS_FRAMES[data["status"]], now)
     elif kind in ("receipt", "delivery_ack"):
         trace_id = data.get("correlation_id") or data.get("delivery_id")
         if isinstance(trace_id, str) and len(trace_id) <= 100:
@@ -115,7 +118,7 @@ def _on_frame(held: hub.Socket, data: dict[str, Any]) -> None:
         if isinstance(text, str):
             fields = {"reply_text": text, "answer": {"outcome": "answered", "text": text}}
             cid = data["correlation_id"]
-            asks.resolve(r(), cid, now, reason="response", fields=fields, responder=held.peer_id)
+            asks.close(r(), cid, now, reason="response", fields=fields, responder=held.peer_id)
     elif kind == "pong":
         pass
 
@@ -141,18 +144,23 @@ def websocket(ws: Any) -> None:
     try:
         alive = agent_alive(fields["agent_pid"])
         peer = peer_lifecycle.register_or_revive(r(), fields, now, agent_alive=alive)
-    except Refused as refused:
-        if refused.reason == "peer_retired":
+    except Conflict as refused:
+        if refused.state == PeerState.RETIRED:
             _refuse(ws, 4004, "Peer is retired", code="peer_retired")
         else:
             _refuse(ws, 4002, "Peer cannot connect from its current status")
         return
     the_hub = hub.get(r())
     held = the_hub.attach(peer["peer_id"], ws)
-    outcome, previous = connections.connect(r(), peer["peer_id"], the_hub.node, now)
-    if outcome != "ok":
+    try:
+        previous = connections.connect(r(), peer["peer_id"], the_hub.node, now)
+    except (NotFound, Conflict) as refused:
+        # Removed or retired between its registration and here.
         the_hub.detach(held)
-        _refuse(ws, 4004 if outcome == "retired" else 4002, f"Peer cannot connect: {outcome}")
+        if refused.state == PeerState.RETIRED:
+            _refuse(ws, 4004, "Peer cannot connect: retired")
+        else:
+            _refuse(ws, 4002, f"Peer cannot connect: {refused.message}")
         return
     if previous and previous != the_hub.node:
         # The peer reconnected here; its old socket on another process must not linger.

@@ -49,8 +49,6 @@ def create_project(org_id: str):
     project = orgs.create_project(
         r(), org_id, body.slug, body.name, body.repository, clock.now_ms()
     )
-    if project is None:
-        raise ApiError(409, f"Project slug already exists: {body.slug}")
     return {"project": views.project(project)}, 201
 
 
@@ -112,6 +110,5 @@ def revoke_key(org_id: str, key_id: str):
         raise ApiError(404, "Key not found")
     if ROLE_RANK[target["role"]] > ROLE_RANK[cred.role or "auditor"]:
         raise auth.forbidden("A key cannot revoke a key of a higher role than its own")
-    if apikeys.revoke(r(), org_id, key_id, clock.now_ms()) == "not_found":
-        raise ApiError(404, "Key not found")
+    apikeys.revoke(r(), org_id, key_id, clock.now_ms())
     return {"revoked": True}

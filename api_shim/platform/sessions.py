@@ -20,6 +20,7 @@ from api_shim.platform import blueprint, views
 from api_shim.platform.hosts import load_host
 from dispatchyard.state import clock, health, orgs, sessions
 from dispatchyard.state.clock import iso_ms
+from dispatchyard.state.errors import Conflict, Forbidden
 from dispatchyard.state.models import SESSION_STATUSES, SLUG, WORK_TYPES
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -213,7 +214,7 @@ def enqueue():
         "authTokenHash": hashlib.sha256(auth_token.encode()).hexdigest(),
         "enqueuedBy": cred.key_id or "",
     }
-    created = sessions.enqueue(
+    sessions.enqueue(
         r(),
         org_id=cred.org_id,
         project_id=project["id"],
@@ -222,8 +223,6 @@ def enqueue():
         record=record,
         now_ms=now,
     )
-    if not created:
-        raise ApiError(409, f"Session already exists: {session_id}")
     return {"sessionId": session_id, "status": "queued", "queuedAt": now}, 201
 
 
@@ -267,15 +266,13 @@ def claim(session_id: str):
     body = bodies.parse(WorkerBody)
     _worker_for_body(body, cred)
     _session_for_worker(session_id, cred)  # another org's session is 404, as an unknown one
-    code, value = sessions.claim(r(), body.workerId, session_id, clock.now_ms())
-    if code == "ok":
-        record = sessions.get(r(), session_id)
-        return {"claimed": True, "session": views.session(record), "work": value}
-    if code == "unauthorized":
-        return {"claimed": False, "reason": f"Worker not authorized for project {value}"}
-    if code == "no_worker":
-        raise ApiError(404, "Worker not found")
-    return {"claimed": False, "reason": "Work item not available or already claimed"}
+    try:
+        work = sessions.claim(r(), body.workerId, session_id, clock.now_ms())
+    except (Conflict, Forbidden) as lost:
+        # Not the error envelope: a claim that is not granted is an answer, with its reason.
+        return {"claimed": False, "reason": lost.message}
+    record = sessions.get(r(), session_id)
+    return {"claimed": True, "session": views.session(record), "work": work}
 
 
 @blueprint.post("/sessions/<session_id>/status")
@@ -295,14 +292,8 @@ def status(session_id: str):
         "outputTokens": body.outputTokens,
         "provider": body.provider,
     }
-    code, value = sessions.set_status(r(), host_id, session_id, body.status, fields, clock.now_ms())
-    if code == "ok":
-        return {"updated": True, "session": views.session(value, with_summary=True)}
-    if code == "forbidden":
-        raise auth.forbidden("Session belongs to another worker")
-    if code == "illegal":
-        raise ApiError(409, f"Illegal status change: {value} -> {body.status}", current=value)
-    raise ApiError(404, "Session not found")
+    record = sessions.set_status(r(), host_id, session_id, body.status, fields, clock.now_ms())
+    return {"updated": True, "session": views.session(record, with_summary=True)}
 
 
 @blueprint.post("/sessions/<session_id>/activity")
@@ -317,13 +308,9 @@ def activity(session_id: str):
     kind = event.type if event else None
     # A tool named by the event, else the flat body's; an empty name is no tool.
     tool = (event.toolName if event else body.toolName) or None
-    code = sessions.record_activity(
+    sessions.record_activity(
         r(), host_id, session_id, clock.now_ms(), tool=tool, activity_type=kind
     )
-    if code == "forbidden":
-        raise auth.forbidden("Session belongs to another worker")
-    if code == "not_found":
-        raise ApiError(404, "Session not found")
     return {"recorded": True, "sessionId": session_id, "type": kind, "toolName": tool}
 
 
@@ -336,12 +323,8 @@ def lock_refresh(session_id: str):
     body = bodies.parse(LockRefreshBody)
     host_id = _acting_host(body.workerId, cred)
     _session_for_worker(session_id, cred)
-    code = sessions.refresh_lock(r(), host_id, session_id, body.issueId, clock.now_ms())
-    if code == "forbidden":
-        raise auth.forbidden("Session belongs to another worker")
-    if code == "not_found":
-        raise ApiError(404, "Session not found")
-    return {"refreshed": code == "refreshed"}
+    refreshed = sessions.refresh_lock(r(), host_id, session_id, body.issueId, clock.now_ms())
+    return {"refreshed": refreshed}
 
 
 @blueprint.post("/sessions/<session_id>/completion")
@@ -355,11 +338,7 @@ def completion(session_id: str):
     record = _session_for_worker(session_id, cred)
     if not host_id:
         raise _unheld(record)
-    code = sessions.record_completion(r(), host_id, session_id, body.summary, clock.now_ms())
-    if code == "forbidden":
-        raise auth.forbidden("Session belongs to another worker")
-    if code == "not_found":
-        raise ApiError(404, "Session not found")
+    sessions.record_completion(r(), host_id, session_id, body.summary, clock.now_ms())
     return {"posted": True, "partsPosted": 1, "totalParts": 1}
 
 
@@ -368,13 +347,9 @@ def nack(session_id: str):
     cred = auth.worker("worker:session", None)
     body = bodies.parse(WorkerBody)
     _worker_for_body(body, cred)
-    record = _session_for_worker(session_id, cred)
-    if sessions.nack(r(), body.workerId, session_id, clock.now_ms()):
-        return {"nacked": True, "sessionId": session_id, "requeued": True}
-    record = sessions.get(r(), session_id) or record
-    if record.get("workerId") and record["workerId"] != body.workerId:
-        raise auth.forbidden("Session belongs to another worker")
-    raise ApiError(409, f"Session is {record['status']}; only a claimed session can be nacked")
+    _session_for_worker(session_id, cred)
+    sessions.nack(r(), body.workerId, session_id, clock.now_ms())
+    return {"nacked": True, "sessionId": session_id, "requeued": True}
 
 
 class ListQuery(BaseModel):

@@ -9,6 +9,7 @@ import click
 
 from dispatchyard.cli.client import bootstrap_redis, fail
 from dispatchyard.cli.options import json_option
+from dispatchyard.state.errors import Conflict
 from dispatchyard.state.models import SLUG_PATTERN
 
 
@@ -29,8 +30,9 @@ def org_create(name: str, slug: str, as_json: bool) -> None:
     if not re.match(SLUG_PATTERN, slug):
         raise click.BadParameter(f"must match {SLUG_PATTERN}", param_hint="--slug")
     r = bootstrap_redis(get_settings())
-    created = orgs.create_org(r, name, slug, clock.now_ms())
-    if created is None:
+    try:
+        created = orgs.create_org(r, name, slug, clock.now_ms())
+    except Conflict:
         fail(f"an org with slug {slug!r} already exists")
     _, secret = apikeys.create_key(
         r,

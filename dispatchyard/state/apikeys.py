@@ -62,9 +62,7 @@ def create_key(
 
 def resolve(r: redis.Redis, secret: str) -> dict[str, str] | None:
     """The live (unrevoked) key record for a secret, or None."""
-    flat = scripts(r).resolve_key(
-        keys=[keys.apikey_hash(hash_secret(secret))], args=[keys.APIKEY_PREFIX]
-    )
+    flat = scripts(r).resolve_key(keys=[keys.apikey_hash(hash_secret(secret))])
     if not flat:
         return None
     record = dict(zip(flat[::2], flat[1::2], strict=True))
@@ -81,9 +79,6 @@ def list_keys(r: redis.Redis, org_id: str) -> list[dict[str, str]]:
     return [k for k in store.hgetall_many(r, [keys.apikey(key_id) for key_id in ids]) if k]
 
 
-def revoke(r: redis.Redis, org_id: str, key_id: str, now_ms: int) -> str:
-    """'revoked', 'already_revoked' or 'not_found'."""
-    code = scripts(r).revoke_key(
-        keys=[keys.apikey(key_id)], args=[keys.APIKEY_HASH_PREFIX, now_ms, org_id]
-    )
-    return {1: "revoked", 2: "already_revoked"}.get(code, "not_found")
+def revoke(r: redis.Redis, org_id: str, key_id: str, now_ms: int) -> None:
+    """Revoke a key (again: nothing changes). NotFound (unknown, another org's)."""
+    scripts(r).revoke_key(keys=[keys.apikey(key_id)], args=[now_ms, org_id])

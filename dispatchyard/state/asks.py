@@ -17,6 +17,7 @@ from typing import Any
 from dispatchyard.state import events, keys, store, traces
 from dispatchyard.state.clock import iso
 from dispatchyard.state.documents import dumps
+from dispatchyard.state.errors import Gone, NotFound
 from dispatchyard.state.scripts import scripts
 from dispatchyard.state.store import Pipeline, Redis
 
@@ -159,9 +160,9 @@ def resolve(
     reason: str,
     fields: dict[str, Any] | None = None,
     responder: str | None = None,
-) -> str:
+) -> None:
     """Close an open ask with `fields` (answer, reply_text, ...) and `close_reason`; wakes its
-    waiters. 'ok', 'closed' (already: the first resolution won) or 'not_found'."""
+    waiters. NotFound; Gone when it was closed already (the first resolution won)."""
     stored = {k: v if isinstance(v, str) else dumps(v) for k, v in (fields or {}).items()}
     stored["close_reason"] = reason
     if responder:
@@ -172,15 +173,12 @@ def resolve(
     entry = {"stage": stage, "status": "ok", "peer_id": responder, "ts": now, "detail": detail}
     data = dumps({"correlation_id": correlation_id, "reason": reason})
     event = {"type": "ask_resolved", "timestamp": now, "data": data}
-    out = scripts(r).resolve_ask(
-        keys=[keys.ask(correlation_id), keys.trace(correlation_id), keys.EVENTS, keys.ASKS_OPEN],
+    scripts(r).resolve_ask(
+        keys=[keys.ask(correlation_id), keys.trace(correlation_id)],
         args=[
-            keys.ASKS_INBOUND_PREFIX,
-            keys.ASKS_OUTBOUND_PREFIX,
+            correlation_id,
             dumps(stored),
             now,
-            keys.ASKS_RESOLVED,
-            correlation_id,
             dumps(entry),
             dumps(event),
             CLOSED_KEPT_S,
@@ -188,13 +186,24 @@ def resolve(
             events.MAXLEN,
         ],
     )
-    return str(out)
 
 
-def close(r: Redis, correlation_id: str, now_ms: int, reason: str = "closed") -> str:
-    """Close without an answer (bare ack, cancelled delivery); idempotent."""
-    outcome = resolve(r, correlation_id, now_ms, reason=reason)
-    return "already_closed" if outcome == "closed" else outcome
+def close(
+    r: Redis,
+    correlation_id: str,
+    now_ms: int,
+    reason: str = "closed",
+    *,
+    fields: dict[str, Any] | None = None,
+    responder: str | None = None,
+) -> bool:
+    """Resolve, where losing the race is fine (a bare ack, a timeout, a cancelled delivery):
+    True when this call closed it, False when it was closed already or is unknown."""
+    try:
+        resolve(r, correlation_id, now_ms, reason=reason, fields=fields, responder=responder)
+    except (Gone, NotFound):
+        return False
+    return True
 
 
 def pull_replies(r: Redis, correlation_id: str) -> None:

@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from redis.commands.core import Script
-
 from dispatchyard.state import keys, store
-from dispatchyard.state.scripts import scripts
+from dispatchyard.state.errors import QuotaExceeded, TooLarge
+from dispatchyard.state.scripts import Runner, scripts
 from dispatchyard.state.store import Redis
 
 # repowire's id format: eight hex digits (`str(uuid4())[:8]`). Every id is checked against this
@@ -49,17 +48,21 @@ COPY_CHUNK = 1 << 20
 ID_ATTEMPTS = 8  # 32-bit ids collide rarely; a few fresh draws make it vanishingly rare
 
 
-class TooLarge(Exception):
-    """The file alone is over the per-file limit."""
+def _mb(n: int) -> int:
+    return n // 1024 // 1024
 
 
-class StoreFull(Exception):
-    """The file would take the store past its cap (`used` is None when the disk itself is
-    full)."""
+def too_large(max_bytes: int) -> TooLarge:
+    """The refusal of a file over the per-file limit (repowire's words)."""
+    return TooLarge(f"File too large (max {_mb(max_bytes)}MB)")
 
-    def __init__(self, used: int | None) -> None:
-        super().__init__(used)
-        self.used = used
+
+def _store_full(total_bytes: int, ttl_s: float) -> QuotaExceeded:
+    hours = round(ttl_s / 3600)
+    return QuotaExceeded(
+        f"Attachments directory would exceed cap ({_mb(total_bytes)}MB). "
+        f"Wait for the {hours}h TTL to clear older files."
+    )
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class Attachment:
     expires_ms: int
 
 
-def _registered(r: Redis) -> tuple[Script, Script]:
+def _registered(r: Redis) -> tuple[Runner, Runner]:
     return scripts(r).reserve_attachment, scripts(r).release_attachment
 
 
@@ -156,11 +159,12 @@ def put(
     ttl_s: float,
     now_ms: int,
 ) -> Attachment:
-    """Keep the (seekable) `source` as a new attachment. Raises TooLarge over `max_bytes`,
-    StoreFull when the store would pass `total_bytes`; either way nothing is kept."""
+    """Keep the (seekable) `source` as a new attachment. TooLarge over `max_bytes`,
+    QuotaExceeded when the store would pass `total_bytes` (or the disk is full); either way
+    nothing is kept."""
     size = _measure(source)
     if size > max_bytes:
-        raise TooLarge(size)
+        raise too_large(max_bytes)
     name = safe_name(filename)
     ctype = clean_content_type(content_type)
     ttl_ms = max(1, int(ttl_s * 1000))
@@ -182,11 +186,11 @@ def put(
         }
         flat = [x for pair in fields.items() for x in pair]
         args: list[str | int] = [attachment_id, size, total_bytes, now_ms, expires_ms, ttl_ms]
-        args += [keys.ATTACHMENT_PREFIX, RELEASE_BATCH, *flat]
-        status, used, *released = reserve(keys=_keys(attachment_id), args=args)
+        args += [RELEASE_BATCH, *flat]
+        status, *released = reserve(keys=_keys(attachment_id), args=args)
         _discard(root, [str(x) for x in released])
         if status == "full":
-            raise StoreFull(int(used))
+            raise _store_full(total_bytes, ttl_s)
         if status == "ok":
             break
     else:
@@ -198,7 +202,7 @@ def put(
         release(keys=_keys(attachment_id), args=[attachment_id])
         _discard(root, [attachment_id])
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StoreFull(None) from e
+            raise QuotaExceeded("Insufficient storage for attachments") from e
         raise
     return Attachment(attachment_id, path, name, size, ctype, now_ms, expires_ms)
 

@@ -14,31 +14,28 @@ from typing import Any, cast
 
 from dispatchyard.state import keys, store
 from dispatchyard.state.clock import iso
-from dispatchyard.state.models import PEER_TRANSITIONS
 from dispatchyard.state.scripts import scripts
 from dispatchyard.state.store import Redis
 
 TRACE_TTL_S = 24 * 3600  # as state/traces.py keeps traces
 TTL_MS = 30_000  # a holder renews every TTL/3; a dead one's peers go offline within this
-_P = json.dumps(keys.PEER_SCRIPT_PREFIXES)
-_TABLE = json.dumps({state: sorted(targets) for state, targets in PEER_TRANSITIONS.items()})
 
 
-def connect(r: Redis, peer_id: str, node: str, now_ms: int) -> tuple[str, str]:
-    """Record that `node` holds the peer's socket and bring it online: ('ok', previous node or
-    ''), or ('unknown'|'retired'|'refused', '') with nothing written."""
-    out = scripts(r).connect_peer(
-        keys=[keys.peer(peer_id), keys.peer_ws(peer_id)],
-        args=[_P, peer_id, node, TTL_MS, now_ms, _TABLE],
+def connect(r: Redis, peer_id: str, node: str, now_ms: int) -> str:
+    """Record that `node` holds the peer's socket and bring it online; the node that held it
+    before ('' for none). NotFound; Conflict (nothing written) when PEER_TRANSITIONS forbids
+    it (a retired peer: its `state` is 'retired')."""
+    previous: str = scripts(r).connect_peer(
+        keys=[keys.peer(peer_id), keys.peer_ws(peer_id)], args=[peer_id, node, TTL_MS, now_ms]
     )
-    return str(out[0]), str(out[1]) if len(out) > 1 else ""
+    return previous
 
 
 def disconnect(r: Redis, peer_id: str, node: str, now_ms: int) -> bool:
-    """The socket `node` held ended: the peer goes offline unless another socket holds it."""
+    """The socket `node` held ended: the peer goes offline unless another socket holds it.
+    True when it went offline."""
     out = scripts(r).disconnect_peer(
-        keys=[keys.peer(peer_id), keys.peer_ws(peer_id)],
-        args=[_P, peer_id, node, now_ms, _TABLE],
+        keys=[keys.peer(peer_id), keys.peer_ws(peer_id)], args=[peer_id, node, now_ms]
     )
     return int(out) == 1
 
@@ -87,7 +84,6 @@ def send(
     out = scripts(r).deliver_frame(
         keys=[keys.peer_ws(peer_id), keys.trace(trace_id) if trace_id else ""],
         args=[
-            keys.NODE_CHANNEL_PREFIX,
             body,
             entry("routed", True),
             entry("no_connection", False),

@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
 
+from dispatchyard.state.errors import Invalid
 
-class CronError(ValueError):
+
+class CronError(Invalid):
     """A cron expression or timezone that cannot be used."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dispatchyard.state import clock, store
+from dispatchyard.state.errors import NotFound
 from dispatchyard.state.store import Pipeline, Redis
 
 Doc = dict[str, Any]
@@ -49,6 +50,7 @@ class Kind:
     # Keeps the kind's indexes (and events, traces) in step, in the caller's MULTI:
     # (pipe, before or None, after, now_ms, meta).
     index: Callable[[Pipeline, Doc | None, Doc, int, dict[str, Any]], None]
+    not_found: str  # the NotFound message for an unknown id, `{}` standing for the id
 
 
 def dumps(value: Any) -> str:
@@ -104,16 +106,16 @@ Rule = Callable[[Doc, Pipeline], Write | None]
 
 def mutate(
     r: Redis, kind: Kind, record_id: str, rule: Rule, now_ms: int, *watch: str
-) -> tuple[Doc, Write | None] | None:
+) -> tuple[Doc, Write | None]:
     """Apply `rule` atomically: it edits the document in place and returns a Write, or None to
-    write nothing, or raises to refuse. It may read other keys through the pipe (still in
-    immediate mode; `watch` lists keys to WATCH from the start). Returns the document as the
-    rule left it and its Write, or None for an unknown record."""
+    write nothing, or raises a StateError to refuse. It may read other keys through the pipe
+    (still in immediate mode; `watch` lists keys to WATCH from the start). Returns the document
+    as the rule left it and its Write. NotFound for an unknown record."""
 
-    def txn(pipe: Pipeline) -> tuple[Doc, Write | None] | None:
+    def txn(pipe: Pipeline) -> tuple[Doc, Write | None]:
         stored = store.hget(pipe, kind.docs, record_id)
         if stored is None:
-            return None
+            raise NotFound(kind.not_found.format(record_id))
         before = json.loads(stored)
         after = json.loads(stored)
         write = rule(after, pipe)
@@ -125,16 +127,5 @@ def mutate(
             write.extra(pipe)
         return after, write
 
-    result: tuple[Doc, Write | None] | None = store.transaction(
-        r, txn, kind.scalar_key(record_id), *watch
-    )
+    result: tuple[Doc, Write | None] = store.transaction(r, txn, kind.scalar_key(record_id), *watch)
     return result
-
-
-class Refused(Exception):
-    """A change the record's current state does not allow; `reason` says why."""
-
-    def __init__(self, reason: str, state: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.state = state

@@ -9,12 +9,8 @@ from typing import Any
 import redis
 
 from dispatchyard.state import keys, store
-from dispatchyard.state.models import HOST_TRANSITIONS, HostState, allowed_from
-from dispatchyard.state.mutations import P
+from dispatchyard.state.models import HostState
 from dispatchyard.state.scripts import scripts
-from dispatchyard.state.sessions import PREFIXES
-
-REVOKED = "revoked"
 
 
 @dataclass
@@ -39,14 +35,13 @@ def heartbeat(
     now_ms: int,
     redeliver_after_ms: int,
     max_deliveries: int,
-) -> HeartbeatResult | str | None:
-    """None for an unknown (or deregistered, or another org's) host; REVOKED when
-    `revoked_key` (the caller's token revocation key) exists. A heartbeat makes the host
-    active (an offline one is back)."""
+) -> HeartbeatResult:
+    """Record the heartbeat; what its answer needs. NotFound for an unknown (or deregistered,
+    or another org's) host; Unauthorized when `revoked_key` (the caller's token revocation
+    key) exists. A heartbeat makes the host active (an offline one is back)."""
     out = scripts(r).heartbeat(
         keys=[keys.host(host_id), keys.host_open_mutations(host_id), keys.HOST_HEARTBEATS],
         args=[
-            P,
             now_ms,
             redeliver_after_ms,
             max_deliveries,
@@ -57,13 +52,8 @@ def heartbeat(
             json.dumps(allowlist) if allowlist is not None else "",
             org_id,
             revoked_key,
-            json.dumps(allowed_from(HOST_TRANSITIONS, HostState.ACTIVE)),
         ],
     )
-    if out == [-1]:
-        return None
-    if out == [-2]:
-        return REVOKED
     count, status, action, candidates, stale, *flat = out
     host: dict[str, Any] = {"status": status}
     if action:
@@ -96,13 +86,12 @@ def sweep_offline(
     """Mark silent hosts offline and requeue their claimed-not-running sessions.
     Returns {host id: requeued session ids} for the hosts it marked."""
     cutoff = now_ms - offline_after_ms
-    allowed = json.dumps(allowed_from(HOST_TRANSITIONS, HostState.OFFLINE))
     marked: dict[str, list[str]] = {}
     for host_id in store.zrangebyscore(r, keys.HOST_HEARTBEATS, "-inf", cutoff, limit=batch):
         moved = scripts(r).mark_offline(
             keys=[keys.host(host_id), keys.HOST_HEARTBEATS],
-            args=[PREFIXES, host_id, now_ms, cutoff, HostState.OFFLINE, allowed],
+            args=[host_id, now_ms, cutoff, HostState.OFFLINE],
         )
-        if moved != [-1]:
+        if moved is not None:
             marked[host_id] = [str(s) for s in moved]
     return marked

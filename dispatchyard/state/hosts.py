@@ -13,10 +13,10 @@ from typing import Any
 import redis
 
 from dispatchyard.state import keys, store
-from dispatchyard.state.models import HOST_INITIAL, HOST_TRANSITIONS, HostState, allowed_from
+from dispatchyard.state.errors import NotFound
+from dispatchyard.state.models import HOST_INITIAL, HostState
 from dispatchyard.state.orgs import new_id
 from dispatchyard.state.scripts import scripts
-from dispatchyard.state.sessions import PREFIXES
 
 Record = dict[str, Any]
 
@@ -33,8 +33,8 @@ def register(
     region: str | None,
     reg_key_id: str,
     now_ms: int,
-) -> Record | None:
-    """Register (or re-register, by machineId) a host; returns its record, or None when its
+) -> Record:
+    """Register (or re-register, by machineId) a host; returns its record. Conflict when its
     state forbids registering it again (HOST_TRANSITIONS)."""
     fields = {
         "orgId": org_id,
@@ -51,15 +51,9 @@ def register(
     machine_key = keys.host_machine(org_id, machine_id) if machine_id else ""
     host_id = scripts(r).register_host(
         keys=[machine_key, keys.org_hosts(org_id), keys.HOST_HEARTBEATS],
-        args=[
-            keys.HOST_PREFIX,
-            new_id("wkr"),
-            now_ms,
-            json.dumps(fields),
-            json.dumps(allowed_from(HOST_TRANSITIONS, HOST_INITIAL)),
-        ],
+        args=[new_id("wkr"), now_ms, json.dumps(fields)],
     )
-    return store.hgetall(r, keys.host(host_id)) if host_id else None
+    return store.hgetall(r, keys.host(host_id))
 
 
 def get(r: redis.Redis, host_id: str, org_id: str | None = None) -> Record | None:
@@ -90,12 +84,12 @@ def is_revoked(r: redis.Redis, jti: str) -> bool:
     return bool(r.exists(keys.jwt_revoked(jti)))
 
 
-def deregister(r: redis.Redis, host_id: str, now_ms: int, leeway_s: int) -> list[str] | None:
-    """Requeue its claimed-not-running sessions and revoke its tokens; None if unknown or
-    already deregistered (nothing written)."""
+def deregister(r: redis.Redis, host_id: str, now_ms: int, leeway_s: int) -> list[str]:
+    """Requeue its claimed-not-running sessions and revoke its tokens; the requeued session
+    ids. NotFound if unknown or already deregistered (nothing written)."""
     org_id = store.hget(r, keys.host(host_id), "orgId")
     if org_id is None:
-        return None
+        raise NotFound("Worker not found")
     moved = scripts(r).deregister_host(
         keys=[
             keys.host(host_id),
@@ -103,17 +97,9 @@ def deregister(r: redis.Redis, host_id: str, now_ms: int, leeway_s: int) -> list
             keys.org_hosts(org_id),
             keys.HOST_HEARTBEATS,
         ],
-        args=[
-            PREFIXES,
-            host_id,
-            now_ms,
-            keys.JWT_REVOKED_PREFIX,
-            leeway_s,
-            HostState.DEREGISTERED,
-            json.dumps(allowed_from(HOST_TRANSITIONS, HostState.DEREGISTERED)),
-        ],
+        args=[host_id, now_ms, leeway_s, HostState.DEREGISTERED],
     )
-    return None if moved == [-1] else [str(s) for s in moved]
+    return [str(s) for s in moved]
 
 
 def list_hosts(r: redis.Redis, org_id: str) -> list[Record]:

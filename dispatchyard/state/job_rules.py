@@ -1,6 +1,7 @@
 """The transitions of a durable job, as pure functions: each takes the document (edited in
-place), the time and its inputs, and returns the Write to store or raises Refused. No Redis:
-`state/jobs.py` applies them inside a transaction, and tests call them directly.
+place), the time and its inputs, and returns the Write to store or raises a StateError
+(Conflict: the job's state does not allow it; Invalid: no job could take the request). No
+Redis: `state/jobs.py` applies them inside a transaction, and tests call them directly.
 
 Every state change goes through `move`, which checks `JOB_TRANSITIONS`.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from dispatchyard.state.clock import iso, parse_ms
-from dispatchyard.state.documents import Refused, Write
+from dispatchyard.state.documents import Write
+from dispatchyard.state.errors import Conflict, Invalid
 from dispatchyard.state.job_shape import Doc, new_attempt
 from dispatchyard.state.models import (
     ATTEMPT_CHECKED,
@@ -31,7 +33,7 @@ ENDABLE = (*SUPERVISED, JobState.AWAITING_INPUT, JobState.BLOCKED)  # where an a
 def move(doc: Doc, state: JobState, reason: str | None, phase: str | None, now_ms: int) -> None:
     """Change the job's state, as the table allows; a terminal state stamps `completed_at`."""
     if state not in JOB_TRANSITIONS[JobState(doc["state"])]:
-        raise Refused(f"cannot move from {doc['state']} to {state}", doc["state"])
+        raise Conflict(f"cannot move from {doc['state']} to {state}", state=doc["state"])
     doc["state"] = state
     doc["state_reason"] = reason
     if phase is not None:
@@ -59,9 +61,9 @@ def _end_attempt(doc: Doc, status: str, now_ms: int, **fields: Any) -> None:
 def _require_attempt(doc: Doc, attempt_id: str, states: tuple[str, ...]) -> dict[str, Any]:
     attempt = current_attempt(doc)
     if attempt is None or attempt["attempt_id"] != attempt_id:
-        raise Refused("stale_attempt", doc["state"])
+        raise Conflict("stale_attempt", state=doc["state"])
     if doc["state"] not in states:
-        raise Refused("not_active", doc["state"])
+        raise Conflict("not_active", state=doc["state"])
     return attempt
 
 
@@ -80,14 +82,14 @@ def acquire(
     past-deadline job ends here instead."""
     runner = doc["runner"]
     if fire_key in runner.get("fire_keys", []):
-        raise Refused("duplicate_fire", doc["state"])
+        raise Conflict("duplicate_fire", state=doc["state"])
     if doc["state"] not in FIRE_FROM[why]:
-        raise Refused("not_fireable", doc["state"])
+        raise Conflict("not_fireable", state=doc["state"])
     if doc["cancel_requested"]:
-        raise Refused("cancel_requested", doc["state"])
+        raise Conflict("cancel_requested", state=doc["state"])
     due = parse_ms(doc.get("due_at"))
     if why == "due" and due is not None and due > now_ms:
-        raise Refused("not_due", doc["state"])
+        raise Conflict("not_due", state=doc["state"])
     runner["fire_keys"] = [*runner.get("fire_keys", []), fire_key][-FIRE_KEYS_KEPT:]
     expires = parse_ms(doc.get("expires_at"))
     if expires is not None and expires <= now_ms:
@@ -122,7 +124,7 @@ def executor_started(
     """`dispatching` -> `running` (phase `executor_started`) with the process recorded."""
     attempt = _require_attempt(doc, attempt_id, (JobState.DISPATCHING,))
     if doc["cancel_requested"]:
-        raise Refused("cancel_requested", doc["state"])
+        raise Conflict("cancel_requested", state=doc["state"])
     lease_until = iso(now_ms + lease_ms)
     attempt.update(
         status="running", phase="executor_started", executor=executor, lease_until=lease_until
@@ -142,7 +144,7 @@ def delivered(
     if doc["cancel_requested"]:
         # Cancelled while its fire looked for a peer: nothing is handed over, and the lease
         # (still held) ends the attempt `cancelled`.
-        raise Refused("cancel_requested", doc["state"])
+        raise Conflict("cancel_requested", state=doc["state"])
     attempt.update(
         status="delivered",
         phase="delivered",
@@ -179,7 +181,7 @@ def finish_attempt(
     provenance: dict[str, Any] | None = None,
     from_states: tuple[str, ...] = ENDABLE,
 ) -> Write:
-    """End the current attempt and the job in a terminal state. Refused when the attempt is no
+    """End the current attempt and the job in a terminal state. Conflict when the attempt is no
     longer current or the job already ended — e.g. the executor PATCHed its own terminal state
     first: that report wins."""
     _require_attempt(doc, attempt_id, from_states)
@@ -200,7 +202,7 @@ def lease_lost(doc: Doc, now_ms: int, *, attempt_id: str) -> Write:
     transaction read, so a cancel or renewal racing the sweep is seen."""
     lease = parse_ms(doc["runner"].get("lease_until"))
     if lease is None or lease > now_ms:
-        raise Refused("lease_held", doc["state"])
+        raise Conflict("lease_held", state=doc["state"])
     if doc["cancel_requested"]:
         reason = doc.get("cancellation_reason") or "cancel_requested"
         state, error = JobState.CANCELLED, None
@@ -221,7 +223,7 @@ def lease_lost(doc: Doc, now_ms: int, *, attempt_id: str) -> Write:
 def end_without_attempt(doc: Doc, now_ms: int, *, state: JobState, reason: str) -> Write:
     """A queued job that ends before any attempt (expired, or cancelled)."""
     if doc["state"] != JobState.QUEUED:
-        raise Refused("not_queued", doc["state"])
+        raise Conflict("not_queued", state=doc["state"])
     move(doc, state, reason, state, now_ms)
     return Write()
 
@@ -230,7 +232,7 @@ def deadline_exceeded(doc: Doc, now_ms: int) -> Write:
     """End an active job whose `deadline_at` has passed: failed / deadline_exceeded."""
     deadline = parse_ms(doc.get("deadline_at"))
     if doc["state"] not in JOB_ACTIVE or deadline is None or deadline > now_ms:
-        raise Refused("not_due", doc["state"])
+        raise Conflict("not_due", state=doc["state"])
     _end_attempt(doc, JobState.FAILED, now_ms, error={"reason": "deadline_exceeded"})
     move(doc, JobState.FAILED, "deadline_exceeded", "deadline_exceeded", now_ms)
     doc["error"] = {"reason": "deadline_exceeded"}
@@ -279,22 +281,22 @@ def report(doc: Doc, now_ms: int, *, update: dict[str, Any]) -> Write:
     to reach completed/failed/cancelled."""
     target = update["state"]
     if target not in JOB_STATES:
-        raise Refused(f"state must be one of {sorted(map(str, JOB_STATES))}; got {target!r}")
+        raise Invalid(f"state must be one of {sorted(map(str, JOB_STATES))}; got {target!r}")
     target = JobState(target)
     current = doc["runner"].get("current_attempt_id")
     if current and target in ATTEMPT_CHECKED:
         if not update.get("attempt_id"):
-            raise Refused("attempt_id is required for runner-managed job updates")
+            raise Invalid("attempt_id is required for runner-managed job updates")
         if update["attempt_id"] != current:
-            raise Refused("stale_attempt")
+            raise Conflict("stale attempt_id", state=doc["state"])
     previous = JobState(doc["state"])
     if target != previous and target not in JOB_TRANSITIONS[previous] - JOB_RUNNER_ONLY:
         if previous in JOB_TERMINAL:
-            raise Refused(
+            raise Invalid(
                 f"terminal work {doc['job_id']} is already {previous}; "
                 "terminal state cannot be changed"
             )
-        raise Refused(f"{target} is set by the runner, not by PATCH")
+        raise Invalid(f"{target} is set by the runner, not by PATCH")
     doc["state"] = target
     doc["state_reason"] = update.get("state_reason")
     if update.get("phase") is not None:

@@ -16,7 +16,8 @@ from typing import Any
 
 from dispatchyard.state import documents, job_rules, keys, store, traces
 from dispatchyard.state.clock import parse_ms
-from dispatchyard.state.documents import Refused, Write
+from dispatchyard.state.documents import Write
+from dispatchyard.state.errors import Conflict, NotFound
 from dispatchyard.state.job_shape import Doc, created_score, new_attempt_id, summarize
 from dispatchyard.state.models import JOB_ACTIVE, JobState
 from dispatchyard.state.store import Pipeline, Redis
@@ -93,6 +94,7 @@ KIND = documents.Kind(
     scalars=_scalars,
     summarize=summarize,
     index=_index,
+    not_found="No work: {}",
 )
 
 
@@ -131,29 +133,23 @@ def flags(r: Redis, job_id: str) -> dict[str, str]:
 
 def apply(
     r: Redis, job_id: str, rule: Callable[..., Write | None], now_ms: int, **inputs: Any
-) -> Doc | None:
-    """Apply a rule of job_rules to the stored job in one transaction: the new document, or
-    None for an unknown job. The rule's Refused propagates; nothing is written then."""
-    out = documents.mutate(r, KIND, job_id, lambda doc, _pipe: rule(doc, now_ms, **inputs), now_ms)
-    return out[0] if out else None
-
-
-def _must(doc: Doc | None) -> Doc:
-    if doc is None:
-        raise Refused("not_found")
+) -> Doc:
+    """Apply a rule of job_rules to the stored job in one transaction: the new document.
+    NotFound for an unknown job; the rule's refusal propagates, and nothing is written then."""
+    doc, _ = documents.mutate(
+        r, KIND, job_id, lambda doc, _pipe: rule(doc, now_ms, **inputs), now_ms
+    )
     return doc
 
 
 def acquire(r: Redis, job_id: str, *, now_ms: int, **inputs: Any) -> Doc:
-    """Start a new attempt (see job_rules.acquire); Refused('not_found') for an unknown job."""
+    """Start a new attempt (see job_rules.acquire)."""
     attempt_id = new_attempt_id()
-    return _must(apply(r, job_id, job_rules.acquire, now_ms, attempt_id=attempt_id, **inputs))
+    return apply(r, job_id, job_rules.acquire, now_ms, attempt_id=attempt_id, **inputs)
 
 
 def executor_started(r: Redis, job_id: str, attempt_id: str, *, now_ms: int, **inputs: Any) -> Doc:
-    return _must(
-        apply(r, job_id, job_rules.executor_started, now_ms, attempt_id=attempt_id, **inputs)
-    )
+    return apply(r, job_id, job_rules.executor_started, now_ms, attempt_id=attempt_id, **inputs)
 
 
 def delivered(
@@ -173,14 +169,12 @@ def delivered(
         write.extra = extra
         return write
 
-    out = documents.mutate(r, KIND, job_id, rule, now_ms)
-    return _must(out[0] if out else None)
+    doc, _ = documents.mutate(r, KIND, job_id, rule, now_ms)
+    return doc
 
 
 def renew_lease(r: Redis, job_id: str, attempt_id: str, now_ms: int, lease_ms: int) -> Doc:
-    return _must(
-        apply(r, job_id, job_rules.renew_lease, now_ms, attempt_id=attempt_id, lease_ms=lease_ms)
-    )
+    return apply(r, job_id, job_rules.renew_lease, now_ms, attempt_id=attempt_id, lease_ms=lease_ms)
 
 
 def finish_attempt(
@@ -200,27 +194,26 @@ def finish_attempt(
         write.extra = extra
         return write
 
-    out = documents.mutate(r, KIND, job_id, rule, now_ms)
-    return _must(out[0] if out else None)
+    doc, _ = documents.mutate(r, KIND, job_id, rule, now_ms)
+    return doc
 
 
 def end_without_attempt(r: Redis, job_id: str, *, state: JobState, reason: str, now_ms: int) -> Doc:
-    return _must(
-        apply(r, job_id, job_rules.end_without_attempt, now_ms, state=state, reason=reason)
-    )
+    return apply(r, job_id, job_rules.end_without_attempt, now_ms, state=state, reason=reason)
 
 
 def deadline_exceeded(r: Redis, job_id: str, now_ms: int) -> bool:
     """End an active job whose `deadline_at` has passed; False when it is not (or no longer)."""
     try:
-        return apply(r, job_id, job_rules.deadline_exceeded, now_ms) is not None
-    except Refused:
+        apply(r, job_id, job_rules.deadline_exceeded, now_ms)
+    except (Conflict, NotFound):
         return False
+    return True
 
 
 def lease_lost(r: Redis, job_id: str, attempt_id: str, now_ms: int) -> Doc | None:
     """End an attempt whose lease ran out; None when it was renewed or ended meanwhile."""
-    with contextlib.suppress(Refused):
+    with contextlib.suppress(Conflict, NotFound):
         return apply(r, job_id, job_rules.lease_lost, now_ms, attempt_id=attempt_id)
     return None
 
@@ -230,13 +223,11 @@ def note_waiting(r: Redis, job_id: str, reason: str, now_ms: int) -> None:
     apply(r, job_id, job_rules.note_waiting, now_ms, reason=reason)
 
 
-def request_cancel(
-    r: Redis, job_id: str, *, by: str | None, reason: str, now_ms: int
-) -> Doc | None:
+def request_cancel(r: Redis, job_id: str, *, by: str | None, reason: str, now_ms: int) -> Doc:
     return apply(r, job_id, job_rules.request_cancel, now_ms, by=by, reason=reason)
 
 
-def patch(r: Redis, job_id: str, update: dict[str, Any], now_ms: int) -> Doc | None:
+def patch(r: Redis, job_id: str, update: dict[str, Any], now_ms: int) -> Doc:
     """PATCH /jobs/{id} (see job_rules.report)."""
     return apply(r, job_id, job_rules.report, now_ms, update=update)
 

@@ -10,6 +10,7 @@ import secrets
 from typing import Any
 
 from dispatchyard.state import asks, connections, deliveries, events, peers, traces
+from dispatchyard.state.errors import Conflict, Forbidden, NotFound, Unavailable
 from dispatchyard.state.store import Redis
 
 # How /notify reports the two ways a notification goes (repowire's NotifyResponse fields).
@@ -30,14 +31,9 @@ QUEUED = {
 Peer = dict[str, Any]
 
 
-class Undeliverable(Exception):
-    """A message that cannot go: `status` is the HTTP answer (404 unknown peer, 409 ambiguous
-    name, 403 circle violation, 503 no live transport), `detail` its body."""
-
-    def __init__(self, status: int, detail: Any) -> None:
-        super().__init__(str(detail))
-        self.status = status
-        self.detail = detail
+# Why a message cannot go: an unknown peer, an ambiguous name, a circle boundary, no live
+# transport.
+Undeliverable = (NotFound, Conflict, Forbidden, Unavailable)
 
 
 def new_delivery_id(kind: str = "notif") -> str:
@@ -48,11 +44,11 @@ def target(r: Redis, name: str, circle: str | None) -> Peer:
     """The peer a message is for, by id or name (in `circle` when given)."""
     found = peers.resolve(r, name, circle)
     if found is None:
-        raise Undeliverable(404, f"Peer not found: {name}")
+        raise NotFound(f"Peer not found: {name}")
     if isinstance(found, list):
         candidates = [{"peer_id": p["peer_id"], "circle": p.get("circle")} for p in found]
         detail = {"error": "ambiguous_peer", "peer": name, "candidates": candidates}
-        raise Undeliverable(409, detail)
+        raise Conflict("ambiguous_peer", detail=detail)
     return found
 
 
@@ -71,7 +67,7 @@ def check_circle(source: Peer | None, dest: Peer, bypass: bool) -> None:
         return
     if (source.get("circle") or "global") != (dest.get("circle") or "global"):
         detail = f"Circle boundary: {source['name']} cannot reach {dest['name']}"
-        raise Undeliverable(403, detail)
+        raise Forbidden(detail)
 
 
 def queues_when_offline(peer: Peer) -> bool:
@@ -131,7 +127,7 @@ def notify(
     if queues_when_offline(dest):
         queue(r, dest, frame, delivery_id, now_ms)
         return answer | QUEUED
-    raise Undeliverable(503, f"Peer {dest['name']} has no live connection")
+    raise Unavailable(f"Peer {dest['name']} has no live connection")
 
 
 def queue(r: Redis, dest: Peer, frame: dict[str, Any], trace_id: str, now_ms: int) -> None:
@@ -175,7 +171,8 @@ def ask(
     extra: dict[str, Any] | None = None,
 ) -> str:
     """Open an ask and hand it to the target's socket; its correlation id. Raises
-    Undeliverable; with no live socket the ask is closed (`no_connection`, not kept open),
+    one of Undeliverable; with no live socket the ask is closed (`no_connection`, not kept
+    open),
     except for a peer that polls, whose ask waits in its queue."""
     dest = target(r, to_peer, circle)
     source = sender(r, from_peer, dest.get("circle"))
@@ -216,12 +213,12 @@ def ask(
         queue(r, dest, frame, ask_id, now_ms)
         return ask_id
     asks.close(r, ask_id, now_ms, reason="no_connection")
-    raise Undeliverable(503, f"Peer {dest['name']} has no live connection")
+    raise Unavailable(f"Peer {dest['name']} has no live connection")
 
 
 def deliver_reply(r: Redis, record: asks.Ask, message: str, now_ms: int, **extra: Any) -> bool:
     """Type an ack's reply into the asker's pane (as a notify from the responder). False when
-    the asker is no registered peer (nobody to deliver to); Undeliverable(503) when it is but
+    the asker is no registered peer (nobody to deliver to); Unavailable when it is but
     has no live socket (the ask stays open for a retry)."""
     asker = peers.get(r, record["from_peer_id"]) if record.get("from_peer_id") else None
     if asker is None:
@@ -240,7 +237,7 @@ def deliver_reply(r: Redis, record: asks.Ask, message: str, now_ms: int, **extra
             f"Reply delivery failed for {asker['name']}: no live connection. "
             "Ask remains open; retry when the asker reconnects."
         )
-        raise Undeliverable(503, detail)
+        raise Unavailable(detail)
     return True
 
 

@@ -1,7 +1,9 @@
 """Vocabularies and state machines, as data.
 
-Each machine is a table `{from_state: {allowed targets}}`; scripts receive the slice they need
-so the check and the write happen in one atomic step.
+Every machine is a StrEnum of its states and one table `{from_state: {allowed targets}}`. Lua
+scripts get the same table at load time (`--! machines session` gives `SESSION`, see
+`LUA_MACHINES` and scripts/__init__.py) and check a move with `may_move` in the same atomic step
+as the write; Python rules check it with `may_move` below.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any
 
 # Org and project slugs: lowercase, digits and dashes, as they appear in URLs.
 SLUG = r"[a-z0-9][a-z0-9-]{0,62}"
@@ -48,35 +50,63 @@ WORK_TYPES = (
     "inflight-coordination",
 )
 
+
+class SessionState(StrEnum):
+    """A platform session's status (its record's `status`)."""
+
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    RUNNING = "running"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+_S = SessionState
 # Sessions: claimed -> running -> finalizing -> completed | failed | stopped, with the shortcuts
 # the real runner takes (RenseiAI/donmai never sends `finalizing`: it reports `completed` straight
 # from `running`, and from `claimed` when its eager `running` post was lost), and a claimed or
-# running session may fail or stop (an agent that crashes mid-run never reaches finalizing). See
-# docs/decisions.md, "The real client wins".
-SESSION_TRANSITIONS: dict[str, set[str]] = {
-    "queued": {"claimed"},
-    "claimed": {"running", "finalizing", "completed", "failed", "stopped"},
-    "running": {"finalizing", "completed", "failed", "stopped"},
-    "finalizing": {"completed", "failed", "stopped"},
-    "completed": set(),
-    "failed": set(),
-    "stopped": set(),
+# running session may fail or stop (an agent that crashes mid-run never reaches finalizing). A
+# claimed session goes back to `queued` when its host nacks it, is deregistered or goes silent.
+# Staying in a state is a repeated report (idempotent). See docs/decisions.md, "The real client
+# wins".
+SESSION_TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
+    _S.QUEUED: frozenset({_S.CLAIMED}),
+    _S.CLAIMED: frozenset(
+        {_S.QUEUED, _S.RUNNING, _S.FINALIZING, _S.COMPLETED, _S.FAILED, _S.STOPPED}
+    ),
+    _S.RUNNING: frozenset({_S.FINALIZING, _S.COMPLETED, _S.FAILED, _S.STOPPED}),
+    _S.FINALIZING: frozenset({_S.COMPLETED, _S.FAILED, _S.STOPPED}),
+    _S.COMPLETED: frozenset(),
+    _S.FAILED: frozenset(),
+    _S.STOPPED: frozenset(),
 }
 SESSION_TERMINAL = frozenset(s for s, t in SESSION_TRANSITIONS.items() if not t)
-SESSION_ACTIVE = frozenset({"claimed", "running", "finalizing"})
-SESSION_STATUSES = tuple(SESSION_TRANSITIONS)
+SESSION_ACTIVE = frozenset({_S.CLAIMED, _S.RUNNING, _S.FINALIZING})
+SESSION_STATUSES = tuple(SessionState)
 
 
-# Daemon config mutations (delivered on heartbeats, docs/api.md). `delivered -> delivered` is a
-# redelivery.
-MUTATION_TRANSITIONS: dict[str, set[str]] = {
-    "pending": {"delivered", "cancelled"},
-    "delivered": {"delivered", "applied", "failed"},
-    "applied": set(),
-    "failed": set(),
-    "cancelled": set(),
+class MutationState(StrEnum):
+    """A daemon config mutation's status (docs/api.md)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    APPLIED = "applied"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+_M = MutationState
+# Daemon config mutations (delivered on heartbeats). `delivered -> delivered` is a redelivery.
+MUTATION_TRANSITIONS: dict[MutationState, frozenset[MutationState]] = {
+    _M.PENDING: frozenset({_M.DELIVERED, _M.CANCELLED}),
+    _M.DELIVERED: frozenset({_M.DELIVERED, _M.APPLIED, _M.FAILED}),
+    _M.APPLIED: frozenset(),
+    _M.FAILED: frozenset(),
+    _M.CANCELLED: frozenset(),
 }
-MUTATION_STATUSES = tuple(MUTATION_TRANSITIONS)
+MUTATION_STATUSES = tuple(MutationState)
 MUTATION_OPS = (
     "project.add",
     "project.remove",
@@ -143,13 +173,6 @@ PEER_TRANSITIONS: dict[PeerState, frozenset[PeerState]] = {
 }
 PEER_INITIAL = PeerState.OFFLINE
 PEER_CONNECTED = frozenset({PeerState.ONLINE, PeerState.BUSY})
-
-S = TypeVar("S", bound=str)
-
-
-def allowed_from(table: Mapping[S, AbstractSet[S]], target: S) -> list[S]:
-    """The states from which `target` may be reached."""
-    return sorted(s for s, targets in table.items() if target in targets)
 
 
 class JobState(StrEnum):
@@ -225,3 +248,18 @@ OVERLAP_POLICIES = ("skip", "buffer_one", "allow")
 AGENT_BACKENDS = ("claude-code", "opencode", "codex", "gemini", "antigravity", "pi", "mcp-http")
 PROCESS_SCOPES = ("per_fire", "persistent")
 CONTINUITIES = ("resume", "fresh")
+
+
+def may_move(table: Mapping[Any, AbstractSet[Any]], current: str, target: str) -> bool:
+    """Whether the machine `table` lets a record in `current` move to `target`."""
+    return target in table.get(current, frozenset())
+
+
+# The machines Lua scripts check their moves against, by the name a script asks for them
+# (`--! machines session` makes the table `SESSION`).
+LUA_MACHINES: dict[str, Mapping[Any, AbstractSet[Any]]] = {
+    "session": SESSION_TRANSITIONS,
+    "mutation": MUTATION_TRANSITIONS,
+    "host": HOST_TRANSITIONS,
+    "peer": PEER_TRANSITIONS,
+}

@@ -15,17 +15,9 @@ from typing import Any
 import redis
 
 from dispatchyard.state import keys, store
-from dispatchyard.state.models import MUTATION_TRANSITIONS
+from dispatchyard.state.errors import NotFound
+from dispatchyard.state.models import MutationState
 from dispatchyard.state.scripts import scripts
-
-# ARGV 1 of every mutation script: the key prefixes, and T, the whole transition table (a
-# heartbeat moves many mutations, from several states).
-P = json.dumps(
-    {
-        **keys.MUTATION_SCRIPT_PREFIXES,
-        "T": {state: sorted(targets) for state, targets in MUTATION_TRANSITIONS.items()},
-    }
-)
 
 
 def new_id() -> str:
@@ -41,8 +33,8 @@ def enqueue(
     params: dict[str, Any],
     requested_by: str,
     now_ms: int,
-) -> dict[str, str] | None:
-    """Queue a mutation; None when the host is unknown or another org's."""
+) -> dict[str, str]:
+    """Queue a mutation; its record. NotFound when the host is unknown or another org's."""
     mutation_id = new_id()
     record = {
         "id": mutation_id,
@@ -50,25 +42,29 @@ def enqueue(
         "workerHostId": host_id,
         "op": op,
         "params": json.dumps(params),
-        "status": "pending",
+        "status": MutationState.PENDING,
         "requestedBy": requested_by,
         "requestedAt": now_ms,
         "deliveryCount": 0,
     }
-    ok = scripts(r).enqueue_mutation(
-        keys=[keys.host(host_id)], args=[P, mutation_id, now_ms, json.dumps(record)]
+    scripts(r).enqueue_mutation(
+        keys=[keys.host(host_id)], args=[mutation_id, now_ms, json.dumps(record)]
     )
-    return get(r, org_id, mutation_id) if ok else None
+    return get(r, org_id, mutation_id)
 
 
-def cancel(r: redis.Redis, org_id: str, mutation_id: str, by: str, now_ms: int) -> str:
-    """'cancelled' | 'not_found' | 'already_delivered' | 'already_cancelled' | ..."""
-    return str(scripts(r).cancel_mutation(keys=[], args=[P, mutation_id, org_id, now_ms, by]))
+def cancel(r: redis.Redis, org_id: str, mutation_id: str, by: str, now_ms: int) -> None:
+    """Cancel a pending mutation. NotFound (unknown, another org's); Conflict when it is no
+    longer pending (its `reason` field: 'already_delivered', 'already_cancelled', ...)."""
+    scripts(r).cancel_mutation(keys=[], args=[mutation_id, org_id, now_ms, by])
 
 
-def get(r: redis.Redis, org_id: str, mutation_id: str) -> dict[str, str] | None:
+def get(r: redis.Redis, org_id: str, mutation_id: str) -> dict[str, str]:
+    """The mutation's record. NotFound when unknown or another org's."""
     record = store.hgetall(r, keys.mutation(mutation_id))
-    return record if record and record.get("orgId") == org_id else None
+    if not record or record.get("orgId") != org_id:
+        raise NotFound("Mutation not found")
+    return record
 
 
 def history(r: redis.Redis, mutation_id: str) -> list[dict[str, Any]]:
@@ -88,7 +84,7 @@ def list_for(
     if host_id is not None:
         index = keys.host_mutations(host_id)
     else:
-        index = keys.org_mutations(org_id, status)
+        index = keys.org_mutations_in(org_id, status) if status else keys.org_mutations(org_id)
     stop = -1 if (host_id and status) else limit - 1
     ids = [mutation_id for mutation_id, _ in store.zrevrange_scored(r, index, 0, stop)]
     out = []
@@ -113,6 +109,6 @@ def sweep_stale(
     failed = 0
     for mutation_id in ids:
         failed += scripts(r).sweep_mutation(
-            keys=[], args=[P, mutation_id, now_ms, redeliver_after_ms, max_deliveries]
+            keys=[], args=[mutation_id, now_ms, redeliver_after_ms, max_deliveries]
         )
     return failed

@@ -17,18 +17,14 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
-def create_org(r: redis.Redis, name: str, slug: str, now_ms: int) -> dict[str, str | int] | None:
-    """Create an org; None when the slug is taken."""
+def create_org(r: redis.Redis, name: str, slug: str, now_ms: int) -> dict[str, str | int]:
+    """Create an org; its record. Conflict when the slug is taken."""
     org_id = new_id("org")
     record: dict[str, str | int] = {"id": org_id, "name": name, "slug": slug, "createdAt": now_ms}
-    created = scripts(r).create_org(
+    scripts(r).create_org(
         keys=[keys.org_slug(slug), keys.org(org_id), keys.ORGS], args=[org_id, json.dumps(record)]
     )
-    return record if created else None
-
-
-def get_org(r: redis.Redis, org_id: str) -> Record | None:
-    return store.hgetall(r, keys.org(org_id)) or None
+    return record
 
 
 def resolve_org(r: redis.Redis, id_or_slug: str) -> str | None:
@@ -40,8 +36,8 @@ def resolve_org(r: redis.Redis, id_or_slug: str) -> str | None:
 
 def create_project(
     r: redis.Redis, org_id: str, slug: str, name: str, repository: str | None, now_ms: int
-) -> dict[str, str | int] | None:
-    """Create a project; None when the slug is taken in this org."""
+) -> dict[str, str | int]:
+    """Create a project; its record. Conflict when the slug is taken in this org."""
     project_id = new_id("prj")
     record: dict[str, str | int] = {
         "id": project_id,
@@ -51,7 +47,7 @@ def create_project(
         "repository": repository or "",
         "createdAt": now_ms,
     }
-    created = scripts(r).create_project(
+    scripts(r).create_project(
         keys=[
             keys.project_slug(org_id, slug),
             keys.project(project_id),
@@ -59,7 +55,7 @@ def create_project(
         ],
         args=[project_id, now_ms, json.dumps(record)],
     )
-    return record if created else None
+    return record
 
 
 def get_project(r: redis.Redis, org_id: str, project_id: str) -> Record | None:
@@ -89,7 +85,7 @@ def find_projects(r: redis.Redis, org_id: str, refs: list[str]) -> list[Record |
         return []
     flats = scripts(r).find_projects(
         keys=[k for ref in refs for k in (keys.project(ref), keys.project_slug(org_id, ref))],
-        args=[org_id, keys.PROJECT_PREFIX],
+        args=[org_id],
     )
     return [dict(zip(flat[::2], flat[1::2], strict=True)) or None for flat in flats]
 

@@ -20,15 +20,30 @@ from typing import Any, cast
 
 import redis
 
-from dispatchyard.state import keys, store
-from dispatchyard.state.models import PEER_CONNECTED, PEER_TRANSITIONS, PeerState
+from dispatchyard.state import errors, keys, store
+from dispatchyard.state.errors import Conflict
+from dispatchyard.state.models import PEER_CONNECTED, PeerState
 from dispatchyard.state.peers import FIELDS_JSON, new_id
 from dispatchyard.state.scripts import scripts
 from dispatchyard.state.store import Pipeline, Redis
 
-# ARGV 1 and 5 of register_peer.lua, as state/peers.py serializes them.
-_PREFIXES = json.dumps(keys.PEER_SCRIPT_PREFIXES)
-_TABLE = json.dumps({state: sorted(targets) for state, targets in PEER_TRANSITIONS.items()})
+
+class PaneBound(Conflict):
+    """A live peer holds the pane already (`holder`, its id)."""
+
+    def __init__(self, pane_id: str, holder: str) -> None:
+        super().__init__(f"Pane {pane_id} is already linked to {holder}")
+        self.holder = holder
+
+
+class NameTaken(Conflict):
+    """Every candidate name is taken in the circle (`name`, the last one tried)."""
+
+    def __init__(self, name: str, circle: str) -> None:
+        super().__init__(f"A peer named {name} already exists in circle {circle}.")
+        self.name = name
+
+
 # WATCH conflicts mean another registration touched the same pane or name meanwhile; after
 # this many the caller is told to retry instead of spinning.
 ATTEMPTS = 5
@@ -76,13 +91,10 @@ def _holder(pipe: Pipeline, pane_id: str) -> str | None:
     return peer_id if _holds(pane_id, record, live) else None
 
 
-def adopt(
-    r: Redis, pane_id: str, fields: dict[str, Any], names: list[str], now_ms: int
-) -> tuple[str, str]:
+def adopt(r: Redis, pane_id: str, fields: dict[str, Any], names: list[str], now_ms: int) -> str:
     """Register a new peer on a pane no live peer holds, under the first of `names` that no
-    peer in its circle has. ('ok', new peer id) with `fields["name"]` set to the name taken;
-    ('bound', the holder's id); ('name_taken', the last name tried); ('busy', '') when the
-    indexes kept changing under us."""
+    peer in its circle has; the new peer's id, with `fields["name"]` set to the name taken.
+    PaneBound, NameTaken, or Conflict when the indexes kept changing under us."""
     circle = fields["circle"]
     pane_key = keys.peer_pane(pane_id)
     with r.pipeline() as pipe:
@@ -91,7 +103,7 @@ def adopt(
                 store.watch(pipe, pane_key)
                 holder = _holder(pipe, pane_id)
                 if holder is not None:
-                    return "bound", holder
+                    raise PaneBound(pane_id, holder)
                 name = None
                 for candidate in names:
                     store.watch(pipe, keys.peer_name(circle, candidate))
@@ -99,7 +111,7 @@ def adopt(
                         name = candidate
                         break
                 if name is None:
-                    return "name_taken", names[-1]
+                    raise NameTaken(names[-1], circle)
                 peer_id = new_id(circle)
                 stored = {
                     k: json.dumps(v) if k in FIELDS_JSON else ("" if v is None else v)
@@ -115,19 +127,20 @@ def adopt(
                         pane_key,
                         keys.peers_in_circle(circle),
                     ],
-                    args=[_PREFIXES, peer_id, now_ms, json.dumps(stored), _TABLE, "0"],
+                    args=[peer_id, now_ms, json.dumps(stored), "0"],
                     client=pipe,
                 )
-                (outcome,) = cast(list[list[str]], pipe.execute())
+                pipe.execute()
             except redis.WatchError:
                 continue
-            if outcome[0] != "ok":
-                # The name was free and the id fresh, so the script cannot refuse; if it ever
-                # does, nothing was written.
-                return "busy", ""
+            except redis.ResponseError as e:
+                # The name was free and the id fresh, so the script should not refuse; if it
+                # ever does, nothing was written.
+                errors.raise_refusal(str(e))
+                raise
             fields["name"] = name
-            return "ok", outcome[1]
-    return "busy", ""
+            return peer_id
+    raise Conflict("Another registration changed this pane or name meanwhile; retry.")
 
 
 def recorded_status(r: Redis, peer_id: str) -> str | None:

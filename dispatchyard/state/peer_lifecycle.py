@@ -11,15 +11,9 @@ import redis
 
 from dispatchyard.state import asks, events, keys, store
 from dispatchyard.state.clock import iso
-from dispatchyard.state.documents import Refused
-from dispatchyard.state.models import PEER_TRANSITIONS, PeerState
-from dispatchyard.state.peers import (
-    TRANSITIONS_JSON,
-    Peer,
-    get,
-    register,
-    resolve,
-)
+from dispatchyard.state.errors import Conflict, NotFound
+from dispatchyard.state.models import PEER_TRANSITIONS, PeerState, may_move
+from dispatchyard.state.peers import Peer, get, register, resolve
 from dispatchyard.state.scripts import scripts
 
 RETIRED_KEPT_S = 72 * 3600  # a retirement older than this no longer refuses (_RETIRED_TTL)
@@ -27,14 +21,13 @@ RETIRED_KEPT_S = 72 * 3600  # a retirement older than this no longer refuses (_R
 QUERY_CLOSE_REASON = "peer_disconnected"
 RETIRED_FRAME = {"type": "error", "code": "peer_retired", "error": "Peer is retired"}
 RETIRED_CLOSE = {"code": 4004, "reason": "peer retired", "frame": RETIRED_FRAME}
-_INDEX_PREFIXES = json.dumps(keys.PEER_INDEX_PREFIXES)
 
 
-class PeerRetired(Refused):
+class PeerRetired(Conflict):
     """A registration of a retired identity whose agent process is not alive."""
 
     def __init__(self, peer_id: str) -> None:
-        super().__init__("peer_retired", PeerState.RETIRED)
+        super().__init__("Peer is retired", state=PeerState.RETIRED)
         self.peer_id = peer_id
 
 
@@ -46,8 +39,8 @@ def register_or_revive(
     is long gone). Raises PeerRetired otherwise."""
     try:
         return register(r, fields, now_ms, revive=agent_alive)
-    except Refused as refused:
-        if refused.reason != "peer_retired":
+    except Conflict as refused:
+        if refused.state != PeerState.RETIRED:
             raise
     # The script refused the peer its name names in the circle, else the id given.
     found = resolve(r, fields["name"], fields["circle"])
@@ -69,7 +62,7 @@ def _cancel_queries(r: redis.Redis, peer_id: str, now_ms: int) -> int:
     cancelled = 0
     for cid, record in zip(waiting, records, strict=True):
         is_query = record.get("kind") == "query" and record.get("status") == "open"
-        if is_query and asks.close(r, cid, now_ms, reason=QUERY_CLOSE_REASON) == "ok":
+        if is_query and asks.close(r, cid, now_ms, reason=QUERY_CLOSE_REASON):
             cancelled += 1
     return cancelled
 
@@ -83,10 +76,10 @@ def mark_offline(
     source: str,
     detail: str | None,
     terminal: bool,
-) -> tuple[str, int]:
+) -> int:
     """Mark a peer offline, or retire it (`terminal`: its socket, if any, is sent the
-    `peer_retired` error frame and closed with 4004); then close the open queries to it.
-    ('ok' | 'unknown' | 'refused', queries cancelled)."""
+    `peer_retired` error frame and closed with 4004); then close the open queries to it; how
+    many it closed. NotFound; Conflict when PEER_TRANSITIONS forbids the move."""
     peer_id = peer["peer_id"]
     cause = {"offline_reason": reason, "offline_source": source, "offline_detail": detail or ""}
     close = json.dumps({"peer_id": peer_id, "close": RETIRED_CLOSE}, separators=(",", ":"))
@@ -104,41 +97,31 @@ def mark_offline(
     if detail:
         data["detail"] = detail
     event = {"type": "peer_offline", "timestamp": iso(now_ms), "data": json.dumps(data)}
-    out = scripts(r).peer_offline(
+    scripts(r).peer_offline(
         keys=[keys.peer(peer_id), keys.peer_ws(peer_id), keys.EVENTS],
         args=[
-            _INDEX_PREFIXES,
             peer_id,
             now_ms,
             "1" if terminal else "0",
-            TRANSITIONS_JSON,
             json.dumps(cause),
             close,
             json.dumps(event),
             events.MAXLEN,
         ],
     )
-    outcome = str(out[0])
-    if outcome != "ok":
-        return outcome, 0
-    return outcome, _cancel_queries(r, peer_id, now_ms)
+    return _cancel_queries(r, peer_id, now_ms)
 
 
-def delete(r: redis.Redis, peer_id: str) -> bool:
-    """Remove a peer and its index entries; False when it is unknown."""
-    done = scripts(r).delete_peer(
-        keys=[keys.peer(peer_id), keys.PEERS], args=[_INDEX_PREFIXES, peer_id]
+def delete(r: redis.Redis, peer_id: str) -> None:
+    """Remove a peer and its index entries. NotFound when it is unknown."""
+    scripts(r).delete_peer(keys=[keys.peer(peer_id), keys.PEERS], args=[peer_id])
+
+
+def move_circle(r: redis.Redis, peer_id: str, circle: str) -> None:
+    """Move a peer to `circle`. NotFound; Conflict when a peer of its name is there."""
+    scripts(r).move_peer_circle(
+        keys=[keys.peer(peer_id), keys.peers_in_circle(circle)], args=[peer_id, circle]
     )
-    return int(done) == 1
-
-
-def move_circle(r: redis.Redis, peer_id: str, circle: str) -> str:
-    """Move a peer to `circle`: 'ok', 'unknown', or 'taken' (a peer of its name is there)."""
-    out = scripts(r).move_peer_circle(
-        keys=[keys.peer(peer_id), keys.peers_in_circle(circle)],
-        args=[_INDEX_PREFIXES, peer_id, circle],
-    )
-    return str(out)
 
 
 def update(
@@ -150,21 +133,24 @@ def update(
     status: PeerState | None = None,
     metadata: dict[str, Any] | None = None,
     seen: bool = True,
-) -> str:
+) -> None:
     """Write `fields`, merge `metadata` into the peer's, and report `status`, in one
     transaction (WATCH/MULTI: the metadata merge and the PEER_TRANSITIONS check read what they
-    replace). `seen` refreshes last_seen. 'ok', 'unknown', or 'refused' (nothing written) when
-    the table forbids the status; a report never moves a retired peer (only a registration
-    whose agent is alive does)."""
+    replace). `seen` refreshes last_seen. NotFound; Conflict (nothing written) when the table
+    forbids the status; a report never moves a retired peer (only a registration whose agent
+    is alive does)."""
     key = keys.peer(peer_id)
 
-    def txn(pipe: store.Pipeline) -> str:
-        current = store.hmget(pipe, key, ["status", "metadata"])
+    def txn(pipe: store.Pipeline) -> None:
+        current = store.hmget(pipe, key, ["status", "metadata", "name"])
         if current[0] is None:
-            return "unknown"
+            raise NotFound(f"Peer not found: {peer_id}")
         was = PeerState(current[0])
-        if status is not None and (was == PeerState.RETIRED or status not in PEER_TRANSITIONS[was]):
-            return "refused"
+        retired = was == PeerState.RETIRED
+        if status is not None and (retired or not may_move(PEER_TRANSITIONS, was, status)):
+            name = current[2] or peer_id
+            message = f"Peer {name} cannot report that status from its current status"
+            raise Conflict(message, state=was)
         changes: dict[str, str | int] = dict(fields or {})
         if metadata:
             changes["metadata"] = json.dumps({**json.loads(current[1] or "{}"), **metadata})
@@ -178,7 +164,5 @@ def update(
         if status is not None and status != was:
             pipe.srem(keys.peers_in_state(was), peer_id)
             pipe.sadd(keys.peers_in_state(status), peer_id)
-        return "ok"
 
-    outcome: str = store.transaction(r, txn, key)
-    return outcome
+    store.transaction(r, txn, key)

@@ -18,18 +18,12 @@ from typing import Any, cast
 import redis
 
 from dispatchyard.state import keys, store
-from dispatchyard.state.documents import Refused
-from dispatchyard.state.models import PEER_CONNECTED, PEER_TRANSITIONS, PeerState, allowed_from
+from dispatchyard.state.models import PEER_CONNECTED, PeerState
 from dispatchyard.state.scripts import scripts
 
 FIELDS_JSON = ("metadata",)
-# ARGV 1 of register_peer.lua, serialized once.
-_PREFIXES = json.dumps(keys.PEER_SCRIPT_PREFIXES)
 # The filters of `list_all` that have an index, and the index of a value.
 _INDEXED = {"status": keys.peers_in_state, "circle": keys.peers_in_circle}
-TRANSITIONS_JSON = json.dumps(
-    {state: sorted(targets) for state, targets in PEER_TRANSITIONS.items()}
-)
 
 Peer = dict[str, Any]
 # Roles that reach, and are reached from, every circle.
@@ -42,15 +36,15 @@ def new_id(circle: str) -> str:
 
 def register(r: redis.Redis, fields: dict[str, Any], now_ms: int, *, revive: bool = False) -> Peer:
     """Register (or re-register, by name in its circle) a peer; online only while a live
-    socket holds it. Raises Refused('peer_retired') for a retired peer unless `revive` (its
-    agent process is alive), Refused('refused') when PEER_TRANSITIONS forbids the move."""
+    socket holds it. Conflict (its `state` 'retired') for a retired peer unless `revive` (its
+    agent process is alive); Conflict when PEER_TRANSITIONS forbids the move."""
     circle, name = fields["circle"], fields["name"]
     stored = {
         k: json.dumps(v) if k in FIELDS_JSON else ("" if v is None else v)
         for k, v in fields.items()
     }
     stored["last_seen"] = now_ms
-    outcome, peer_id = scripts(r).register_peer(
+    peer_id = scripts(r).register_peer(
         keys=[
             keys.peer_name(circle, name),
             keys.PEERS,
@@ -59,18 +53,12 @@ def register(r: redis.Redis, fields: dict[str, Any], now_ms: int, *, revive: boo
             keys.peers_in_circle(circle),
         ],
         args=[
-            _PREFIXES,
             fields.get("peer_id") or new_id(circle),
             now_ms,
             json.dumps(stored),
-            TRANSITIONS_JSON,
             "1" if revive else "0",
         ],
     )
-    if outcome == "retired":
-        raise Refused("peer_retired", PeerState.RETIRED)
-    if outcome != "ok":
-        raise Refused("refused")
     peer = get(r, peer_id)
     assert peer is not None  # just written
     return peer
@@ -168,20 +156,10 @@ def list_all(r: redis.Redis, **filters: str | None) -> list[Peer]:
     return [p for p in found if all(v is None or p.get(k) == v for k, v in filters.items())]
 
 
-def set_status(r: redis.Redis, peer_id: str, status: PeerState, now_ms: int) -> bool:
-    """Set a known peer's status; False (and nothing written) for an unknown peer or a move
+def set_status(r: redis.Redis, peer_id: str, status: PeerState, now_ms: int) -> None:
+    """Set a known peer's status. NotFound; Conflict (nothing written) for a move
     PEER_TRANSITIONS forbids."""
-    done = scripts(r).set_peer_status(
-        keys=[keys.peer(peer_id), keys.peers_in_state(status)],
-        args=[
-            keys.PEERS_IN_STATE_PREFIX,
-            peer_id,
-            status,
-            json.dumps(allowed_from(PEER_TRANSITIONS, status)),
-            now_ms,
-        ],
-    )
-    return int(done) == 1
+    scripts(r).set_peer_status(keys=[keys.peer(peer_id)], args=[peer_id, status, now_ms])
 
 
 def find_online(

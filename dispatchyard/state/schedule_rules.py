@@ -16,6 +16,14 @@ from typing import Any
 
 from dispatchyard.state import cron
 from dispatchyard.state.clock import iso, parse_ms
+from dispatchyard.state.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    StateError,
+    Unavailable,
+)
 
 Doc = dict[str, Any]
 
@@ -28,8 +36,24 @@ FIRING = "firing"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class ScheduleError(ValueError):
+class ScheduleError(Invalid):
     """A create request the contract refuses (400); the message is the answer's detail."""
+
+
+# The `code` a failed delivery records, by why it failed (the status the same failure answers
+# over HTTP, as repowire records it).
+DELIVERY_ERROR_CODES: dict[type[StateError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    Forbidden: 403,
+    Unavailable: 503,
+}
+
+
+def delivery_error(refused: StateError) -> Doc:
+    """The `error` {code, detail} of a delivery that failed with `refused`."""
+    code = next(c for cls, c in DELIVERY_ERROR_CODES.items() if isinstance(refused, cls))
+    return {"code": code, "detail": refused.detail}
 
 
 def new_id() -> str:

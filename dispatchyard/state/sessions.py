@@ -18,19 +18,10 @@ from typing import Any, NamedTuple
 import redis
 
 from dispatchyard.state import keys, store
-from dispatchyard.state.models import (
-    SESSION_ACTIVE,
-    SESSION_TERMINAL,
-    SESSION_TRANSITIONS,
-    allowed_from,
-)
+from dispatchyard.state.models import SessionState
 from dispatchyard.state.scripts import scripts
 
-# ARGV 1 of every queue script (lib_sessions.lua), serialized once.
-PREFIXES = json.dumps(keys.SESSION_SCRIPT_PREFIXES)
-
 PRIORITY_WEIGHT = 10**13
-REVOKED = "revoked"
 
 
 def score(priority: int, queued_at_ms: int) -> int:
@@ -46,35 +37,32 @@ def enqueue(
     payload: dict[str, Any],
     record: dict[str, Any],
     now_ms: int,
-) -> bool:
-    """Queue a session; False when the id is already known."""
+) -> None:
+    """Queue a session. Conflict when the id is already known."""
     s = score(int(payload["priority"]), now_ms)
     record = {
         **record,
         "id": session_id,
         "orgId": org_id,
         "projectId": project_id,
-        "status": "queued",
+        "status": SessionState.QUEUED,
         "priority": payload["priority"],
         "score": s,
         "queuedAt": now_ms,
         "updatedAt": now_ms,
     }
     flat = [str(x) for pair in record.items() for x in pair]
-    return bool(
-        scripts(r).enqueue_session(
-            keys=[
-                keys.WORK_ITEMS,
-                keys.WORK_QUEUE,
-                keys.org_queue(org_id),
-                keys.project_queue(project_id),
-                keys.session(session_id),
-                keys.org_sessions(org_id),
-                keys.project_sessions(project_id),
-                keys.SESSION_STATUS_COUNTS,
-            ],
-            args=[session_id, json.dumps(payload), s, now_ms, *flat],
-        )
+    scripts(r).enqueue_session(
+        keys=[
+            keys.WORK_ITEMS,
+            keys.WORK_QUEUE,
+            keys.org_queue(org_id),
+            keys.project_queue(project_id),
+            keys.session(session_id),
+            keys.org_sessions(org_id),
+            keys.project_sessions(project_id),
+        ],
+        args=[session_id, json.dumps(payload), s, now_ms, *flat],
     )
 
 
@@ -85,39 +73,31 @@ def poll(
     now_ms: int,
     batch_max: int,
     revoked_key: str = "",
-) -> list[dict[str, Any]] | str | None:
-    """Pop and claim what the host has room for, from the projects it serves. None for an
-    unknown host (or another org's); REVOKED when `revoked_key` (the caller's token
-    revocation key) exists. One round trip."""
+) -> list[dict[str, Any]]:
+    """Pop and claim what the host has room for, from the projects it serves, in one round
+    trip. NotFound for an unknown host (or another org's); Unauthorized when `revoked_key` (the
+    caller's token revocation key) exists."""
     out = scripts(r).poll(
         keys=[keys.host(host_id), keys.host_sessions(host_id)],
-        args=[PREFIXES, now_ms, batch_max, revoked_key, org_id],
+        args=[now_ms, batch_max, revoked_key, org_id],
     )
-    if out == [-1]:
-        return None
-    if out == [-2]:
-        return REVOKED
     return [json.loads(p) for p in out]
 
 
-def claim(r: redis.Redis, host_id: str, session_id: str, now_ms: int) -> tuple[str, Any]:
-    """('ok', payload) | ('not_available', None) | ('unauthorized', projectId) | ('no_worker',)."""
+def claim(r: redis.Redis, host_id: str, session_id: str, now_ms: int) -> dict[str, Any]:
+    """Claim a named session; its payload. NotFound for an unknown host, Forbidden when the
+    host does not serve its project, Conflict when it is not available."""
     out = scripts(r).claim_session(
-        keys=[keys.host(host_id), keys.session(session_id)],
-        args=[PREFIXES, session_id, now_ms],
+        keys=[keys.host(host_id), keys.session(session_id)], args=[session_id, now_ms]
     )
-    if out[0] == "ok":
-        return "ok", json.loads(out[1])
-    return out[0], (out[1] if len(out) > 1 else None)
+    payload: dict[str, Any] = json.loads(out)
+    return payload
 
 
-def nack(r: redis.Redis, host_id: str, session_id: str, now_ms: int) -> bool:
-    """Back to the queue with its original score; False if the host does not hold the claim."""
-    return bool(
-        scripts(r).requeue_session(
-            keys=[keys.session(session_id)], args=[PREFIXES, session_id, host_id, now_ms]
-        )
-    )
+def nack(r: redis.Redis, host_id: str, session_id: str, now_ms: int) -> None:
+    """Back to the queue with its original score. Forbidden when another host holds it,
+    Conflict when it is not claimed."""
+    scripts(r).requeue_session(keys=[keys.session(session_id)], args=[session_id, host_id, now_ms])
 
 
 def set_status(
@@ -127,24 +107,22 @@ def set_status(
     status: str,
     fields: dict[str, Any],
     now_ms: int,
-) -> tuple[str, Any]:
-    """('ok', record) | ('not_found', None) | ('forbidden', None) | ('illegal', current)."""
+) -> dict[str, str]:
+    """Move the session to `status` (the table SESSION_TRANSITIONS decides); the record after
+    it. NotFound, Forbidden (another host's), Conflict (an illegal move; `current` in its
+    fields)."""
     out = scripts(r).set_session_status(
-        keys=[keys.session(session_id), keys.host_sessions(host_id), keys.SESSION_STATUS_COUNTS],
+        keys=[keys.session(session_id), keys.host_sessions(host_id)],
         args=[
             host_id,
             status,
-            ",".join(allowed_from(SESSION_TRANSITIONS, status)),
             now_ms,
             # As strings: Lua would print a number through its own %.14g (1e+15 tokens, a cost
             # cut to 14 digits), which the views could not read back.
             json.dumps({k: str(v) for k, v in fields.items() if v is not None}),
-            "1" if status in SESSION_TERMINAL else "0",
         ],
     )
-    if out[0] == "ok":
-        return "ok", dict(zip(out[1::2], out[2::2], strict=True))
-    return out[0], (out[1] if len(out) > 1 else None)
+    return dict(zip(out[::2], out[1::2], strict=True))
 
 
 def record_activity(
@@ -155,35 +133,31 @@ def record_activity(
     *,
     tool: str | None,
     activity_type: str | None = None,
-) -> str:
+) -> None:
     """One agent activity: its type (thought, action, response, ...) and the tool it names, if
-    any. 'ok' | 'not_found' | 'forbidden'."""
-    code = scripts(r).record_activity(
+    any. NotFound, Forbidden (another host's)."""
+    scripts(r).record_activity(
         keys=[keys.session(session_id)], args=[host_id, tool or "", now_ms, activity_type or ""]
     )
-    return {1: "ok", 0: "not_found", -1: "forbidden"}[code]
 
 
-def refresh_lock(r: redis.Redis, host_id: str, session_id: str, issue_id: str, now_ms: int) -> str:
-    """The runner's lock refresh: 'refreshed' while the host holds the active session (its
-    `lockRefreshedAt` is stamped), 'not_held' when the session moved on (terminal, requeued,
-    another issue), 'not_found', or 'forbidden' (another host's)."""
-    out: str = scripts(r).refresh_session_lock(
+def refresh_lock(r: redis.Redis, host_id: str, session_id: str, issue_id: str, now_ms: int) -> bool:
+    """The runner's lock refresh: True while the host holds the active session (its
+    `lockRefreshedAt` is stamped), False when the session moved on (terminal, requeued,
+    another issue). NotFound, Forbidden (another host's)."""
+    refreshed = scripts(r).refresh_session_lock(
         keys=[keys.session(session_id), keys.claim(session_id)],
-        args=[host_id, issue_id, now_ms, ",".join(sorted(SESSION_ACTIVE))],
+        args=[session_id, host_id, issue_id, now_ms],
     )
-    return out
+    return bool(refreshed)
 
 
 def record_completion(
     r: redis.Redis, host_id: str, session_id: str, summary: str, now_ms: int
-) -> str:
+) -> None:
     """Keep the runner's completion summary on the session. `host_id` is the host that holds
-    it ('' for a session nobody holds). 'ok' | 'not_found' | 'forbidden'."""
-    code = scripts(r).record_completion(
-        keys=[keys.session(session_id)], args=[host_id, summary, now_ms]
-    )
-    return {1: "ok", 0: "not_found", -1: "forbidden"}[code]
+    it ('' for a session nobody holds). NotFound, Forbidden (another host's)."""
+    scripts(r).record_completion(keys=[keys.session(session_id)], args=[host_id, summary, now_ms])
 
 
 class RunnerBinding(NamedTuple):

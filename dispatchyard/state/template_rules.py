@@ -11,7 +11,7 @@ from typing import Any
 
 from dispatchyard.state import cron, job_shape
 from dispatchyard.state.clock import iso, parse_ms
-from dispatchyard.state.documents import Refused
+from dispatchyard.state.errors import Conflict
 from dispatchyard.state.job_shape import Doc
 from dispatchyard.state.models import TEMPLATE_TRANSITIONS, TemplateState
 
@@ -74,14 +74,23 @@ def new_doc(fields: dict[str, Any], now_ms: int) -> Doc:
     return doc
 
 
+# How the answer names each move into a state.
+MOVED = {
+    TemplateState.ACTIVE: "resumed",
+    TemplateState.PAUSED: "paused",
+    TemplateState.CANCELLED: "cancelled",
+}
+
+
 def change_state(doc: Doc, now_ms: int, target: TemplateState, reason: str | None) -> bool:
     """Pause, resume or cancel; False when the template is already there (nothing to write).
     Resuming computes the next due time from now (a paused template fires nothing for the
-    time it was paused). A move the table forbids raises Refused."""
+    time it was paused). A move the table forbids raises Conflict."""
     if doc["state"] == target:
         return False
     if target not in TEMPLATE_TRANSITIONS[TemplateState(doc["state"])]:
-        raise Refused(f"cannot move from {doc['state']} to {target}", doc["state"])
+        message = f"Template cannot be {MOVED[target]} from state {doc['state']}"
+        raise Conflict(message, state=doc["state"])
     doc["state"] = target
     if target == TemplateState.ACTIVE:
         doc["next_due_at"] = iso(next_due_ms(doc, now_ms))

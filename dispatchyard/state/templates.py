@@ -9,12 +9,14 @@ exactly that due time — so each due time yields one child whatever runs it twi
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 from dispatchyard.state import documents, jobs, keys, store, template_rules
 from dispatchyard.state.clock import parse_ms
 from dispatchyard.state.documents import Write
+from dispatchyard.state.errors import NotFound
 from dispatchyard.state.job_shape import Doc, summarize
 from dispatchyard.state.models import JOB_TERMINAL, TEMPLATE_TRANSITIONS, TemplateState
 from dispatchyard.state.store import Pipeline, Redis
@@ -51,6 +53,7 @@ KIND = documents.Kind(
     scalars=_scalars,
     summarize=summarize,
     index=_index,
+    not_found="No recurring job: {}",
 )
 
 
@@ -94,14 +97,15 @@ def list_raw(r: Redis, *, state: str | None, filters: dict[str, str], summary: b
 
 def set_state(
     r: Redis, template_id: str, target: TemplateState, now_ms: int, reason: str | None = None
-) -> Doc | None:
-    """Pause, resume or cancel (see template_rules.change_state); None for an unknown one."""
+) -> Doc:
+    """Pause, resume or cancel (see template_rules.change_state). NotFound; Conflict when
+    TEMPLATE_TRANSITIONS forbids the move."""
 
     def rule(doc: Doc, _pipe: Pipeline) -> Write | None:
         return Write() if template_rules.change_state(doc, now_ms, target, reason) else None
 
-    out = documents.mutate(r, KIND, template_id, rule, now_ms)
-    return out[0] if out else None
+    doc, _ = documents.mutate(r, KIND, template_id, rule, now_ms)
+    return doc
 
 
 def materialize(r: Redis, template_id: str, due_ms: int, now_ms: int) -> tuple[str, Doc | None]:
@@ -129,10 +133,13 @@ def materialize(r: Redis, template_id: str, due_ms: int, now_ms: int) -> tuple[s
 
         return Write(extra=extra, result=(outcome, child))
 
-    out = documents.mutate(r, KIND, template_id, rule, now_ms)
-    if out is None or out[1] is None:
+    try:
+        _, write = documents.mutate(r, KIND, template_id, rule, now_ms)
+    except NotFound:
         return "stale", None
-    result: tuple[str, Doc | None] = out[1].result
+    if write is None:
+        return "stale", None
+    result: tuple[str, Doc | None] = write.result
     return result
 
 
@@ -157,10 +164,13 @@ def release_buffered(r: Redis, template_id: str, now_ms: int) -> str | None:
         return Write(extra=extra, result=buffered)
 
     watch = [keys.job(behind)] if behind else []
-    out = documents.mutate(r, KIND, template_id, rule, now_ms, *watch)
-    if out is None or out[1] is None:
+    try:
+        _, write = documents.mutate(r, KIND, template_id, rule, now_ms, *watch)
+    except NotFound:  # removed meanwhile
         return None
-    released: str = out[1].result
+    if write is None:
+        return None
+    released: str = write.result
     return released
 
 
@@ -180,4 +190,5 @@ def record_binding(r: Redis, template_id: str, binding: dict[str, Any], now_ms: 
         template_rules.record_binding(doc, binding)
         return Write()
 
-    documents.mutate(r, KIND, template_id, rule, now_ms)
+    with contextlib.suppress(NotFound):  # a template removed meanwhile needs no binding
+        documents.mutate(r, KIND, template_id, rule, now_ms)

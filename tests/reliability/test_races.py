@@ -17,19 +17,20 @@ from functools import partial
 from typing import Any
 
 from dispatchyard.state import asks, clock, job_shape, jobs, keys, locks
+from dispatchyard.state.errors import Conflict
 from dispatchyard.state.models import JobState
 from tasks import scheduler
 
 
 def race(*calls: Callable[[], Any]) -> list[Any]:
     """Run the calls in threads released at the same instant; their results (None when one
-    raised Refused)."""
+    was refused)."""
     barrier = threading.Barrier(len(calls))
     results: list[Any] = [None] * len(calls)
 
     def run(i: int, call: Callable[[], Any]) -> None:
         barrier.wait()
-        with contextlib.suppress(jobs.Refused):
+        with contextlib.suppress(Conflict):
             results[i] = call()
 
     threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]

@@ -6,7 +6,7 @@ import pytest
 
 from dispatchyard.state import job_rules, job_shape
 from dispatchyard.state.clock import iso, parse_ms
-from dispatchyard.state.documents import Refused
+from dispatchyard.state.errors import Conflict, Invalid
 from dispatchyard.state.models import (
     FIRE_FROM,
     JOB_ACTIVE,
@@ -87,7 +87,7 @@ def test_acquire_starts_an_attempt_with_a_lease():
 
 def test_a_fire_key_is_spent_once():
     doc = acquired()
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(Conflict) as refused:
         job_rules.acquire(
             doc,
             NOW,
@@ -97,7 +97,7 @@ def test_a_fire_key_is_spent_once():
             machine="m",
             attempt_id="attempt-2",
         )
-    assert refused.value.reason == "duplicate_fire"
+    assert refused.value.message == "duplicate_fire"
 
 
 @pytest.mark.parametrize("why", ["due", "run", "retry"])
@@ -111,7 +111,7 @@ def test_acquire_only_from_the_states_its_reason_allows(why):
             )
             assert doc["state"] == "dispatching"
         else:
-            with pytest.raises(Refused):
+            with pytest.raises(Conflict):
                 job_rules.acquire(
                     doc, NOW, fire_key="k", why=why, lease_ms=LEASE, machine="m", attempt_id="a"
                 )
@@ -130,20 +130,20 @@ def test_acquire_ends_an_expired_job_instead():
 
 def test_not_due_yet_is_refused():
     doc = queued(request={"execution": {"schedule": {"due_at": iso(NOW + 60_000)}}})
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(Conflict) as refused:
         job_rules.acquire(
             doc, NOW, fire_key="k", why="due", lease_ms=LEASE, machine="m", attempt_id="a"
         )
-    assert refused.value.reason == "not_due"
+    assert refused.value.message == "not_due"
 
 
 def test_finish_requires_the_current_attempt():
     doc = acquired()
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(Conflict) as refused:
         job_rules.finish_attempt(
             doc, NOW, attempt_id="attempt-old", state=JobState.COMPLETED, reason="completed"
         )
-    assert refused.value.reason == "stale_attempt"
+    assert refused.value.message == "stale_attempt"
     job_rules.finish_attempt(
         doc, NOW, attempt_id="attempt-1", state=JobState.COMPLETED, reason="completed", exit_code=0
     )
@@ -154,7 +154,7 @@ def test_finish_requires_the_current_attempt():
 
 def test_lease_lost_decides_cancelled_or_unavailable_from_the_document():
     doc = acquired()
-    with pytest.raises(Refused):
+    with pytest.raises(Conflict):
         job_rules.lease_lost(doc, NOW, attempt_id="attempt-1")  # lease still held
     later = NOW + LEASE + 1
     job_rules.lease_lost(doc, later, attempt_id="attempt-1")
@@ -186,9 +186,9 @@ def test_note_waiting_writes_only_a_change():
 
 def test_a_report_may_not_enter_dispatching():
     doc = queued()
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(Invalid) as refused:
         job_rules.report(doc, NOW, update={"state": "dispatching"})
-    assert refused.value.reason == "dispatching is set by the runner, not by PATCH"
+    assert refused.value.message == "dispatching is set by the runner, not by PATCH"
 
 
 @pytest.mark.parametrize("terminal", JOB_TERMINAL)
@@ -197,19 +197,19 @@ def test_terminal_is_final_but_repeating_it_is_idempotent(terminal):
     doc["state"] = terminal
     job_rules.report(doc, NOW, update={"state": terminal})
     other = next(s for s in JOB_ACTIVE if s != JobState.DISPATCHING)
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(Invalid) as refused:
         job_rules.report(doc, NOW, update={"state": other})
-    assert "terminal state cannot be changed" in refused.value.reason
+    assert "terminal state cannot be changed" in refused.value.message
 
 
 def test_runner_managed_jobs_need_the_current_attempt_to_end():
     doc = acquired()
-    with pytest.raises(Refused) as missing:
+    with pytest.raises(Invalid) as missing:
         job_rules.report(doc, NOW, update={"state": "completed"})
-    assert missing.value.reason == "attempt_id is required for runner-managed job updates"
-    with pytest.raises(Refused) as stale:
+    assert missing.value.message == "attempt_id is required for runner-managed job updates"
+    with pytest.raises(Conflict) as stale:
         job_rules.report(doc, NOW, update={"state": "completed", "attempt_id": "attempt-x"})
-    assert stale.value.reason == "stale_attempt"
+    assert stale.value.message == "stale attempt_id"
     job_rules.report(
         doc, NOW, update={"state": "completed", "attempt_id": "attempt-1", "result_summary": "done"}
     )
@@ -218,6 +218,6 @@ def test_runner_managed_jobs_need_the_current_attempt_to_end():
 
 
 def test_an_unknown_state_is_refused_with_the_list():
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(Invalid) as refused:
         job_rules.report(queued(), NOW, update={"state": "exploded"})
-    assert "state must be one of" in refused.value.reason and "'queued'" in refused.value.reason
+    assert "state must be one of" in refused.value.message and "'queued'" in refused.value.message

@@ -1,5 +1,6 @@
 """The state machines of state/models.py, as data: closed, reachable, final where they say so,
-and `allowed_from` (what the scripts receive) answering from the table. No Redis."""
+and `may_move` answering from the table. No Redis (the Lua encoding of the same tables is
+checked against Redis in tests/integration/test_state_moves.py)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from dispatchyard.state.models import (
     SESSION_TRANSITIONS,
     TEMPLATE_TRANSITIONS,
     HostState,
+    MutationState,
     PeerState,
-    allowed_from,
+    SessionState,
+    may_move,
 )
 
 # (name, table, initial state, states that must have no exits)
@@ -63,14 +66,20 @@ def test_every_state_is_reachable_from_the_initial_one(name, table, initial, fin
 
 
 @pytest.mark.parametrize(("name", "table", "initial", "final"), MACHINES, ids=IDS)
-def test_allowed_from_is_the_table_read_backwards(name, table, initial, final):
-    for target in table:
-        sources = allowed_from(table, target)
-        assert sources == sorted(sources), "scripts receive a stable list"
-        assert set(sources) == {s for s, targets in table.items() if target in targets}
+def test_may_move_is_the_table(name, table, initial, final):
+    for current, targets in table.items():
+        for target in table:
+            assert may_move(table, current, target) == (target in targets), (name, current)
+    assert not may_move(table, "no-such-state", initial)
+
+
+def sources(table, target) -> set:
+    return {s for s, targets in table.items() if may_move(table, s, target)}
 
 
 def test_enums_and_tables_name_the_same_states():
+    assert set(SESSION_TRANSITIONS) == set(SessionState)
+    assert set(MUTATION_TRANSITIONS) == set(MutationState)
     assert set(HOST_TRANSITIONS) == set(HostState)
     assert set(PEER_TRANSITIONS) == set(PeerState)
     # The platform's verdict on a host (`hostStatus`) is another vocabulary than its lifecycle.
@@ -81,21 +90,22 @@ def test_host_moves():
     a, o, d = HostState.ACTIVE, HostState.OFFLINE, HostState.DEREGISTERED
     # Heartbeat and registration: from active or offline; only registration brings a
     # deregistered host back (heartbeat refuses it before any move).
-    assert allowed_from(HOST_TRANSITIONS, a) == [a, d, o]
+    assert sources(HOST_TRANSITIONS, a) == {a, d, o}
     # The sweep only takes an active host offline.
-    assert allowed_from(HOST_TRANSITIONS, o) == [a]
+    assert sources(HOST_TRANSITIONS, o) == {a}
     # Deregistering twice is refused.
-    assert allowed_from(HOST_TRANSITIONS, d) == [a, o]
+    assert sources(HOST_TRANSITIONS, d) == {a, o}
 
 
 def test_peer_moves():
     on, busy, off, retired = PeerState.ONLINE, PeerState.BUSY, PeerState.OFFLINE, PeerState.RETIRED
-    assert allowed_from(PEER_TRANSITIONS, on) == [busy, off, on]
-    assert allowed_from(PEER_TRANSITIONS, off) == [busy, off, on, retired]
+    assert sources(PEER_TRANSITIONS, on) == {busy, off, on}
+    assert sources(PEER_TRANSITIONS, off) == {busy, off, on, retired}
     # A retired peer comes back only as offline (a registration whose agent is alive).
     assert PEER_TRANSITIONS[retired] == {off, retired}
 
 
-def test_allowed_from_a_state_nobody_enters_is_empty():
-    assert allowed_from(SESSION_TRANSITIONS, "queued") == []
-    assert allowed_from(MUTATION_TRANSITIONS, "pending") == []
+def test_queued_is_entered_again_only_by_a_requeue_and_pending_never():
+    # A claimed session goes back to the queue (nack, deregistration, the offline sweep).
+    assert sources(SESSION_TRANSITIONS, SessionState.QUEUED) == {SessionState.CLAIMED}
+    assert sources(MUTATION_TRANSITIONS, MutationState.PENDING) == set()

@@ -6,7 +6,7 @@ import pytest
 
 from dispatchyard.state import template_rules
 from dispatchyard.state.clock import iso, parse_ms
-from dispatchyard.state.documents import Refused
+from dispatchyard.state.errors import Conflict
 from dispatchyard.state.models import TEMPLATE_TRANSITIONS, TemplateState
 
 NOW = 1_800_000_000_000  # 2027-01-15T08:00:00Z
@@ -83,7 +83,7 @@ def test_pause_resume_cancel_follow_the_table():
     assert due_of(doc) > resumed_at  # nothing fires for the paused hour
     template_rules.change_state(doc, NOW, TemplateState.CANCELLED, "done")
     assert doc["provenance"]["cancel_reason"] == "done"
-    with pytest.raises(Refused):
+    with pytest.raises(Conflict):
         template_rules.change_state(doc, NOW, TemplateState.ACTIVE, None)
     assert TEMPLATE_TRANSITIONS[TemplateState.CANCELLED] == frozenset()
 

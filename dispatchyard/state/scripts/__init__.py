@@ -1,38 +1,111 @@
-"""Loads every `*.lua` here once per Redis client, by file name.
+"""Loads every `*.lua` here once per Redis client, by file name, and runs it by EVALSHA.
 
-A line `--! include NAME` is replaced by `NAME.lua` so shared Lua functions are written once.
+A script's header may ask for what it shares with Python, so nothing is spelled twice:
+
+- `--! include NAME` pastes `NAME.lua` (shared Lua functions, `lib_*.lua`);
+- `--! keys a b` defines `K.a`, `K.b` from `keys.py`: a fixed key as a string, a key shape as
+  a function of its ids (`K.session(id)`);
+- `--! machines session host` defines `SESSION`, `HOST`: the state machines of `models.py` as
+  Lua tables `{state = {target = true}}`, for `may_move(SESSION, current, target)`.
+
+The definitions come first, then the included libraries, then the script, so a library may
+use what its own header asks for. A script refuses with `return refuse(kind, message, fields)`
+(lib_common.lua); running it raises the matching `errors.StateError`.
 """
 
 from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import redis
+from redis.commands.core import Script
+
+from dispatchyard.state import errors, keys
+from dispatchyard.state.models import LUA_MACHINES
 
 _DIR = Path(__file__).parent
-_INCLUDE = re.compile(r"^--! include (\w+)\s*$", re.M)
+_DIRECTIVE = re.compile(r"^--! (include|keys|machines) (.+?)\s*$", re.M)
+
+
+def _lua_table(machine: Mapping[Any, Any]) -> str:
+    rows = []
+    for state, targets in sorted(machine.items()):
+        inner = ", ".join(f"['{t}'] = true" for t in sorted(targets))
+        rows.append(f"['{state}'] = {{{inner}}}")
+    return "{" + ", ".join(rows) + "}"
+
+
+def _collect(name: str, found: dict[str, list[str]]) -> str:
+    """The script's text with its includes pasted in; what every part asks for lands in
+    `found` (includes, keys, machines, in order of first mention)."""
+    text = (_DIR / f"{name}.lua").read_text()
+
+    def directive(m: re.Match[str]) -> str:
+        kind, names = m.group(1), m.group(2).split()
+        if kind == "include":
+            out = []
+            for lib in names:
+                if lib not in found["include"]:
+                    found["include"].append(lib)
+                    out.append(_collect(lib, found))
+            return "\n".join(out)
+        for item in names:
+            if item not in found[kind]:
+                found[kind].append(item)
+        return ""
+
+    return _DIRECTIVE.sub(directive, text)
 
 
 def _source(name: str) -> str:
-    text = (_DIR / f"{name}.lua").read_text()
-    return _INCLUDE.sub(lambda m: _source(m.group(1)), text)
+    found: dict[str, list[str]] = {"include": [], "keys": [], "machines": []}
+    body = _collect(name, found)
+    prelude = []
+    if found["keys"]:
+        entries = ", ".join(f"{k} = {keys.lua_entry(k)}" for k in found["keys"])
+        prelude.append(f"local K = {{{entries}}}")
+    for machine in found["machines"]:
+        prelude.append(f"local {machine.upper()} = {_lua_table(LUA_MACHINES[machine])}")
+    return "\n".join([*prelude, body])
 
 
 _SOURCES = {p.stem: _source(p.stem) for p in _DIR.glob("*.lua") if not p.stem.startswith("lib_")}
 
 
+class Runner:
+    """One loaded script: `runner(keys=[..], args=[..])`, its refusals raised as StateError."""
+
+    __slots__ = ("_script",)
+
+    def __init__(self, script: Script) -> None:
+        self._script = script
+
+    def __call__(
+        self,
+        keys: Sequence[str] = (),
+        args: Sequence[Any] = (),
+        client: redis.Redis | redis.client.Pipeline | None = None,
+    ) -> Any:
+        try:
+            return self._script(keys=list(keys), args=list(args), client=client)
+        except redis.exceptions.ResponseError as e:
+            errors.raise_refusal(str(e))
+            raise
+
+
 class Scripts:
-    """`Scripts(r).enqueue_session(keys=[..], args=[..])` runs `enqueue_session.lua` by EVALSHA."""
+    """`Scripts(r).enqueue_session(keys=[..], args=[..])` runs `enqueue_session.lua`."""
 
     def __init__(self, r: redis.Redis) -> None:
-        self._scripts = {name: r.register_script(src) for name, src in _SOURCES.items()}
+        self._runners = {name: Runner(r.register_script(src)) for name, src in _SOURCES.items()}
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Runner:
         try:
-            return self._scripts[name]
+            return self._runners[name]
         except KeyError:
             raise AttributeError(name) from None
 
@@ -47,6 +120,12 @@ def scripts(r: redis.Redis) -> Scripts:
     return s
 
 
+def library(name: str) -> str:
+    """The text of a shared library (`lib_*.lua`), for tests that run its functions."""
+    return (_DIR / f"{name}.lua").read_text()
+
+
 def source(name: str) -> str:
-    """The full text of a script (includes expanded), e.g. for redis-benchmark."""
+    """The full text of a script (definitions and includes expanded), e.g. for
+    redis-benchmark."""
     return _SOURCES[name]

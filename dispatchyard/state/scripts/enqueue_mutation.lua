@@ -1,17 +1,21 @@
 --! include lib_common
 --! include lib_mutations
+--! keys host_mutations org_mutations
 -- Queue a mutation for a host: record, indexes, first audit entry.
--- KEYS: host hash. ARGV: P JSON, mutation id, now, record JSON.
--- Returns 1, or 0 when the host is unknown / deregistered / another org's.
-local P = cjson.decode(ARGV[1])
-local id, now = ARGV[2], ARGV[3]
-local rec = cjson.decode(ARGV[4])
-local w = redis.call('HMGET', KEYS[1], 'orgId', 'status')
-if w[1] ~= rec.orgId or w[2] == 'deregistered' then return 0 end
-hset_table(P.mutation .. id, rec)
-redis.call('ZADD', P.open .. rec.workerHostId, now, id)
-redis.call('ZADD', P.host_all .. rec.workerHostId, now, id)
-redis.call('ZADD', P.org_mutations .. rec.orgId, now, id)
-redis.call('ZADD', P.org_mutations .. rec.orgId .. ':pending', now, id)
-mut_event(P, id, now, 'requested', {by = rec.requestedBy})
+-- KEYS: host hash. ARGV: mutation id, now, record JSON (with its initial status).
+-- Returns 1; refuses not_found when the host is unknown, deregistered or another org's.
+local host_key = KEYS[1]
+local id, now, record_json = ARGV[1], ARGV[2], ARGV[3]
+
+local record = cjson.decode(record_json)
+local w = redis.call('HMGET', host_key, 'orgId', 'status')
+if w[1] ~= record.orgId or w[2] == 'deregistered' then
+  return refuse('not_found', 'Worker host not found')
+end
+hset_table(K.mutation(id), record)
+redis.call('ZADD', K.host_open_mutations(record.workerHostId), now, id)
+redis.call('ZADD', K.host_mutations(record.workerHostId), now, id)
+redis.call('ZADD', K.org_mutations(record.orgId), now, id)
+redis.call('ZADD', K.org_mutations_in(record.orgId, record.status), now, id)
+mut_event(id, now, 'requested', {by = record.requestedBy})
 return 1

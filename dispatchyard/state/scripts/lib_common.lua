@@ -1,4 +1,5 @@
 -- Helpers shared by scripts (pasted in by `--! include lib_common`).
+
 local function hgetall(key)
   local flat = redis.call('HGETALL', key)
   local t = {}
@@ -15,23 +16,19 @@ local function hset_table(key, t)
   if #flat > 0 then redis.call('HSET', key, unpack(flat)) end
 end
 
--- True when `current` is in `allowed_json`, the JSON list of states the target may be reached
--- from (state/models.py `allowed_from` over the machine's table), so the check runs in the same
--- atomic step as the write.
-local function may_move(allowed_json, current)
-  for _, s in ipairs(cjson.decode(allowed_json)) do
-    if s == current then return true end
-  end
-  return false
+-- True when the state machine `machine` (a table of models.py, asked for with
+-- `--! machines NAME`) lets a record in `current` move to `target`.
+local function may_move(machine, current, target)
+  -- `current` is false for a field that does not exist (Redis nil).
+  local targets = current and machine[current]
+  return targets ~= nil and targets ~= false and targets[target] == true
 end
 
--- True when the table `table_json` ({state: [targets]}, a state machine of state/models.py)
--- lets `current` move to `target`, for scripts whose target is decided inside them.
-local function may_reach(table_json, current, target)
-  local targets = cjson.decode(table_json)[current]
-  if not targets then return false end
-  for _, s in ipairs(targets) do
-    if s == target then return true end
-  end
-  return false
+-- Refuse, writing nothing (call it before any write): an error reply that the Python side
+-- raises as the StateError of `kind` (not_found, forbidden, conflict, gone, quota, too_large,
+-- invalid, unavailable) with `message`, and `fields` as its extras (`state` is its own).
+local function refuse(kind, message, fields)
+  local body = {kind = kind, message = message}
+  for k, v in pairs(fields or {}) do body[k] = v end
+  return redis.error_reply('REFUSED ' .. cjson.encode(body))
 end

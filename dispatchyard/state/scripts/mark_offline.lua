@@ -1,18 +1,18 @@
---! include lib_common
 --! include lib_sessions
+--! machines host
 -- Mark a host offline if it is still silent, and requeue its claimed-not-running sessions.
 -- KEYS: host hash, heartbeats zset.
--- ARGV: prefixes JSON, host id, now, cutoff (ms), the offline state, the states it may be
---       reached from (JSON list).
--- Returns the requeued session ids; {} when the host's state forbids the move (unknown,
--- deregistered); {-1} when the host heartbeated in the meantime.
-local P = cjson.decode(ARGV[1])
-local wid = ARGV[2]
-local last = redis.call('ZSCORE', KEYS[2], wid)
-if not last or tonumber(last) > tonumber(ARGV[4]) then return {-1} end
--- Out of the sweep's set either way: a host that may not go offline has nothing to sweep.
-redis.call('ZREM', KEYS[2], wid)
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status or not may_move(ARGV[6], status) then return {} end
-redis.call('HSET', KEYS[1], 'status', ARGV[5], 'offlineAt', ARGV[3])
-return requeue_host(P, wid, ARGV[3])
+-- ARGV: host id, now, cutoff (ms), the offline state.
+-- Returns the requeued session ids, or false when it was not marked: it heartbeated in the
+-- meantime, or HOST does not let it go offline (unknown, deregistered; then it also leaves
+-- the sweep's set, having nothing to sweep).
+local host_key, heartbeats_key = KEYS[1], KEYS[2]
+local host_id, now, cutoff, offline = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+
+local last = redis.call('ZSCORE', heartbeats_key, host_id)
+if not last or tonumber(last) > cutoff then return false end
+redis.call('ZREM', heartbeats_key, host_id)
+local status = redis.call('HGET', host_key, 'status')
+if not may_move(HOST, status, offline) then return false end
+redis.call('HSET', host_key, 'status', offline, 'offlineAt', now)
+return requeue_host(host_id, now)

@@ -1,23 +1,26 @@
+--! include lib_common
+--! keys peers_in_circle peer_name peer
 -- Move a peer to another circle (POST /peers/circle): its record, its circle index and its
 -- name index move together. Its id keeps the circle it was first registered in, as repowire's.
--- KEYS: peer hash, the new circle's index.
--- ARGV: P JSON (peer, circle and name prefixes), peer id, new circle.
--- Returns 'ok' (also when it is already there), 'unknown', or 'taken' when another peer of the
--- same name is in the new circle (names are unique within a circle; nothing written).
-local P = cjson.decode(ARGV[1])
-local id, circle = ARGV[2], ARGV[3]
-local f = redis.call('HMGET', KEYS[1], 'circle', 'name')
-if not f[1] or not f[2] then return 'unknown' end
-if f[1] == circle then return 'ok' end
-local target = P.name .. circle .. ':' .. f[2]
+-- KEYS: peer hash, the new circle's index. ARGV: peer id, new circle.
+-- Returns 1 (also when it is already there); refuses not_found, or conflict when another peer
+-- of the same name is in the new circle (names are unique within a circle; nothing written).
+local peer_key, circle_key = KEYS[1], KEYS[2]
+local id, circle = ARGV[1], ARGV[2]
+
+local f = redis.call('HMGET', peer_key, 'circle', 'name')
+local old_circle, name = f[1], f[2]
+if not old_circle or not name then return refuse('not_found', 'Peer not found') end
+if old_circle == circle then return 1 end
+local target = K.peer_name(circle, name)
 local holder = redis.call('GET', target)
-if holder and holder ~= id and redis.call('EXISTS', P.peer .. holder) == 1 then
-  return 'taken'
+if holder and holder ~= id and redis.call('EXISTS', K.peer(holder)) == 1 then
+  return refuse('conflict', 'Peer name ' .. name .. ' is already taken in circle ' .. circle)
 end
-local source = P.name .. f[1] .. ':' .. f[2]
+local source = K.peer_name(old_circle, name)
 if redis.call('GET', source) == id then redis.call('DEL', source) end
 redis.call('SET', target, id)
-redis.call('SREM', P.circle .. f[1], id)
-redis.call('SADD', KEYS[2], id)
-redis.call('HSET', KEYS[1], 'circle', circle)
-return 'ok'
+redis.call('SREM', K.peers_in_circle(old_circle), id)
+redis.call('SADD', circle_key, id)
+redis.call('HSET', peer_key, 'circle', circle)
+return 1

@@ -1,4 +1,6 @@
 --! include lib_common
+--! keys peers_in_state node_channel
+--! machines peer
 -- Mark a peer offline (POST /peers/{name}/offline), or retire it (`terminal`). Retiring also
 -- severs its transport in the same step: the connection key goes and the holding shim process
 -- is asked to send the error frame and close the socket. Removing the key here, not when the
@@ -6,26 +8,30 @@
 -- offline). A plain offline leaves a live socket open, as repowire does; its next status frame
 -- reports it again.
 -- KEYS: peer hash, its connection key, the events stream.
--- ARGV: P JSON (state and node prefixes), peer id, now ms, '1' to retire, PEER_TRANSITIONS
---       JSON, fields JSON (written as given: the reason, source, detail), close message JSON,
---       event JSON ({type, timestamp, data: JSON without old_status}), events maxlen.
--- Returns {outcome, node that held the socket or '', processes that got the close}; outcome
--- 'ok', 'unknown' or 'refused' (the table forbids the move; nothing written). Marking a retired
--- peer offline (not terminal) is 'ok' and leaves it retired: only a registration whose agent
--- is alive brings it back.
-local P = cjson.decode(ARGV[1])
-local id, now, terminal = ARGV[2], ARGV[3], ARGV[4] == '1'
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return {'unknown', '', 0} end
-if current == 'retired' and not terminal then return {'ok', '', 0} end
+-- ARGV: peer id, now ms, '1' to retire, fields JSON (written as given: the reason, source,
+--       detail), close message JSON, event JSON ({type, timestamp, data: JSON without
+--       old_status}), events maxlen.
+-- Returns {node that held the socket or '', processes that got the close}; refuses not_found,
+-- or conflict (PEER forbids the move; nothing written). Marking a retired peer offline (not
+-- terminal) changes nothing: only a registration whose agent is alive brings it back.
+local peer_key, ws_key, events_key = KEYS[1], KEYS[2], KEYS[3]
+local peer_id, now, terminal = ARGV[1], ARGV[2], ARGV[3] == '1'
+local fields_json, close_message, event_json, events_maxlen = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+
+local current = redis.call('HGET', peer_key, 'status')
+if not current then return refuse('not_found', 'Peer not found') end
+if current == 'retired' and not terminal then return {'', 0} end
 local target = terminal and 'retired' or 'offline'
-if not may_reach(ARGV[5], current, target) then return {'refused', '', 0} end
-local holder = redis.call('GET', KEYS[2]) or ''
+if not may_move(PEER, current, target) then
+  return refuse('conflict', 'Peer cannot go ' .. target .. ' from ' .. current,
+    {state = current})
+end
+local holder = redis.call('GET', ws_key) or ''
 -- A peer stored online whose holder is gone was already offline (as reads show it).
 local was = current
 if (was == 'online' or was == 'busy') and holder == '' then was = 'offline' end
 local flat = {'status', target, 'last_seen', now}
-for k, v in pairs(cjson.decode(ARGV[6])) do
+for k, v in pairs(cjson.decode(fields_json)) do
   flat[#flat + 1] = k
   flat[#flat + 1] = tostring(v)
 end
@@ -33,20 +39,20 @@ if terminal then
   flat[#flat + 1] = 'retired_at'
   flat[#flat + 1] = now
 end
-redis.call('HSET', KEYS[1], unpack(flat))
-if current ~= target then redis.call('SREM', P.state .. current, id) end
-redis.call('SADD', P.state .. target, id)
+redis.call('HSET', peer_key, unpack(flat))
+if current ~= target then redis.call('SREM', K.peers_in_state(current), peer_id) end
+redis.call('SADD', K.peers_in_state(target), peer_id)
 local closed = 0
 if terminal and holder ~= '' then
-  redis.call('DEL', KEYS[2])
-  closed = redis.call('PUBLISH', P.node .. holder, ARGV[7])
+  redis.call('DEL', ws_key)
+  closed = redis.call('PUBLISH', K.node_channel(holder), close_message)
 end
 -- As repowire: the event says why a peer that was up went down.
 if was ~= 'offline' and was ~= 'retired' then
-  local event = cjson.decode(ARGV[8])
+  local event = cjson.decode(event_json)
   local data = cjson.decode(event.data)
   data.old_status = was
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*',
+  redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*',
     'type', event.type, 'timestamp', event.timestamp, 'data', cjson.encode(data))
 end
-return {'ok', holder, closed}
+return {holder, closed}

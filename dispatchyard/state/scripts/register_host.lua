@@ -1,23 +1,29 @@
 --! include lib_common
+--! keys host
+--! machines host
 -- Register a host; the same machineId in the same org keeps its host id.
 -- KEYS: machine index (or '' when no machineId), org hosts zset, heartbeats zset.
--- ARGV: host prefix, candidate id, now, fields JSON (status: the initial state), the states
---       that status may be reached from (JSON list).
--- Returns the host id, or nil (nothing written) when the host's state forbids the move.
-local wid = ARGV[2]
-local existing = KEYS[1] ~= '' and redis.call('GET', KEYS[1])
-if existing then wid = existing end
-local key = ARGV[1] .. wid
-local current = redis.call('HGET', key, 'status')
-if current and not may_move(ARGV[5], current) then return false end
-if KEYS[1] ~= '' and not existing then redis.call('SET', KEYS[1], wid) end
-local fields = cjson.decode(ARGV[4])
-fields['id'] = wid
-if redis.call('EXISTS', key) == 0 then
-  fields['registeredAt'] = ARGV[3]
+-- ARGV: candidate id, now, fields JSON (with the status it moves to).
+-- Returns the host id; refuses conflict when HOST forbids the move.
+local machine_key, org_hosts_key, heartbeats_key = KEYS[1], KEYS[2], KEYS[3]
+local candidate_id, now, fields_json = ARGV[1], ARGV[2], ARGV[3]
+
+local existing = machine_key ~= '' and redis.call('GET', machine_key)
+local host_id = existing or candidate_id
+local host_key = K.host(host_id)
+local fields = cjson.decode(fields_json)
+local current = redis.call('HGET', host_key, 'status')
+if current and not may_move(HOST, current, fields.status) then
+  return refuse('conflict', 'Worker cannot be registered again from its current state',
+    {state = current})
+end
+if machine_key ~= '' and not existing then redis.call('SET', machine_key, host_id) end
+fields['id'] = host_id
+if not current then
+  fields['registeredAt'] = now
   fields['hostStatus'] = 'ok'
 end
-hset_table(key, fields)
-redis.call('ZADD', KEYS[2], 'NX', ARGV[3], wid)
-redis.call('ZADD', KEYS[3], ARGV[3], wid)
-return wid
+hset_table(host_key, fields)
+redis.call('ZADD', org_hosts_key, 'NX', now, host_id)
+redis.call('ZADD', heartbeats_key, now, host_id)
+return host_id

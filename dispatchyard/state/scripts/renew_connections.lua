@@ -3,10 +3,12 @@
 -- ARGV: node, ttl ms.
 -- Returns the indexes (1-based) of the keys it no longer holds: another process took the peer
 -- over, or the key expired while the process stalled; those sockets are superseded.
+local node, ttl_ms = ARGV[1], ARGV[2]
+
 local lost = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
-    redis.call('PEXPIRE', key, ARGV[2])
+  if redis.call('GET', key) == node then
+    redis.call('PEXPIRE', key, ttl_ms)
   else
     lost[#lost + 1] = i
   end

@@ -1,5 +1,8 @@
+--! keys apikey
 -- Look an API key up by the SHA-256 of its secret, in one round trip.
--- KEYS: apikey hash index. ARGV: apikey record prefix. Returns the record as a flat list.
-local id = redis.call('GET', KEYS[1])
+-- KEYS: apikey hash index. Returns the record as a flat list ({} when unknown).
+local hash_key = KEYS[1]
+
+local id = redis.call('GET', hash_key)
 if not id then return {} end
-return redis.call('HGETALL', ARGV[1] .. id)
+return redis.call('HGETALL', K.apikey(id))

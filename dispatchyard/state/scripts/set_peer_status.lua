@@ -1,13 +1,20 @@
 --! include lib_common
--- Set a registered peer's status and move it between the status indexes; never creates a peer.
--- KEYS: peer hash, the index of the new status.
--- ARGV: status-index prefix, peer id, status, the states it may be reached from (JSON list),
---       now (ms).
--- Returns 1; 0 for an unknown peer; -1 (nothing written) when its state forbids the move.
-local current = redis.call('HGET', KEYS[1], 'status')
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if not current or not may_move(ARGV[4], current) then return -1 end
-redis.call('HSET', KEYS[1], 'status', ARGV[3], 'last_seen', ARGV[5])
-if current ~= ARGV[3] then redis.call('SREM', ARGV[1] .. current, ARGV[2]) end
-redis.call('SADD', KEYS[2], ARGV[2])
+--! keys peers_in_state
+--! machines peer
+-- Set a registered peer's status and move it between the status indexes; never creates a
+-- peer. Staying is a repeated report (it refreshes last_seen).
+-- KEYS: peer hash. ARGV: peer id, status, now (ms).
+-- Returns 1; refuses not_found, or conflict when PEER forbids the move (nothing written).
+local peer_key = KEYS[1]
+local peer_id, status, now = ARGV[1], ARGV[2], ARGV[3]
+
+local current = redis.call('HGET', peer_key, 'status')
+if not current then return refuse('not_found', 'Peer not found') end
+if not may_move(PEER, current, status) then
+  return refuse('conflict', 'Peer cannot move from ' .. current .. ' to ' .. status,
+    {state = current})
+end
+redis.call('HSET', peer_key, 'status', status, 'last_seen', now)
+if current ~= status then redis.call('SREM', K.peers_in_state(current), peer_id) end
+redis.call('SADD', K.peers_in_state(status), peer_id)
 return 1

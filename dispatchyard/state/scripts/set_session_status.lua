@@ -1,31 +1,34 @@
 --! include lib_common
--- Move a session along its state machine (the table lives in state/models.py; the caller passes
--- the states the target may be reached from).
--- KEYS: session record, host sessions set, the status counts.
--- ARGV: host id, new status, allowed-from (comma list), now, extra fields JSON, terminal (0/1).
--- Returns {'ok', record...} | {'not_found'} | {'forbidden'} | {'illegal', current}.
-local f = redis.call('HMGET', KEYS[1], 'status', 'workerId', 'startedAt', 'orgId')
-if not f[1] then return {'not_found'} end
-if f[2] ~= ARGV[1] then return {'forbidden'} end
-local current, target, now = f[1], ARGV[2], ARGV[4]
-if current ~= target then
-  local allowed = false
-  for s in string.gmatch(ARGV[3], '[^,]+') do if s == current then allowed = true end end
-  if not allowed then return {'illegal', current} end
+--! keys session_status_counts
+--! machines session
+-- Move a session along SESSION (staying is a repeated report). A terminal status stamps
+-- `finishedAt` and takes the session out of its host's set.
+-- KEYS: session record, host sessions set.
+-- ARGV: host id, new status, now, extra fields JSON.
+-- Returns the record (flat field/value list); refuses not_found, forbidden (another host's) or
+-- conflict (SESSION forbids the move; `current` says where it is).
+local session_key, host_sessions_key = KEYS[1], KEYS[2]
+local host_id, target, now, extra = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+local f = redis.call('HMGET', session_key, 'status', 'workerId', 'startedAt', 'id')
+local current, holder, started_at, session_id = f[1], f[2], f[3], f[4]
+if not current then return refuse('not_found', 'Session not found') end
+if holder ~= host_id then return refuse('forbidden', 'Session belongs to another worker') end
+if current ~= target and not may_move(SESSION, current, target) then
+  return refuse('conflict', 'Illegal status change: ' .. current .. ' -> ' .. target,
+    {current = current})
 end
-local fields = cjson.decode(ARGV[5])
+local fields = cjson.decode(extra)
 fields['status'] = target
 fields['updatedAt'] = now
-if target == 'running' and (not f[3] or f[3] == '') then fields['startedAt'] = now end
-if ARGV[6] == '1' then
+if target == 'running' and (not started_at or started_at == '') then fields['startedAt'] = now end
+if next(SESSION[target]) == nil then
   if current ~= target then fields['finishedAt'] = now end
-  redis.call('SREM', KEYS[2], redis.call('HGET', KEYS[1], 'id'))
+  redis.call('SREM', host_sessions_key, session_id)
 end
-hset_table(KEYS[1], fields)
+hset_table(session_key, fields)
 if current ~= target then
-  redis.call('HINCRBY', KEYS[3], current, -1)
-  redis.call('HINCRBY', KEYS[3], target, 1)
+  redis.call('HINCRBY', K.session_status_counts, current, -1)
+  redis.call('HINCRBY', K.session_status_counts, target, 1)
 end
-local out = {'ok'}
-for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
-return out
+return redis.call('HGETALL', session_key)

@@ -11,11 +11,15 @@ import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    import redis
+    from redis.sentinel import SentinelConnectionPool
 
 DEFAULT_BACKENDS: dict[str, dict[str, Any]] = {
     # `{prompt}`, `{session_id}` and `{path}` are filled per fire; argv lists, never a shell string.
@@ -76,6 +80,10 @@ DEFAULT_BACKENDS: dict[str, dict[str, Any]] = {
 }
 
 
+def _default_backends() -> dict[str, dict[str, Any] | None]:
+    return dict(DEFAULT_BACKENDS)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DISPATCHYARD_", env_file=".env", extra="ignore", frozen=True
@@ -91,7 +99,7 @@ class Settings(BaseSettings):
     jwt_private_key: SecretStr | None = None  # PEM, for RS256/ES256
     jwt_public_key: str | None = None
     jwt_issuer: str = "dispatchyard"
-    jwt_ttl_seconds: int = Field(3600, ge=60)
+    jwt_ttl_seconds: int = Field(default=3600, ge=60)
     jwt_leeway_seconds: int = 60
     worker_api_key: SecretStr | None = None
     default_org: str | None = None  # org id or slug the legacy worker key acts for
@@ -132,20 +140,18 @@ class Settings(BaseSettings):
     template_tick_s: float = 0.5
     beat_lock_timeout_s: int = 30  # a second beat takes over this long after the leader died
     # JSON; entries given here replace the shipped ones of the same name (null removes one).
-    backends: dict[str, dict[str, Any] | None] = Field(
-        default_factory=lambda: dict(DEFAULT_BACKENDS)
-    )
+    backends: dict[str, dict[str, Any] | None] = Field(default_factory=_default_backends)
     machine: str | None = None  # this host's name for `fires.<machine>`; default: hostname
 
     # Tests only: time runs this many times faster from the anchor (every process alike).
-    clock_rate: float = Field(1.0, gt=0)
+    clock_rate: float = Field(default=1.0, gt=0)
     clock_anchor_ms: int = 0
 
     # Limits
     max_body_bytes: int = 1_048_576
     attachment_max_bytes: int = 10 * 1_048_576
     attachment_total_bytes: int = 200 * 1_048_576
-    attachment_ttl_s: float = Field(24 * 3600, gt=0)
+    attachment_ttl_s: float = Field(default=24 * 3600, gt=0)
 
     @field_validator("redis_url")
     @classmethod
@@ -277,7 +283,9 @@ def _sentinel_kwargs(target: SentinelUrl) -> dict[str, Any]:
     return kwargs
 
 
-def redis_client(settings: Settings, max_connections: int | None = None, **overrides: Any) -> Any:
+def redis_client(
+    settings: Settings, max_connections: int | None = None, **overrides: Any
+) -> redis.Redis:
     """A pooled client with short timeouts, so an outage is noticed quickly. With
     `max_connections`, callers beyond it wait for a free connection instead of failing.
 
@@ -308,26 +316,37 @@ def redis_client(settings: Settings, max_connections: int | None = None, **overr
     return redis.Redis(connection_pool=pool)
 
 
-def _sentinel_client(target: SentinelUrl, max_connections: int | None, opts: dict[str, Any]) -> Any:
+def _sentinel_client(
+    target: SentinelUrl, max_connections: int | None, opts: dict[str, Any]
+) -> redis.Redis:
     from redis.sentinel import Sentinel
 
     sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target))
-    credentials = {"username": target.username, "password": target.password}
     if max_connections is None:
-        return sentinel.master_for(target.master, db=target.db, **credentials, **opts)
-    return sentinel.master_for(
+        # redis-py leaves master_for's answer unannotated: it is a Redis of `redis_class`.
+        client: redis.Redis = sentinel.master_for(
+            target.master,
+            db=target.db,
+            username=target.username,
+            password=target.password,
+            **opts,
+        )
+        return client
+    client = sentinel.master_for(
         target.master,
         connection_pool_class=_blocking_sentinel_pool(),
         db=target.db,
         max_connections=max_connections,
         timeout=5,
-        **credentials,
+        username=target.username,
+        password=target.password,
         **opts,
     )
+    return client
 
 
 @functools.cache
-def _blocking_sentinel_pool() -> type:
+def _blocking_sentinel_pool() -> type[SentinelConnectionPool]:
     from redis import BlockingConnectionPool
     from redis.sentinel import SentinelConnectionPool
 

@@ -26,7 +26,7 @@ from dispatchyard.state.models import JOB_TERMINAL, JobState
 from tasks import names, peer_delivery, per_fire
 from tasks.store import redis_client
 from workers import attempts, executors
-from workers.app import app
+from workers.app import task
 from workers.supervisor import Fire, Supervisor
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _after_run(r: redis.Redis, ended: Fire, binding: dict[str, Any] | None, now_
 supervisor = Supervisor(redis_client, on_ended=_after_run)
 
 
-@app.task(name=names.FIRE)
+@task(names.FIRE)
 def fire(job_id: str, fire_key: str, why: str = "due") -> str:
     r = redis_client()
     s = get_settings()
@@ -89,7 +89,7 @@ def fire(job_id: str, fire_key: str, why: str = "due") -> str:
     return attempts.unavailable(r, job_id, attempt_id, "missing_target")
 
 
-@app.task(name=names.REAP)
+@task(names.REAP)
 def reap(attempt_id: str) -> list[int]:
     """Kill what is left of an attempt on this host (routed to `fires.<machine>`).
     Idempotent: a second run finds nothing to kill."""

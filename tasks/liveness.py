@@ -6,10 +6,10 @@ from __future__ import annotations
 from dispatchyard.state import clock, liveness
 from tasks import names
 from tasks.store import redis_client
-from workers.app import app
+from workers.app import task
 
 
-@app.task(name=names.BEAT_TICK)
+@task(names.BEAT_TICK)
 def beat_tick() -> None:
     """Idempotent: it only records the latest time a tick ran."""
     liveness.beat_ticked(redis_client(), clock.now_ms())

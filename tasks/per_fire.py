@@ -29,11 +29,12 @@ def start(r: redis.Redis, doc: dict[str, Any], attempt_id: str, supervisor: Supe
     path, name = target.get("path"), target.get("backend")
     if not path or not name:
         return attempts.unavailable(r, job_id, attempt_id, "missing_target")
-    if name not in s.backends:
+    spec = s.backends.get(name)  # the settings drop a backend given as null
+    if spec is None:
         return attempts.unavailable(r, job_id, attempt_id, "invalid_backend")
     if not os.path.isdir(path):
         return attempts.unavailable(r, job_id, attempt_id, "path_not_found")
-    backend = Backend.from_settings(name, s.backends[name])
+    backend = Backend.from_settings(name, spec)
     prompt = (execution.get("prompt") or {}).get("body") or doc.get("title") or ""
     session_id, continuity = _continuity(r, doc, backend, path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCHYARD_")}

@@ -15,7 +15,7 @@ from dispatchyard.state.store import Redis
 from tasks import names, schedules
 from tasks.jobs import send_fire
 from tasks.store import redis_client
-from workers.app import app
+from workers.app import task
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ LOCK_MS = 10_000
 BATCH = 25  # due templates one task materializes; more are fanned out to other workers
 
 
-@app.task(name=names.SCHEDULER_TICK)
+@task(names.SCHEDULER_TICK)
 def tick() -> dict[str, int]:
     r = redis_client()
     # Single flight: a tick slower than the beat interval must not pile up behind itself.
@@ -46,7 +46,7 @@ def tick() -> dict[str, int]:
         locks.release(r, keys.SCHEDULER_LOCK, token)
 
 
-@app.task(name=names.MATERIALIZE)
+@task(names.MATERIALIZE)
 def materialize(due: list[tuple[str, int]]) -> dict[str, int]:
     """Materialize these (template, due time) pairs and fire their children at once.
     Idempotent: a pair already handled is `stale` and changes nothing."""

@@ -18,7 +18,7 @@ from dispatchyard.state.schedule_rules import Doc
 from dispatchyard.state.store import Redis
 from tasks import names
 from tasks.store import redis_client
-from workers.app import app
+from workers.app import task
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def fire_due(r: Redis, now_ms: int) -> int:
     return fired
 
 
-@app.task(name=names.FIRE_SCHEDULES)
+@task(names.FIRE_SCHEDULES)
 def fire(due: list[tuple[str, int]]) -> dict[str, int]:
     """Fire these (schedule, due time) pairs: {fired, failed, stale}."""
     r = redis_client()

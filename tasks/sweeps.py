@@ -13,12 +13,12 @@ from dispatchyard.state.job_rules import current_attempt
 from dispatchyard.state.models import JobState
 from tasks import names
 from tasks.store import redis_client
-from workers.app import app
+from workers.app import app, task
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name=names.SWEEP_OFFLINE_HOSTS)
+@task(names.SWEEP_OFFLINE_HOSTS)
 def offline_hosts() -> dict[str, list[str]]:
     """Hosts with no heartbeat for `worker_offline_after_s` become offline; their
     claimed-but-not-running sessions go back to the queue with their original priority."""
@@ -31,7 +31,7 @@ def offline_hosts() -> dict[str, list[str]]:
     return marked
 
 
-@app.task(name=names.SWEEP_STALE_MUTATIONS)
+@task(names.SWEEP_STALE_MUTATIONS)
 def stale_mutations() -> int:
     """Delivered mutations that used up `mutation_max_deliveries` with no report become
     failed/undelivered even if their host never heartbeats again."""
@@ -47,7 +47,7 @@ def stale_mutations() -> int:
     return failed
 
 
-@app.task(name=names.SWEEP_JOB_LEASES)
+@task(names.SWEEP_JOB_LEASES)
 def job_leases() -> list[str]:
     """Attempts whose lease ran out (their worker died mid-fire) end `unavailable` /
     `runner_interrupted` (or `cancelled` if a cancel was pending); the leftover process group
@@ -70,7 +70,7 @@ def job_leases() -> list[str]:
     return ended
 
 
-@app.task(name=names.SWEEP_JOB_TIMES)
+@task(names.SWEEP_JOB_TIMES)
 def job_times() -> dict[str, int]:
     """`expires_at` passed while still queued -> expired; `deadline_at` passed while active
     and not under a supervisor that enforces it (delivered, awaiting input, ...) -> failed

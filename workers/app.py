@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar, cast
+
+from celery import Celery, Task
 from kombu import Exchange, Queue
 from redbeat.schedulers import REDBEAT_REDIS_KEY
 
@@ -18,6 +21,9 @@ from dispatchyard.state import clock
 from tasks import names
 from workers import broker_fixes
 from workers.liveness import Liveness
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 settings = get_settings()
 # A `sentinel://` setting becomes kombu's Sentinel form and RedBeat's (settings.py); Celery's
@@ -75,3 +81,13 @@ if sentinel_url(settings.redis_url) is not None:
     # the app instead: the Sentinel-managed one every process builds (settings.redis_client).
     setattr(app, REDBEAT_REDIS_KEY, redis_client(settings))
 app.steps["worker"].add(Liveness)
+
+
+def task(name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """`app.task(name=name)` that keeps the function's signature: celery-types types the
+    keyword form as `Task[Any, Any]`, which would leave calls, `delay` and results unchecked."""
+
+    def register(fun: Callable[P, R]) -> Task[P, R]:
+        return cast("Task[P, R]", app.task(name=name)(fun))
+
+    return register

@@ -23,11 +23,14 @@ import uuid
 from typing import Any
 
 import redis
+from celery import Celery
+from celery.beat import ScheduleEntry
 from celery.utils.log import get_logger
 from kombu.exceptions import OperationalError
 from redbeat import schedulers as redbeat
 from redbeat.schedulers import RedBeatScheduler, get_redis
 from redis.backoff import ExponentialBackoff
+from redis.lock import Lock
 from redis.retry import Retry
 
 # celery's beat logger: these lines land beside beat's own.
@@ -48,7 +51,7 @@ LOCK_SAFE_FRACTION = 0.5
 redbeat.beat_init.disconnect(redbeat.acquire_distributed_beat_lock)
 
 
-def _fail_fast(app: Any) -> None:
+def _fail_fast(app: Celery) -> None:
     """Give RedBeat's client (made from a bare URL) the shim's short timeouts and two quick
     retries: redis-py's default ten retries (~5 s) would only hide an outage from this loop,
     and without a socket timeout a Redis that stops answering would hang beat for good."""
@@ -76,7 +79,7 @@ def outage_cause(exc: BaseException | None) -> BaseException | None:
 class OutageTolerantScheduler(RedBeatScheduler):
     """RedBeat's scheduler that survives Redis outages (see the module docstring)."""
 
-    def __init__(self, app: Any, **kwargs: Any) -> None:
+    def __init__(self, app: Celery, **kwargs: Any) -> None:
         self._outage_since: float | None = None  # monotonic start of the current outage
         self._backoff = BACKOFF_START_S
         self._standby = False
@@ -129,32 +132,33 @@ class OutageTolerantScheduler(RedBeatScheduler):
 
     # ---- the lock ----------------------------------------------------------------------------
 
-    def _lead(self) -> bool:
-        """Hold the lock: acquire it when this beat has none. False while another beat has it."""
+    def _lead(self, lock_key: str) -> Lock | None:
+        """Hold the lock: acquire it when this beat has none. None while another beat has it."""
         if self.lock is not None:
-            return True
+            return self.lock
         client = get_redis(self.app)
-        lock = client.lock(
-            self.lock_key, timeout=self.lock_timeout, sleep=self.max_interval, thread_local=False
+        # redis-py leaves `Redis.lock` unannotated: it makes a Lock.
+        lock: Lock = client.lock(
+            lock_key, timeout=self.lock_timeout, sleep=self.max_interval, thread_local=False
         )
         if not lock.acquire(blocking=False, token=self._token):
-            if client.get(self.lock_key) != self._token:
+            if client.get(lock_key) != self._token:
                 if not self._standby:
                     log.info("beat: Another beat holds the lock; standing by")
                     self._standby = True
-                return False
+                return None
             # Our own earlier acquire went through but its reply was lost.
             lock.local.token = self._token.encode()
         log.info("beat: Acquired lock")
         self._standby = False
         self.lock = lock
-        return True
+        return lock
 
-    def _extend(self) -> bool:
+    def _extend(self, lock: Lock) -> bool:
         """Extend the lock to its full timeout; False (and stand by) if it was lost."""
         started = time.monotonic()
         try:
-            self.lock.reacquire()
+            lock.reacquire()
         except redis.exceptions.LockError:
             # It expired while Redis was away (or another beat took it over since).
             log.warning("beat: Lost the lock; standing by until this beat holds it again")
@@ -166,9 +170,10 @@ class OutageTolerantScheduler(RedBeatScheduler):
 
     # ---- the loop ----------------------------------------------------------------------------
 
-    def tick(self, min: Any = min, **kwargs: Any) -> float:
+    def tick(self, *_args: object, **_kwargs: object) -> float:
+        # Beat's service calls tick() with no arguments; RedBeat's optional `min` goes unused.
         try:
-            interval = self._tick(min)
+            interval = self._tick()
         except Exception as exc:
             cause = outage_cause(exc)
             if cause is None:
@@ -177,10 +182,12 @@ class OutageTolerantScheduler(RedBeatScheduler):
         self._recovered()
         return interval
 
-    def _tick(self, min: Any) -> float:
+    def _tick(self) -> float:
         # RedBeat's tick, with the lock taken here and every send covered by a fresh extension.
-        if self.lock_key and not (self._lead() and self._extend()):
-            return self.max_interval
+        if self.lock_key:
+            lock = self._lead(self.lock_key)
+            if lock is None or not self._extend(lock):
+                return self.max_interval
         remaining_times = []
         try:
             for entry in self.schedule.values():
@@ -193,7 +200,7 @@ class OutageTolerantScheduler(RedBeatScheduler):
             log.debug("beat: RuntimeError", exc_info=True)
         return min([*remaining_times, self.max_interval])
 
-    def maybe_due(self, entry: Any, **kwargs: Any) -> Any:
+    def maybe_due(self, entry: ScheduleEntry, **kwargs: Any) -> float:
         # RedBeat's maybe_due logs any send error with its stack trace and goes on to the next
         # entry: in an outage that is a trace per entry per tick. Here an outage ends the tick
         # (one line, in `tick`); other errors are logged as before. An entry whose next run was

@@ -15,9 +15,10 @@ if the crash comes back). pyproject.toml keeps kombu within the checked range.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from queue import Empty
-from typing import Any
+from typing import Any, Protocol, cast
 
 import kombu
 from kombu.transport import redis as redis_transport
@@ -28,26 +29,43 @@ CHECKED_MINOR_VERSIONS = ("5.3", "5.4", "5.5", "5.6", "5.7")
 _original_close = redis_transport.Channel.close
 
 
-def _close(self: Any) -> None:
-    if self._in_poll:
-        try:
-            self._brpop_read()
-        except (Empty, *self.connection_errors):
-            pass
+class _Polling(Protocol):
+    """The private parts of kombu's Redis Channel the fix reads (not in celery-types' stub)."""
+
+    _in_poll: bool
+    connection_errors: tuple[type[BaseException], ...]
+
+    def _brpop_read(self) -> object: ...
+
+
+def _close(self: redis_transport.Channel) -> None:
+    polling = cast(_Polling, self)
+    if polling._in_poll:
+        swallowed: tuple[type[BaseException], ...] = (Empty, *polling.connection_errors)
+        with contextlib.suppress(*swallowed):
+            polling._brpop_read()
     _original_close(self)
+
+
+def _kombu_version() -> str:
+    # kombu sets `__version__`; celery-types' stub of the module does not declare it.
+    version: str = vars(kombu)["__version__"]
+    return version
 
 
 def apply() -> bool:
     """Patch `Channel.close` when the installed kombu is one of the checked versions; whether
     it did."""
-    minor = ".".join(kombu.__version__.split(".")[:2])
+    minor = ".".join(_kombu_version().split(".")[:2])
     if minor not in CHECKED_MINOR_VERSIONS:
         log.warning(
             "kombu %s is not one of the versions workers/broker_fixes.py was checked against "
             "(%s): its Redis Channel.close is used as is",
-            kombu.__version__,
+            _kombu_version(),
             ", ".join(CHECKED_MINOR_VERSIONS),
         )
         return False
-    redis_transport.Channel.close = _close  # type: ignore[method-assign]  # the fix itself
+    # The fix itself: a method replaced on kombu's class, which a type checker refuses.
+    patched: Any = redis_transport.Channel
+    patched.close = _close
     return True

@@ -15,7 +15,7 @@ ATTEMPT_ENV = "DISPATCHYARD_ATTEMPT_ID"
 
 @dataclass
 class Executor:
-    proc: subprocess.Popen
+    proc: subprocess.Popen[bytes]
     stdout_path: Path
     stderr_path: Path
 

@@ -5,10 +5,11 @@ machine has a live node, and /health counts online nodes."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from celery import bootsteps
+from kombu.asynchronous.timer import Entry, Timer
 
 from dispatchyard.settings import get_settings, redis_client
 from dispatchyard.state import clock, liveness
@@ -17,26 +18,34 @@ log = logging.getLogger(__name__)
 INTERVAL_S = 5.0
 
 
+class Worker(Protocol):
+    """What this step uses of Celery's WorkController (celery-types' stub of it has no
+    `hostname`, and types `timer` as the bootstep rather than kombu's Timer it holds)."""
+
+    hostname: str
+    timer: Timer
+
+
 class Liveness(bootsteps.StartStopStep):
-    requires = {"celery.worker.components:Timer"}
+    requires = ("celery.worker.components:Timer",)
 
-    def __init__(self, worker: Any, **kwargs: Any) -> None:
+    def __init__(self, worker: Worker, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
-        self.tref: Any = None
+        self.tref: Entry | None = None
 
-    def start(self, worker: Any) -> None:
+    def start(self, worker: Worker) -> None:
         settings = get_settings()
         self.r = redis_client(settings)
         self.machine = settings.machine_name()
         self.say_alive(worker)
         self.tref = worker.timer.call_repeatedly(INTERVAL_S, self.say_alive, (worker,), priority=10)
 
-    def say_alive(self, worker: Any) -> None:
+    def say_alive(self, worker: Worker) -> None:
         try:
             liveness.node_seen(self.r, self.machine, worker.hostname, clock.now_ms())
         except redis.exceptions.RedisError:
             log.debug("liveness not recorded: store unavailable")
 
-    def stop(self, worker: Any) -> None:
+    def stop(self, worker: Worker) -> None:
         if self.tref is not None:
             self.tref.cancel()

@@ -65,7 +65,7 @@ def ask_answer(
     api: Api, correlation_id: str, text: str | None, option_id: str | None, outcome: str
 ) -> None:
     """Answer a blocking question."""
-    body = {"correlation_id": correlation_id, "text": text, "option_id": option_id}
-    body = {k: v for k, v in body.items() if v is not None} | {"outcome": outcome}
+    given = {"correlation_id": correlation_id, "text": text, "option_id": option_id}
+    body = {k: v for k, v in given.items() if v is not None} | {"outcome": outcome}
     data = api.call("POST", "/answer", body)
     emit(api, data, message=lambda _: f"{correlation_id} answered")

@@ -33,11 +33,11 @@ def _with_json(f: Callable[..., Any]) -> click.Command | Callable[..., Any]:
         api.as_json = as_json or api.as_json
         return ctx.invoke(f, api, **kwargs)
 
-    functools.update_wrapper(wrapper, f)
+    wrapped = functools.update_wrapper(wrapper, f)
     # The options declared on f become the wrapper's, `--json` after them.
     params = list(getattr(f, "__click_params__", []))
     setattr(wrapper, "__click_params__", params)  # noqa: B010 (click reads this attribute)
-    del wrapper.__wrapped__
+    del wrapped.__wrapped__
     return click.pass_context(json_option(wrapper))
 
 

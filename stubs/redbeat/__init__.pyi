@@ -1,0 +1,1 @@
+from redbeat.schedulers import RedBeatScheduler as RedBeatScheduler

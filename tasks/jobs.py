@@ -21,7 +21,7 @@ from dispatchyard.state import clock, dispatch, jobs, templates
 from dispatchyard.state import executors as executor_records
 from dispatchyard.state.clock import parse_ms
 from dispatchyard.state.errors import StateError
-from dispatchyard.state.job_shape import target_machine
+from dispatchyard.state.job_shape import RuntimeBinding, target_machine
 from dispatchyard.state.models import JOB_TERMINAL, JobState
 from tasks import names, peer_delivery, per_fire
 from tasks.store import redis_client
@@ -41,15 +41,16 @@ def send_fire(job_id: str, machine: str | None, fire_key: str, why: str = "due")
     fire.apply_async((job_id, fire_key, why), queue=names.queue_for(machine))
 
 
-def _after_run(r: redis.Redis, ended: Fire, binding: dict[str, Any] | None, now_ms: int) -> None:
+def _after_run(r: redis.Redis, ended: Fire, binding: RuntimeBinding | None, now_ms: int) -> None:
     """A calendar child's run ended: its runtime binding goes on its template, and a child
     buffered behind it fires now rather than at the next tick."""
     doc = ended.doc
-    if doc.get("source_kind") != "calendar" or not doc.get("source_id"):
+    template_id = doc.get("source_id")
+    if doc.get("source_kind") != "calendar" or not template_id:
         return
     if binding:
-        templates.record_binding(r, doc["source_id"], binding, now_ms)
-    released = templates.release_buffered(r, doc["source_id"], now_ms)
+        templates.record_binding(r, template_id, binding, now_ms)
+    released = templates.release_buffered(r, template_id, now_ms)
     if released:
         jobs.postpone(r, released, now_ms + dispatch.RESEND_AFTER_MS)
         send_fire(released, target_machine(doc), dispatch.fire_key(released))
@@ -76,9 +77,9 @@ def fire(job_id: str, fire_key: str, why: str = "due") -> str:
     except StateError as refused:
         log.info("fire %s of %s refused: %s", fire_key, job_id, refused.message)
         return refused.message
-    if doc["state"] != JobState.DISPATCHING:
+    attempt_id = doc["runner"]["current_attempt_id"]  # the attempt acquire started
+    if doc["state"] != JobState.DISPATCHING or attempt_id is None:
         return doc["state"]  # expired or past its deadline: ended at acquire
-    attempt_id = doc["runner"]["current_attempt_id"]
     execution = doc.get("execution") or {}
     target = execution.get("target") or {}
     scope = execution.get("process_scope")
@@ -106,10 +107,12 @@ def reap_orphans(r: redis.Redis) -> list[str]:
     now = clock.now_ms()
     reaped = []
     for attempt_id, record in executor_records.on_machine(r, machine_name()).items():
-        doc = jobs.get(r, record.get("job_id", "")) or {}
-        lease = parse_ms(doc.get("runner", {}).get("lease_until"))
-        current = doc.get("runner", {}).get("current_attempt_id") == attempt_id
-        if not current or doc.get("state") in JOB_TERMINAL or lease is None or lease < now:
+        doc = jobs.get(r, record.get("job_id", ""))
+        runner = doc["runner"] if doc else None
+        lease = parse_ms(runner.get("lease_until")) if runner else None
+        current = runner is not None and runner.get("current_attempt_id") == attempt_id
+        ended = doc is not None and doc.get("state") in JOB_TERMINAL
+        if not current or ended or lease is None or lease < now:
             executors.reap(attempt_id)
             executor_records.forget(r, machine_name(), attempt_id)
             reaped.append(attempt_id)

@@ -4,19 +4,19 @@ the job `running` and then its result with the attempt id."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 import redis
 
 from dispatchyard.state import asks, clock, jobs, messaging, peers
 from dispatchyard.state.errors import StateError
+from dispatchyard.state.job_shape import JobDoc
 from dispatchyard.state.models import PEER_CONNECTED, JobState
 from workers import attempts
 
 RUNNER_PEER = "dispatchyard-runner"
 
 
-def deliver(r: redis.Redis, doc: dict[str, Any], attempt_id: str) -> str:
+def deliver(r: redis.Redis, doc: JobDoc, attempt_id: str) -> str:
     """Hand the attempt to a peer: the assigned one, or a connected peer working in the same
     path with the same backend in the same circle. The ask is opened and the job marked
     `delivered` in one transaction; a peer with no live socket (before or at the hand-off) ends
@@ -82,7 +82,7 @@ def deliver(r: redis.Redis, doc: dict[str, Any], attempt_id: str) -> str:
     return "assigned_peer_offline"
 
 
-def _ask_text(doc: dict[str, Any], attempt_id: str) -> str:
+def _ask_text(doc: JobDoc, attempt_id: str) -> str:
     body = ((doc.get("execution") or {}).get("prompt") or {}).get("body") or doc.get("title")
     return (
         f"[dispatchyard durable job]\njob_id: {doc['job_id']}\nattempt_id: {attempt_id}\n\n"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import redis
 
@@ -14,12 +13,14 @@ from dispatchyard.settings import get_settings
 from dispatchyard.state import clock, jobs, templates
 from dispatchyard.state import executors as executor_records
 from dispatchyard.state.errors import StateError
+from dispatchyard.state.executors import ExecutorRecord
+from dispatchyard.state.job_shape import Continuity, ExecutorInfo, JobDoc
 from workers import attempts, executors
 from workers.backends import Backend
 from workers.supervisor import Fire, Supervisor
 
 
-def start(r: redis.Redis, doc: dict[str, Any], attempt_id: str, supervisor: Supervisor) -> str:
+def start(r: redis.Redis, doc: JobDoc, attempt_id: str, supervisor: Supervisor) -> str:
     """Start the attempt's executor and have `supervisor` watch it; an attempt that cannot
     start ends `unavailable` with the reason. Returns what happened."""
     s = get_settings()
@@ -49,9 +50,14 @@ def start(r: redis.Redis, doc: dict[str, Any], attempt_id: str, supervisor: Supe
     except OSError as e:
         return attempts.unavailable(r, job_id, attempt_id, f"spawn_failed: {type(e).__name__}")
     machine = s.machine_name()
-    record = {"job_id": job_id, "pid": executor.pid, "started_ms": clock.now_ms()}
+    record: ExecutorRecord = {"job_id": job_id, "pid": executor.pid, "started_ms": clock.now_ms()}
     executor_records.remember(r, machine, attempt_id, record)
-    info = {"pid": executor.pid, "pgid": executor.pid, "host": machine, "argv0": backend.name}
+    info: ExecutorInfo = {
+        "pid": executor.pid,
+        "pgid": executor.pid,
+        "host": machine,
+        "argv0": backend.name,
+    }
     try:
         jobs.executor_started(
             r,
@@ -73,20 +79,21 @@ def start(r: redis.Redis, doc: dict[str, Any], attempt_id: str, supervisor: Supe
 
 
 def _continuity(
-    r: redis.Redis, doc: dict[str, Any], backend: Backend, path: str
-) -> tuple[str | None, dict[str, Any]]:
+    r: redis.Redis, doc: JobDoc, backend: Backend, path: str
+) -> tuple[str | None, Continuity]:
     """Whether this fire resumes the previous fire's runtime session, and why (or why not)."""
     mode = (doc.get("execution") or {}).get("continuity") or "fresh"
     if mode == "fresh":
         return None, {"mode": "fresh", "resumed": False, "reason": "continuity_fresh"}
 
-    def fresh(reason: str) -> tuple[None, dict[str, Any]]:
+    def fresh(reason: str) -> tuple[None, Continuity]:
         return None, {"mode": "resume", "resumed": False, "reason": reason}
 
-    if doc.get("source_kind") != "calendar" or not doc.get("source_id"):
+    template_id = doc.get("source_id")
+    if doc.get("source_kind") != "calendar" or not template_id:
         return fresh("no_previous_fire")
-    template = templates.get(r, doc["source_id"]) or {}
-    binding = (template.get("provenance") or {}).get("runtime_binding")
+    template = templates.get(r, template_id)
+    binding = (template.get("provenance") or {}).get("runtime_binding") if template else None
     if not binding:
         return fresh("no_runtime_binding")
     if binding.get("backend") != backend.name:

@@ -9,7 +9,7 @@ import json
 import logging
 
 from dispatchyard.state import clock, dispatch, job_queries, keys, locks, templates
-from dispatchyard.state.job_shape import Doc, target_machine
+from dispatchyard.state.job_shape import JobDoc, JobSummary, target_machine
 from dispatchyard.state.models import JobState
 from dispatchyard.state.store import Redis
 from tasks import names, schedules
@@ -62,7 +62,7 @@ def materialize(due: list[tuple[str, int]]) -> dict[str, int]:
     return counts
 
 
-def fire_now(r: Redis, doc: Doc, now_ms: int) -> bool:
+def fire_now(r: Redis, doc: JobDoc | JobSummary, now_ms: int) -> bool:
     """Send a due job's fire, unless its machine has no live worker node."""
     if not dispatch.ready(r, doc, now_ms):
         return False
@@ -75,7 +75,7 @@ def fire_due(r: Redis, now_ms: int) -> int:
     sent = 0
     due = job_queries.due(r, now_ms)
     for raw in job_queries.summaries(r, due):
-        doc = json.loads(raw) if raw else None
+        doc: JobSummary | None = json.loads(raw) if raw else None
         if doc is not None and doc["state"] == JobState.QUEUED and fire_now(r, doc, now_ms):
             sent += 1
     return sent

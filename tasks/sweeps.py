@@ -63,8 +63,8 @@ def job_leases() -> list[str]:
         if doc is None:
             continue  # renewed or ended meanwhile
         ended.append(job_id)
-        attempt = current_attempt(doc) or {}
-        machine = attempt.get("machine") or ""
+        attempt = current_attempt(doc)
+        machine = (attempt.get("machine") if attempt else None) or ""
         app.send_task(names.REAP, (attempt_id,), queue=names.fires_queue(machine))
         log.warning("job %s: attempt %s lost its runner", job_id, attempt_id)
     return ended

@@ -20,7 +20,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import redis
 
@@ -29,6 +28,7 @@ from dispatchyard.state import clock, jobs
 from dispatchyard.state import executors as executor_records
 from dispatchyard.state.clock import iso, parse_ms
 from dispatchyard.state.errors import StateError
+from dispatchyard.state.job_shape import ErrorInfo, JobDoc, JobProvenance, RuntimeBinding
 from dispatchyard.state.models import JOB_TERMINAL, JobState
 from workers import attempts
 from workers.backends import Backend
@@ -53,7 +53,7 @@ class Fire:
     """One supervised run: the job as acquired, its attempt, the executor process, the backend
     that reads its output, and the path it runs in."""
 
-    doc: dict[str, Any]
+    doc: JobDoc
     attempt_id: str
     executor: Executor
     backend: Backend
@@ -61,11 +61,11 @@ class Fire:
 
     @property
     def job_id(self) -> str:
-        return str(self.doc["job_id"])
+        return self.doc["job_id"]
 
 
 # Called after an outcome is recorded: (client, fire, runtime binding or None, now in ms).
-OnEnded = Callable[[redis.Redis, Fire, dict[str, Any] | None, int], None]
+OnEnded = Callable[[redis.Redis, Fire, RuntimeBinding | None, int], None]
 
 
 class Supervisor:
@@ -159,7 +159,7 @@ class Supervisor:
         code = fire.executor.proc.returncode
         stdout, stderr = fire.executor.output()
         session_id = fire.backend.session_id(stdout)
-        binding = None
+        binding: RuntimeBinding | None = None
         if session_id:
             binding = {
                 "backend": fire.backend.name,
@@ -169,7 +169,7 @@ class Supervisor:
                 "work_id": job_id,
                 "recorded_at": iso(now),
             }
-        provenance = {"runtime_binding": binding} if binding else None
+        provenance: JobProvenance | None = {"runtime_binding": binding} if binding else None
         if outcome == Outcome.CANCELLED:
             attempts.cancelled(r, job_id, attempt_id, code)
         elif outcome == Outcome.DEADLINE:
@@ -195,7 +195,11 @@ class Supervisor:
                 provenance=provenance,
             )
         elif outcome == Outcome.EXITED:
-            error = {"reason": "exit_code", "exit_code": code, "message": stderr.strip()[-2000:]}
+            error: ErrorInfo = {
+                "reason": "exit_code",
+                "exit_code": code,
+                "message": stderr.strip()[-2000:],
+            }
             attempts.finish(
                 r,
                 job_id,

@@ -5,7 +5,7 @@ Resending is safe: a fire is idempotent by its key."""
 from __future__ import annotations
 
 from dispatchyard.state import jobs, liveness
-from dispatchyard.state.job_shape import Doc, target_machine
+from dispatchyard.state.job_shape import JobDoc, JobSummary, target_machine
 from dispatchyard.state.store import Redis
 
 RESEND_AFTER_MS = 30_000  # a fire not acquired by then is sent again (same key: no duplicate)
@@ -17,8 +17,9 @@ def fire_key(job_id: str) -> str:
     return f"due:{job_id}"
 
 
-def ready(r: Redis, doc: Doc, now_ms: int) -> bool:
-    """Whether to send this queued job's fire now. Either way its next look is scheduled."""
+def ready(r: Redis, doc: JobDoc | JobSummary, now_ms: int) -> bool:
+    """Whether to send this queued job's fire now (from its document or its summary). Either
+    way its next look is scheduled."""
     job_id = doc["job_id"]
     machine = target_machine(doc)
     if machine and not liveness.machine_alive(r, machine, now_ms):

@@ -4,13 +4,21 @@ that machine, or the lease sweep, must reap when their attempt no longer runs.""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TypedDict
 
 from dispatchyard.state import keys, store
 from dispatchyard.state.store import Redis
 
 
-def remember(r: Redis, machine: str, attempt_id: str, record: dict[str, Any]) -> None:
+class ExecutorRecord(TypedDict):
+    """What a machine remembers of an executor it started, by attempt id."""
+
+    job_id: str
+    pid: int
+    started_ms: int
+
+
+def remember(r: Redis, machine: str, attempt_id: str, record: ExecutorRecord) -> None:
     r.hset(keys.executors(machine), attempt_id, json.dumps(record))
 
 
@@ -18,5 +26,8 @@ def forget(r: Redis, machine: str, attempt_id: str) -> None:
     r.hdel(keys.executors(machine), attempt_id)
 
 
-def on_machine(r: Redis, machine: str) -> dict[str, dict[str, Any]]:
-    return {k: json.loads(v) for k, v in store.hgetall(r, keys.executors(machine)).items()}
+def on_machine(r: Redis, machine: str) -> dict[str, ExecutorRecord]:
+    records: dict[str, ExecutorRecord] = {
+        k: json.loads(v) for k, v in store.hgetall(r, keys.executors(machine)).items()
+    }
+    return records

@@ -8,12 +8,20 @@ Every state change goes through `move`, which checks `JOB_TRANSITIONS`.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from dispatchyard.state.clock import iso, parse_ms
 from dispatchyard.state.documents import Write
 from dispatchyard.state.errors import Conflict, Invalid
-from dispatchyard.state.job_shape import Doc, new_attempt
+from dispatchyard.state.job_shape import (
+    Attempt,
+    ErrorInfo,
+    ExecutorInfo,
+    JobDoc,
+    JobProvenance,
+    new_attempt,
+)
 from dispatchyard.state.models import (
     ATTEMPT_CHECKED,
     FIRE_FROM,
@@ -30,7 +38,7 @@ SUPERVISED = (JobState.DISPATCHING, JobState.RUNNING)  # states an attempt's sup
 ENDABLE = (*SUPERVISED, JobState.AWAITING_INPUT, JobState.BLOCKED)  # where an attempt may end
 
 
-def move(doc: Doc, state: JobState, reason: str | None, phase: str | None, now_ms: int) -> None:
+def move(doc: JobDoc, state: JobState, reason: str | None, phase: str | None, now_ms: int) -> None:
     """Change the job's state, as the table allows; a terminal state stamps `completed_at`."""
     if state not in JOB_TRANSITIONS[JobState(doc["state"])]:
         raise Conflict(f"cannot move from {doc['state']} to {state}", state=doc["state"])
@@ -42,23 +50,36 @@ def move(doc: Doc, state: JobState, reason: str | None, phase: str | None, now_m
         doc["completed_at"] = iso(now_ms)
 
 
-def current_attempt(doc: Doc) -> dict[str, Any] | None:
+def current_attempt(doc: JobDoc) -> Attempt | None:
     current = doc["runner"].get("current_attempt_id")
     for attempt in doc["runner"]["attempts"]:
         if attempt["attempt_id"] == current:
-            found: dict[str, Any] = attempt
-            return found
+            return attempt
     return None
 
 
-def _end_attempt(doc: Doc, status: str, now_ms: int, **fields: Any) -> None:
+def _end_attempt(
+    doc: JobDoc,
+    status: str,
+    now_ms: int,
+    *,
+    exit_code: int | None = None,
+    error: ErrorInfo | None = None,
+) -> None:
+    """End the current attempt (once) as `status`; `error` replaces its error when given. Its
+    exit code is None until it ends, so an ending without one leaves it None."""
     attempt = current_attempt(doc)
     if attempt is not None and attempt.get("ended_at") is None:
-        attempt.update(status=status, phase=status, ended_at=iso(now_ms), **fields)
+        attempt["status"] = status
+        attempt["phase"] = status
+        attempt["ended_at"] = iso(now_ms)
+        attempt["exit_code"] = exit_code
+        if error is not None:
+            attempt["error"] = error
     doc["runner"]["lease_until"] = None
 
 
-def _require_attempt(doc: Doc, attempt_id: str, states: tuple[str, ...]) -> dict[str, Any]:
+def _require_attempt(doc: JobDoc, attempt_id: str, states: tuple[str, ...]) -> Attempt:
     attempt = current_attempt(doc)
     if attempt is None or attempt["attempt_id"] != attempt_id:
         raise Conflict("stale_attempt", state=doc["state"])
@@ -68,7 +89,7 @@ def _require_attempt(doc: Doc, attempt_id: str, states: tuple[str, ...]) -> dict
 
 
 def acquire(
-    doc: Doc,
+    doc: JobDoc,
     now_ms: int,
     *,
     fire_key: str,
@@ -102,23 +123,21 @@ def acquire(
         return Write({"stage": "failed"})
     lease_until = iso(now_ms + lease_ms)
     runner["attempts"].append(new_attempt(attempt_id, why, machine, now_ms, lease_until))
-    runner.update(
-        attempt_count=len(runner["attempts"]),
-        current_attempt_id=attempt_id,
-        lease_until=lease_until,
-    )
+    runner["attempt_count"] = len(runner["attempts"])
+    runner["current_attempt_id"] = attempt_id
+    runner["lease_until"] = lease_until
     move(doc, JobState.DISPATCHING, "dispatching", "acquired", now_ms)
     doc["error"] = {}
     return Write({"stage": "dispatched", "detail": {"attempt_id": attempt_id, "fire": why}})
 
 
 def executor_started(
-    doc: Doc,
+    doc: JobDoc,
     now_ms: int,
     *,
     attempt_id: str,
-    executor: dict[str, Any],
-    provenance: dict[str, Any],
+    executor: ExecutorInfo,
+    provenance: JobProvenance,
     lease_ms: int,
 ) -> Write:
     """`dispatching` -> `running` (phase `executor_started`) with the process recorded."""
@@ -126,9 +145,10 @@ def executor_started(
     if doc["cancel_requested"]:
         raise Conflict("cancel_requested", state=doc["state"])
     lease_until = iso(now_ms + lease_ms)
-    attempt.update(
-        status="running", phase="executor_started", executor=executor, lease_until=lease_until
-    )
+    attempt["status"] = "running"
+    attempt["phase"] = "executor_started"
+    attempt["executor"] = executor
+    attempt["lease_until"] = lease_until
     doc["runner"]["lease_until"] = lease_until
     doc["provenance"].update(provenance)
     move(doc, JobState.RUNNING, "executor_started", "executor_started", now_ms)
@@ -136,7 +156,7 @@ def executor_started(
 
 
 def delivered(
-    doc: Doc, now_ms: int, *, attempt_id: str, peer_id: str, correlation_id: str
+    doc: JobDoc, now_ms: int, *, attempt_id: str, peer_id: str, correlation_id: str
 ) -> Write:
     """`dispatching` -> `delivered`: a persistent job handed to a live peer as an ask. The peer
     reports `running` and a terminal state with the attempt id; no lease is held meanwhile."""
@@ -145,13 +165,11 @@ def delivered(
         # Cancelled while its fire looked for a peer: nothing is handed over, and the lease
         # (still held) ends the attempt `cancelled`.
         raise Conflict("cancel_requested", state=doc["state"])
-    attempt.update(
-        status="delivered",
-        phase="delivered",
-        assigned_peer_id=peer_id,
-        correlation_id=correlation_id,
-        lease_until=None,
-    )
+    attempt["status"] = "delivered"
+    attempt["phase"] = "delivered"
+    attempt["assigned_peer_id"] = peer_id
+    attempt["correlation_id"] = correlation_id
+    attempt["lease_until"] = None
     doc["runner"]["lease_until"] = None
     doc["assigned_peer_id"] = peer_id
     doc["correlation_id"] = correlation_id
@@ -160,7 +178,7 @@ def delivered(
     return Write({"stage": "delivered", "detail": detail})
 
 
-def renew_lease(doc: Doc, now_ms: int, *, attempt_id: str, lease_ms: int) -> Write:
+def renew_lease(doc: JobDoc, now_ms: int, *, attempt_id: str, lease_ms: int) -> Write:
     attempt = _require_attempt(doc, attempt_id, SUPERVISED)
     lease_until = iso(now_ms + lease_ms)
     attempt["lease_until"] = lease_until
@@ -169,7 +187,7 @@ def renew_lease(doc: Doc, now_ms: int, *, attempt_id: str, lease_ms: int) -> Wri
 
 
 def finish_attempt(
-    doc: Doc,
+    doc: JobDoc,
     now_ms: int,
     *,
     attempt_id: str,
@@ -177,8 +195,8 @@ def finish_attempt(
     reason: str,
     exit_code: int | None = None,
     result_summary: str | None = None,
-    error: dict[str, Any] | None = None,
-    provenance: dict[str, Any] | None = None,
+    error: ErrorInfo | None = None,
+    provenance: JobProvenance | None = None,
     from_states: tuple[str, ...] = ENDABLE,
 ) -> Write:
     """End the current attempt and the job in a terminal state. Conflict when the attempt is no
@@ -196,13 +214,14 @@ def finish_attempt(
     return Write()
 
 
-def lease_lost(doc: Doc, now_ms: int, *, attempt_id: str) -> Write:
+def lease_lost(doc: JobDoc, now_ms: int, *, attempt_id: str) -> Write:
     """The lease of a supervised attempt ran out (its worker died): `cancelled` if a cancel was
     pending, else `unavailable` / `runner_interrupted`. Decided from the document the
     transaction read, so a cancel or renewal racing the sweep is seen."""
     lease = parse_ms(doc["runner"].get("lease_until"))
     if lease is None or lease > now_ms:
         raise Conflict("lease_held", state=doc["state"])
+    error: ErrorInfo | None
     if doc["cancel_requested"]:
         reason = doc.get("cancellation_reason") or "cancel_requested"
         state, error = JobState.CANCELLED, None
@@ -220,7 +239,7 @@ def lease_lost(doc: Doc, now_ms: int, *, attempt_id: str) -> Write:
     )
 
 
-def end_without_attempt(doc: Doc, now_ms: int, *, state: JobState, reason: str) -> Write:
+def end_without_attempt(doc: JobDoc, now_ms: int, *, state: JobState, reason: str) -> Write:
     """A queued job that ends before any attempt (expired, or cancelled)."""
     if doc["state"] != JobState.QUEUED:
         raise Conflict("not_queued", state=doc["state"])
@@ -228,7 +247,7 @@ def end_without_attempt(doc: Doc, now_ms: int, *, state: JobState, reason: str) 
     return Write()
 
 
-def deadline_exceeded(doc: Doc, now_ms: int) -> Write:
+def deadline_exceeded(doc: JobDoc, now_ms: int) -> Write:
     """End an active job whose `deadline_at` has passed: failed / deadline_exceeded."""
     deadline = parse_ms(doc.get("deadline_at"))
     if doc["state"] not in JOB_ACTIVE or deadline is None or deadline > now_ms:
@@ -239,7 +258,7 @@ def deadline_exceeded(doc: Doc, now_ms: int) -> Write:
     return Write()
 
 
-def note_waiting(doc: Doc, now_ms: int, *, reason: str) -> Write | None:
+def note_waiting(doc: JobDoc, now_ms: int, *, reason: str) -> Write | None:
     """Say why a queued job is still waiting (e.g. `no_worker_for_machine`); None when there is
     nothing to say."""
     if doc["state"] != JobState.QUEUED or doc.get("state_reason") == reason:
@@ -248,7 +267,7 @@ def note_waiting(doc: Doc, now_ms: int, *, reason: str) -> Write | None:
     return Write({"stage": "waiting", "detail": {"reason": reason}})
 
 
-def request_cancel(doc: Doc, now_ms: int, *, by: str | None, reason: str) -> Write:
+def request_cancel(doc: JobDoc, now_ms: int, *, by: str | None, reason: str) -> Write:
     """Queued -> cancelled at once; terminal -> cancel fields stamped once (idempotent);
     active -> `cancel_requested`, and the attempt's supervisor stops the executor."""
     first = not doc["cancel_requested"]
@@ -272,10 +291,17 @@ def request_cancel(doc: Doc, now_ms: int, *, by: str | None, reason: str) -> Wri
     return Write()
 
 
-REPORTED_FIELDS = ("progress", "result_summary", "result_data", "error", "artifacts")
+ReportedField = Literal["progress", "result_summary", "result_data", "error", "artifacts"]
+REPORTED_FIELDS: tuple[ReportedField, ...] = (
+    "progress",
+    "result_summary",
+    "result_data",
+    "error",
+    "artifacts",
+)
 
 
-def report(doc: Doc, now_ms: int, *, update: dict[str, Any]) -> Write:
+def report(doc: JobDoc, now_ms: int, *, update: Mapping[str, Any]) -> Write:
     """PATCH /jobs/{id}: a peer or the executor reports state. Terminal is final (the same
     terminal state again is idempotent); a runner-managed job needs the current `attempt_id`
     to reach completed/failed/cancelled."""
@@ -307,8 +333,14 @@ def report(doc: Doc, now_ms: int, *, update: dict[str, Any]) -> Write:
     if update.get("provenance") is not None:
         doc["provenance"] = update["provenance"]
     if update.get("progress_note"):
-        note = {"at": iso(now_ms), "note": update["progress_note"], "state": target}
-        doc["progress_events"].append({**note, "phase": doc.get("phase")})
+        doc["progress_events"].append(
+            {
+                "at": iso(now_ms),
+                "note": update["progress_note"],
+                "state": target,
+                "phase": doc.get("phase"),
+            }
+        )
     if target in JOB_TERMINAL:
         if not doc.get("completed_at"):
             doc["completed_at"] = iso(now_ms)

@@ -11,22 +11,37 @@ event to the events stream and a stage to the job's trace.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 from dispatchyard.state import documents, job_rules, keys, store, traces
 from dispatchyard.state.clock import parse_ms
-from dispatchyard.state.documents import Write
+from dispatchyard.state.documents import IndexMeta, Write
 from dispatchyard.state.errors import Conflict, NotFound
-from dispatchyard.state.job_shape import Doc, created_score, new_attempt_id, summarize
+from dispatchyard.state.job_shape import (
+    ErrorInfo,
+    ExecutorInfo,
+    JobDoc,
+    JobProvenance,
+    created_score,
+    new_attempt_id,
+    summarize,
+)
 from dispatchyard.state.models import JOB_ACTIVE, JobState
 from dispatchyard.state.store import Pipeline, Redis
 
 EVENTS_MAXLEN = 100_000
-FILTERS = ("owner_peer_id", "created_by_peer_id", "repowire_session_id", "circle")
+# The ownership fields a job is indexed by (the list's filters).
+Filter = Literal["owner_peer_id", "created_by_peer_id", "repowire_session_id", "circle"]
+FILTERS: tuple[Filter, ...] = (
+    "owner_peer_id",
+    "created_by_peer_id",
+    "repowire_session_id",
+    "circle",
+)
 
 
-def _scalars(doc: Doc, now_ms: int) -> dict[str, str | int]:
+def _scalars(doc: JobDoc, now_ms: int) -> dict[str, str | int]:
     return {
         "state": doc["state"],
         "cancel": "1" if doc["cancel_requested"] else "0",
@@ -44,7 +59,7 @@ def _zset_if(pipe: Pipeline, key: str, job_id: str, score: int | float | None) -
 
 
 def _index(
-    pipe: Pipeline, before: Doc | None, after: Doc, now_ms: int, meta: dict[str, Any]
+    pipe: Pipeline, before: JobDoc | None, after: JobDoc, now_ms: int, meta: IndexMeta
 ) -> None:
     """Every index, the event and the trace stage, in step with the document."""
     job_id, state = after["job_id"], after["state"]
@@ -54,8 +69,9 @@ def _index(
             pipe.zrem(keys.jobs_by_state(previous), job_id)
         pipe.zadd(keys.jobs_by_state(state), {job_id: created_score(after)})
     if state == JobState.QUEUED:
-        if meta.get("due_ms") is not None:
-            pipe.zadd(keys.JOBS_DUE, {job_id: meta["due_ms"]})
+        due_ms = meta.get("due_ms")
+        if due_ms is not None:
+            pipe.zadd(keys.JOBS_DUE, {job_id: due_ms})
     else:
         pipe.zrem(keys.JOBS_DUE, job_id)
     lease = parse_ms(after["runner"].get("lease_until"))
@@ -80,16 +96,26 @@ def _index(
         )
     stage = meta.get("stage") or (state if previous != state else None)
     if stage:
-        entry = {"stage": stage, "status": "ok", "ts": after["updated_at"], "state": state}
-        if meta.get("detail"):
-            entry["detail"] = meta["detail"]
+        entry: dict[str, object] = {
+            "stage": stage,
+            "status": "ok",
+            "ts": after["updated_at"],
+            "state": state,
+        }
+        detail = meta.get("detail")
+        if detail:
+            entry["detail"] = detail
         traces.append(pipe, job_id, entry)
 
 
-KIND = documents.Kind(
+def _job_id(doc: JobDoc) -> str:
+    return doc["job_id"]
+
+
+KIND = documents.Kind[JobDoc](
     docs=keys.JOB_DOCS,
     summaries=keys.JOB_SUMMARIES,
-    id_field="job_id",
+    record_id=_job_id,
     scalar_key=keys.job,
     scalars=_scalars,
     summarize=summarize,
@@ -98,26 +124,27 @@ KIND = documents.Kind(
 )
 
 
-def write_new(pipe: Pipeline, doc: Doc, now_ms: int, *, due_ms: int | None) -> None:
+def write_new(pipe: Pipeline, doc: JobDoc, now_ms: int, *, due_ms: int | None) -> None:
     """The commands that store a new queued job, for a caller's MULTI. `due_ms` is when the
     dispatcher should (re)send its fire; None keeps it out of the due index (a buffered child
     waits for its release)."""
     score = created_score(doc)
     pipe.zadd(keys.JOBS_ALL, {doc["job_id"]: score})
     for name in FILTERS:
-        if doc.get(name):
-            pipe.zadd(keys.jobs_by(name, doc[name]), {doc["job_id"]: score})
+        value = doc.get(name)
+        if value:
+            pipe.zadd(keys.jobs_by(name, value), {doc["job_id"]: score})
     documents.put(pipe, KIND, None, doc, now_ms, {"stage": "created", "due_ms": due_ms})
 
 
-def create(r: Redis, doc: Doc, now_ms: int, *, due_ms: int | None = None) -> Doc:
+def create(r: Redis, doc: JobDoc, now_ms: int, *, due_ms: int | None = None) -> JobDoc:
     pipe = r.pipeline(transaction=True)
     write_new(pipe, doc, now_ms, due_ms=due_ms)
     pipe.execute()
     return doc
 
 
-def get(r: Redis, job_id: str) -> Doc | None:
+def get(r: Redis, job_id: str) -> JobDoc | None:
     return documents.get(r, KIND, job_id)
 
 
@@ -131,25 +158,58 @@ def flags(r: Redis, job_id: str) -> dict[str, str]:
     return store.hgetall(r, keys.job(job_id))
 
 
-def apply(
-    r: Redis, job_id: str, rule: Callable[..., Write | None], now_ms: int, **inputs: Any
-) -> Doc:
-    """Apply a rule of job_rules to the stored job in one transaction: the new document.
-    NotFound for an unknown job; the rule's refusal propagates, and nothing is written then."""
-    doc, _ = documents.mutate(
-        r, KIND, job_id, lambda doc, _pipe: rule(doc, now_ms, **inputs), now_ms
-    )
+def apply(r: Redis, job_id: str, rule: Callable[[JobDoc], Write | None], now_ms: int) -> JobDoc:
+    """Apply a rule of job_rules (its inputs bound) to the stored job in one transaction: the
+    new document. NotFound for an unknown job; the rule's refusal propagates, and nothing is
+    written then."""
+    doc, _ = documents.mutate(r, KIND, job_id, lambda doc, _pipe: rule(doc), now_ms)
     return doc
 
 
-def acquire(r: Redis, job_id: str, *, now_ms: int, **inputs: Any) -> Doc:
+def acquire(
+    r: Redis, job_id: str, *, now_ms: int, fire_key: str, why: str, lease_ms: int, machine: str
+) -> JobDoc:
     """Start a new attempt (see job_rules.acquire)."""
     attempt_id = new_attempt_id()
-    return apply(r, job_id, job_rules.acquire, now_ms, attempt_id=attempt_id, **inputs)
+    return apply(
+        r,
+        job_id,
+        lambda doc: job_rules.acquire(
+            doc,
+            now_ms,
+            fire_key=fire_key,
+            why=why,
+            lease_ms=lease_ms,
+            machine=machine,
+            attempt_id=attempt_id,
+        ),
+        now_ms,
+    )
 
 
-def executor_started(r: Redis, job_id: str, attempt_id: str, *, now_ms: int, **inputs: Any) -> Doc:
-    return apply(r, job_id, job_rules.executor_started, now_ms, attempt_id=attempt_id, **inputs)
+def executor_started(
+    r: Redis,
+    job_id: str,
+    attempt_id: str,
+    *,
+    now_ms: int,
+    executor: ExecutorInfo,
+    provenance: JobProvenance,
+    lease_ms: int,
+) -> JobDoc:
+    return apply(
+        r,
+        job_id,
+        lambda doc: job_rules.executor_started(
+            doc,
+            now_ms,
+            attempt_id=attempt_id,
+            executor=executor,
+            provenance=provenance,
+            lease_ms=lease_ms,
+        ),
+        now_ms,
+    )
 
 
 def delivered(
@@ -158,14 +218,17 @@ def delivered(
     attempt_id: str,
     *,
     now_ms: int,
+    peer_id: str,
+    correlation_id: str,
     extra: Callable[[Pipeline], None] | None = None,
-    **inputs: Any,
-) -> Doc:
+) -> JobDoc:
     """`dispatching` -> `delivered` (see job_rules.delivered); `extra` adds commands (the ask
     that carries the job) to the same transaction."""
 
-    def rule(doc: Doc, _pipe: Pipeline) -> Write:
-        write = job_rules.delivered(doc, now_ms, attempt_id=attempt_id, **inputs)
+    def rule(doc: JobDoc, _pipe: Pipeline) -> Write:
+        write = job_rules.delivered(
+            doc, now_ms, attempt_id=attempt_id, peer_id=peer_id, correlation_id=correlation_id
+        )
         write.extra = extra
         return write
 
@@ -173,8 +236,13 @@ def delivered(
     return doc
 
 
-def renew_lease(r: Redis, job_id: str, attempt_id: str, now_ms: int, lease_ms: int) -> Doc:
-    return apply(r, job_id, job_rules.renew_lease, now_ms, attempt_id=attempt_id, lease_ms=lease_ms)
+def renew_lease(r: Redis, job_id: str, attempt_id: str, now_ms: int, lease_ms: int) -> JobDoc:
+    return apply(
+        r,
+        job_id,
+        lambda doc: job_rules.renew_lease(doc, now_ms, attempt_id=attempt_id, lease_ms=lease_ms),
+        now_ms,
+    )
 
 
 def finish_attempt(
@@ -183,14 +251,31 @@ def finish_attempt(
     attempt_id: str,
     *,
     now_ms: int,
+    state: JobState,
+    reason: str,
+    exit_code: int | None = None,
+    result_summary: str | None = None,
+    error: ErrorInfo | None = None,
+    provenance: JobProvenance | None = None,
+    from_states: tuple[str, ...] = job_rules.ENDABLE,
     extra: Callable[[Pipeline], None] | None = None,
-    **inputs: Any,
-) -> Doc:
+) -> JobDoc:
     """End the current attempt and the job (see job_rules.finish_attempt); `extra` adds
     commands to the same transaction."""
 
-    def rule(doc: Doc, _pipe: Pipeline) -> Write:
-        write = job_rules.finish_attempt(doc, now_ms, attempt_id=attempt_id, **inputs)
+    def rule(doc: JobDoc, _pipe: Pipeline) -> Write:
+        write = job_rules.finish_attempt(
+            doc,
+            now_ms,
+            attempt_id=attempt_id,
+            state=state,
+            reason=reason,
+            exit_code=exit_code,
+            result_summary=result_summary,
+            error=error,
+            provenance=provenance,
+            from_states=from_states,
+        )
         write.extra = extra
         return write
 
@@ -198,38 +283,55 @@ def finish_attempt(
     return doc
 
 
-def end_without_attempt(r: Redis, job_id: str, *, state: JobState, reason: str, now_ms: int) -> Doc:
-    return apply(r, job_id, job_rules.end_without_attempt, now_ms, state=state, reason=reason)
+def end_without_attempt(
+    r: Redis, job_id: str, *, state: JobState, reason: str, now_ms: int
+) -> JobDoc:
+    return apply(
+        r,
+        job_id,
+        lambda doc: job_rules.end_without_attempt(doc, now_ms, state=state, reason=reason),
+        now_ms,
+    )
 
 
 def deadline_exceeded(r: Redis, job_id: str, now_ms: int) -> bool:
     """End an active job whose `deadline_at` has passed; False when it is not (or no longer)."""
     try:
-        apply(r, job_id, job_rules.deadline_exceeded, now_ms)
+        apply(r, job_id, lambda doc: job_rules.deadline_exceeded(doc, now_ms), now_ms)
     except (Conflict, NotFound):
         return False
     return True
 
 
-def lease_lost(r: Redis, job_id: str, attempt_id: str, now_ms: int) -> Doc | None:
+def lease_lost(r: Redis, job_id: str, attempt_id: str, now_ms: int) -> JobDoc | None:
     """End an attempt whose lease ran out; None when it was renewed or ended meanwhile."""
     with contextlib.suppress(Conflict, NotFound):
-        return apply(r, job_id, job_rules.lease_lost, now_ms, attempt_id=attempt_id)
+        return apply(
+            r,
+            job_id,
+            lambda doc: job_rules.lease_lost(doc, now_ms, attempt_id=attempt_id),
+            now_ms,
+        )
     return None
 
 
 def note_waiting(r: Redis, job_id: str, reason: str, now_ms: int) -> None:
     """Say why a queued job is still waiting (e.g. `no_worker_for_machine`)."""
-    apply(r, job_id, job_rules.note_waiting, now_ms, reason=reason)
+    apply(r, job_id, lambda doc: job_rules.note_waiting(doc, now_ms, reason=reason), now_ms)
 
 
-def request_cancel(r: Redis, job_id: str, *, by: str | None, reason: str, now_ms: int) -> Doc:
-    return apply(r, job_id, job_rules.request_cancel, now_ms, by=by, reason=reason)
+def request_cancel(r: Redis, job_id: str, *, by: str | None, reason: str, now_ms: int) -> JobDoc:
+    return apply(
+        r,
+        job_id,
+        lambda doc: job_rules.request_cancel(doc, now_ms, by=by, reason=reason),
+        now_ms,
+    )
 
 
-def patch(r: Redis, job_id: str, update: dict[str, Any], now_ms: int) -> Doc:
+def patch(r: Redis, job_id: str, update: Mapping[str, Any], now_ms: int) -> JobDoc:
     """PATCH /jobs/{id} (see job_rules.report)."""
-    return apply(r, job_id, job_rules.report, now_ms, update=update)
+    return apply(r, job_id, lambda doc: job_rules.report(doc, now_ms, update=update), now_ms)
 
 
 def postpone(r: Redis, job_id: str, until_ms: int) -> None:

@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
 
 from dispatchyard.state import documents, jobs, keys, store, template_rules
 from dispatchyard.state.clock import parse_ms
-from dispatchyard.state.documents import Write
+from dispatchyard.state.documents import IndexMeta, Write
 from dispatchyard.state.errors import NotFound
-from dispatchyard.state.job_shape import Doc, summarize
+from dispatchyard.state.job_shape import JobDoc, RuntimeBinding, summarize
 from dispatchyard.state.models import JOB_TERMINAL, TEMPLATE_TRANSITIONS, TemplateState
 from dispatchyard.state.store import Pipeline, Redis
+from dispatchyard.state.template_rules import TemplateDoc
 
 
-def _scalars(doc: Doc, now_ms: int) -> dict[str, str | int]:
+def _scalars(doc: TemplateDoc, now_ms: int) -> dict[str, str | int]:
     return {"state": doc["state"], "next_due": parse_ms(doc["next_due_at"]) or 0, "updated": now_ms}
 
 
-def _index(pipe: Pipeline, _before: Doc | None, doc: Doc, _now: int, _meta: dict[str, Any]) -> None:
+def _index(
+    pipe: Pipeline, _before: TemplateDoc | None, doc: TemplateDoc, _now: int, _meta: IndexMeta
+) -> None:
     template_id = doc["calendar_id"]
     due = parse_ms(doc["next_due_at"]) or 0
     pipe.zadd(keys.TEMPLATES_ALL, {template_id: due})
@@ -45,10 +47,14 @@ def _index(pipe: Pipeline, _before: Doc | None, doc: Doc, _now: int, _meta: dict
         pipe.srem(keys.TEMPLATES_BUFFERED, template_id)
 
 
-KIND = documents.Kind(
+def _template_id(doc: TemplateDoc) -> str:
+    return doc["calendar_id"]
+
+
+KIND = documents.Kind[TemplateDoc](
     docs=keys.TEMPLATE_DOCS,
     summaries=keys.TEMPLATE_SUMMARIES,
-    id_field="calendar_id",
+    record_id=_template_id,
     scalar_key=keys.template,
     scalars=_scalars,
     summarize=summarize,
@@ -57,20 +63,20 @@ KIND = documents.Kind(
 )
 
 
-def write(pipe: Pipeline, doc: Doc, now_ms: int) -> None:
+def write(pipe: Pipeline, doc: TemplateDoc, now_ms: int) -> None:
     """The commands that store a template and its indexes, for a caller's MULTI or pipeline
     (bulk loads use it directly)."""
     documents.put(pipe, KIND, None, doc, now_ms)
 
 
-def create(r: Redis, doc: Doc, now_ms: int) -> Doc:
+def create(r: Redis, doc: TemplateDoc, now_ms: int) -> TemplateDoc:
     pipe = r.pipeline(transaction=True)
     write(pipe, doc, now_ms)
     pipe.execute()
     return doc
 
 
-def get(r: Redis, template_id: str) -> Doc | None:
+def get(r: Redis, template_id: str) -> TemplateDoc | None:
     return documents.get(r, KIND, template_id)
 
 
@@ -97,22 +103,22 @@ def list_raw(r: Redis, *, state: str | None, filters: dict[str, str], summary: b
 
 def set_state(
     r: Redis, template_id: str, target: TemplateState, now_ms: int, reason: str | None = None
-) -> Doc:
+) -> TemplateDoc:
     """Pause, resume or cancel (see template_rules.change_state). NotFound; Conflict when
     TEMPLATE_TRANSITIONS forbids the move."""
 
-    def rule(doc: Doc, _pipe: Pipeline) -> Write | None:
+    def rule(doc: TemplateDoc, _pipe: Pipeline) -> Write | None:
         return Write() if template_rules.change_state(doc, now_ms, target, reason) else None
 
     doc, _ = documents.mutate(r, KIND, template_id, rule, now_ms)
     return doc
 
 
-def materialize(r: Redis, template_id: str, due_ms: int, now_ms: int) -> tuple[str, Doc | None]:
+def materialize(r: Redis, template_id: str, due_ms: int, now_ms: int) -> tuple[str, JobDoc | None]:
     """Handle one due time of a template (see template_rules.occurrence). The previous child's
     state is read under WATCH: its end, racing us, aborts and retries this transaction."""
 
-    def rule(doc: Doc, pipe: Pipeline) -> Write | None:
+    def rule(doc: TemplateDoc, pipe: Pipeline) -> Write | None:
         previous = doc.get("last_occurrence_work_id")
         running = False
         if previous and doc["state"] == TemplateState.ACTIVE:
@@ -139,7 +145,7 @@ def materialize(r: Redis, template_id: str, due_ms: int, now_ms: int) -> tuple[s
         return "stale", None
     if write is None:
         return "stale", None
-    result: tuple[str, Doc | None] = write.result
+    result: tuple[str, JobDoc | None] = write.result
     return result
 
 
@@ -147,12 +153,12 @@ def release_buffered(r: Redis, template_id: str, now_ms: int) -> str | None:
     """Once the child before it has ended, send the buffered child to be fired; its id, or
     None when there is none or the one before still runs."""
     doc = get(r, template_id)
-    if not doc or not doc.get("buffered_work_id"):
+    buffered = doc.get("buffered_work_id") if doc else None
+    if not doc or not buffered:
         return None
-    buffered = doc["buffered_work_id"]
     behind = doc.get("provenance", {}).get("buffered_behind")
 
-    def rule(d: Doc, pipe: Pipeline) -> Write | None:
+    def rule(d: TemplateDoc, pipe: Pipeline) -> Write | None:
         if behind and store.hget(pipe, keys.job(behind), "state") not in JOB_TERMINAL:
             return None
         if not template_rules.release(d, buffered):
@@ -183,10 +189,10 @@ def due(r: Redis, now_ms: int, batch: int = 5000) -> list[tuple[str, int]]:
     return [(template_id, int(score)) for template_id, score in rows]
 
 
-def record_binding(r: Redis, template_id: str, binding: dict[str, Any], now_ms: int) -> None:
+def record_binding(r: Redis, template_id: str, binding: RuntimeBinding, now_ms: int) -> None:
     """Remember the runtime session of the latest fire, for the next `resume`."""
 
-    def rule(doc: Doc, _pipe: Pipeline) -> Write:
+    def rule(doc: TemplateDoc, _pipe: Pipeline) -> Write:
         template_rules.record_binding(doc, binding)
         return Write()
 

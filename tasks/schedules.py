@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from dispatchyard.state import clock, messaging, schedule_rules, schedules, traces
-from dispatchyard.state.schedule_rules import Doc
+from dispatchyard.state.schedule_rules import DeliveryError, Outcome, ScheduleDoc
 from dispatchyard.state.store import Redis
 from tasks import names
 from tasks.store import redis_client
@@ -56,7 +56,7 @@ def fire(due: list[tuple[str, int]]) -> dict[str, int]:
     return counts
 
 
-def fire_one(r: Redis, schedule_id: str, due_ms: int) -> Doc | None:
+def fire_one(r: Redis, schedule_id: str, due_ms: int) -> Outcome | None:
     """Claim and deliver one due time; its outcome, or None when the due time was not this
     call's to fire (already fired, deleted, not yet due)."""
     claimed = schedules.claim(r, schedule_id, due_ms, clock.now_ms())
@@ -66,7 +66,7 @@ def fire_one(r: Redis, schedule_id: str, due_ms: int) -> Doc | None:
         result = deliver(r, claimed, due_ms)
     except Exception as e:
         # Recorded so the fire does not stay `firing`; the due time is spent either way.
-        error = {"code": 500, "detail": f"{type(e).__name__}: delivery failed"}
+        error: DeliveryError = {"code": 500, "detail": f"{type(e).__name__}: delivery failed"}
         schedules.record_outcome(
             r, claimed, schedule_rules.outcome(due_ms, status="failed", error=error), clock.now_ms()
         )
@@ -83,7 +83,7 @@ def fire_one(r: Redis, schedule_id: str, due_ms: int) -> Doc | None:
     return result
 
 
-def deliver(r: Redis, claimed: Doc, due_ms: int) -> Doc:
+def deliver(r: Redis, claimed: ScheduleDoc, due_ms: int) -> Outcome:
     """Send the schedule's notify or ask from `from_peer` to `to_peer` (in its circle), as the
     /notify and /ask routes would; the outcome to record."""
     message: dict[str, Any] = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from dispatchyard.state import cron
 from dispatchyard.state.clock import iso, parse_ms
@@ -25,7 +25,45 @@ from dispatchyard.state.errors import (
     Unavailable,
 )
 
-Doc = dict[str, Any]
+
+class DeliveryError(TypedDict):
+    """A failed delivery's `error`: the HTTP status the same failure answers, and its detail."""
+
+    code: int
+    detail: Any  # a StateError's detail: its message, or the object the wire wants
+
+
+class Outcome(TypedDict):
+    """How one fire went (`last_outcome`): `firing` from its claim until its delivery is
+    recorded, then `sent`, `queued` or `failed`."""
+
+    status: str
+    due_at: str
+    delivery_id: NotRequired[str]
+    correlation_id: NotRequired[str]
+    error: NotRequired[DeliveryError | None]  # set by `outcome`, absent while firing
+
+
+class ScheduleDoc(TypedDict):
+    """A schedule, as stored and as the /schedules routes answer it."""
+
+    schedule_id: str
+    from_peer: str
+    to_peer: str
+    text: str
+    fire_at: str  # the due time it waits for (a fired one-shot: the one it had)
+    kind: str  # ask or notify
+    circle: str | None
+    cron: str | None  # None for a one-shot
+    timezone: str
+    created_at: str
+    state: str  # pending or fired
+    fire_count: int
+    last_fired_at: str | None
+    last_due_at: str | None
+    last_outcome: Outcome | None
+    updated_at: str
+
 
 KINDS = ("ask", "notify")  # sorted: repowire's message lists them sorted
 PENDING = "pending"
@@ -50,7 +88,7 @@ DELIVERY_ERROR_CODES: dict[type[StateError], int] = {
 }
 
 
-def delivery_error(refused: StateError) -> Doc:
+def delivery_error(refused: StateError) -> DeliveryError:
     """The `error` {code, detail} of a delivery that failed with `refused`."""
     code = next(c for cls, c in DELIVERY_ERROR_CODES.items() if isinstance(refused, cls))
     return {"code": code, "detail": refused.detail}
@@ -90,7 +128,7 @@ def next_fire_ms(expr: str, timezone: str | None, after_ms: int) -> int:
     return int(fire.timestamp() * 1000)
 
 
-def new_doc(request: Mapping[str, Any], now_ms: int) -> Doc:
+def new_doc(request: Mapping[str, Any], now_ms: int) -> ScheduleDoc:
     """A pending schedule from a create request's fields (from_peer, to_peer, text, fire_at or
     cron, timezone, kind, circle); raises ScheduleError with the 400's detail. Checked in
     repowire's order: exactly one of fire_at/cron, the time, then the kind."""
@@ -133,12 +171,12 @@ def new_doc(request: Mapping[str, Any], now_ms: int) -> Doc:
     }
 
 
-def due_ms(doc: Doc) -> int | None:
+def due_ms(doc: ScheduleDoc) -> int | None:
     """The due time a pending schedule waits for; None once it has none."""
     return parse_ms(doc["fire_at"]) if doc["state"] == PENDING else None
 
 
-def claim(doc: Doc, due: int, now_ms: int) -> bool:
+def claim(doc: ScheduleDoc, due: int, now_ms: int) -> bool:
     """Take due time `due` for firing: count the fire and move the schedule past it (a
     recurring one to its next time after now — no backfill after downtime — a one-shot to
     `fired`). False, and the schedule untouched, unless it still waits for exactly `due` and
@@ -150,8 +188,9 @@ def claim(doc: Doc, due: int, now_ms: int) -> bool:
     doc["last_fired_at"] = iso(now_ms)
     doc["last_due_at"] = iso(due)
     doc["last_outcome"] = {"status": FIRING, "due_at": iso(due)}
-    if doc.get("cron"):
-        doc["fire_at"] = iso(next_fire_ms(doc["cron"], doc.get("timezone"), max(now_ms, due)))
+    expr = doc.get("cron")
+    if expr:
+        doc["fire_at"] = iso(next_fire_ms(expr, doc.get("timezone"), max(now_ms, due)))
     else:
         doc["state"] = FIRED
     doc["updated_at"] = iso(now_ms)
@@ -164,21 +203,21 @@ def outcome(
     status: str,
     delivery_id: str | None = None,
     correlation_id: str | None = None,
-    error: Mapping[str, Any] | None = None,
-) -> Doc:
+    error: DeliveryError | None = None,
+) -> Outcome:
     """How one fire's delivery went: `sent` (to a live socket), `queued` (for a peer that
     polls) or `failed` with `error` {code, detail} (404 unknown peer, 409 ambiguous, 403
     circle, 503 no live connection)."""
-    found: Doc = {"status": status, "due_at": iso(due)}
+    found: Outcome = {"status": status, "due_at": iso(due)}
     if delivery_id is not None:
         found["delivery_id"] = delivery_id
     if correlation_id is not None:
         found["correlation_id"] = correlation_id
-    found["error"] = dict(error) if error is not None else None
+    found["error"] = error.copy() if error is not None else None
     return found
 
 
-def record_outcome(doc: Doc, fire_count: int, result: Doc, now_ms: int) -> bool:
+def record_outcome(doc: ScheduleDoc, fire_count: int, result: Outcome, now_ms: int) -> bool:
     """Set the outcome of fire number `fire_count`; False when a later fire has been claimed
     meanwhile (its own outcome is the one to show)."""
     if doc.get("fire_count") != fire_count:

@@ -22,7 +22,7 @@ from typing import Any, cast
 from dispatchyard.state import events, keys, schedule_rules, store, traces
 from dispatchyard.state.clock import iso
 from dispatchyard.state.documents import dumps
-from dispatchyard.state.schedule_rules import Doc
+from dispatchyard.state.schedule_rules import Outcome, ScheduleDoc
 from dispatchyard.state.store import Pipeline, Redis
 
 # How long a fired one-shot stays readable (GET /schedules/{id}) as the record of its fire.
@@ -31,7 +31,7 @@ FIRED_KEPT_MS = 7 * 24 * 3600 * 1000
 TRACE_KEPT = 200
 
 
-def _put(pipe: Pipeline, doc: Doc) -> None:
+def _put(pipe: Pipeline, doc: ScheduleDoc) -> None:
     """The commands that store a record and keep its indexes, for the caller's MULTI."""
     schedule_id = doc["schedule_id"]
     due = schedule_rules.due_ms(doc)
@@ -46,12 +46,12 @@ def _put(pipe: Pipeline, doc: Doc) -> None:
         pipe.zadd(keys.schedules_from(doc["from_peer"]), {schedule_id: due})
 
 
-def _read(pipe: Pipeline | Redis, schedule_id: str) -> Doc | None:
+def _read(pipe: Pipeline | Redis, schedule_id: str) -> ScheduleDoc | None:
     raw = store.get(pipe, keys.schedule(schedule_id))
-    return cast(Doc, json.loads(raw)) if raw else None
+    return cast(ScheduleDoc, json.loads(raw)) if raw else None
 
 
-def create(r: Redis, doc: Doc) -> Doc:
+def create(r: Redis, doc: ScheduleDoc) -> ScheduleDoc:
     """Store a new schedule (from schedule_rules.new_doc). Its random id is taken only if no
     record holds it; on the (4-billion-to-one) clash a new id is drawn."""
     while True:
@@ -68,12 +68,12 @@ def create(r: Redis, doc: Doc) -> Doc:
         doc["schedule_id"] = schedule_rules.new_id()
 
 
-def get(r: Redis, schedule_id: str) -> Doc | None:
+def get(r: Redis, schedule_id: str) -> ScheduleDoc | None:
     """A schedule, pending or (for a while) fired; None when unknown."""
     return _read(r, schedule_id)
 
 
-def list_pending(r: Redis, from_peer: str | None = None) -> list[Doc]:
+def list_pending(r: Redis, from_peer: str | None = None) -> list[ScheduleDoc]:
     """The schedules that will still fire, by next fire time (then id), all or one sender's."""
     index = keys.SCHEDULES_PENDING if from_peer is None else keys.schedules_from(from_peer)
     ids = store.zrange(r, index)
@@ -83,11 +83,11 @@ def list_pending(r: Redis, from_peer: str | None = None) -> list[Doc]:
     return [json.loads(raw) for raw in raws if raw]
 
 
-def delete(r: Redis, schedule_id: str) -> Doc | None:
+def delete(r: Redis, schedule_id: str) -> ScheduleDoc | None:
     """Cancel a pending schedule; None when there is none (unknown, or a one-shot that already
     fired: nothing is left to cancel). Racing a fire, exactly one of the two wins."""
 
-    def txn(pipe: Pipeline) -> Doc | None:
+    def txn(pipe: Pipeline) -> ScheduleDoc | None:
         doc = _read(pipe, schedule_id)
         if doc is None or schedule_rules.due_ms(doc) is None:
             return None
@@ -97,7 +97,7 @@ def delete(r: Redis, schedule_id: str) -> Doc | None:
         pipe.zrem(keys.schedules_from(doc["from_peer"]), schedule_id)
         return doc
 
-    result: Doc | None = store.transaction(r, txn, keys.schedule(schedule_id))
+    result: ScheduleDoc | None = store.transaction(r, txn, keys.schedule(schedule_id))
     return result
 
 
@@ -107,13 +107,13 @@ def due(r: Redis, now_ms: int, batch: int = 5000) -> list[tuple[str, int]]:
     return [(schedule_id, int(score)) for schedule_id, score in rows]
 
 
-def claim(r: Redis, schedule_id: str, due_ms: int, now_ms: int) -> Doc | None:
+def claim(r: Redis, schedule_id: str, due_ms: int, now_ms: int) -> ScheduleDoc | None:
     """Claim due time `due_ms` of a schedule for firing (schedule_rules.claim) and record the
     `dispatched` trace stage in the same MULTI. The schedule as claimed, or None when it no
     longer waits for that due time (already fired, deleted, not yet due): then nothing is
     written and nothing must be delivered."""
 
-    def txn(pipe: Pipeline) -> Doc | None:
+    def txn(pipe: Pipeline) -> ScheduleDoc | None:
         doc = _read(pipe, schedule_id)
         if doc is None:
             # An index entry whose record is gone (removed by hand): drop it, or every tick
@@ -137,17 +137,17 @@ def claim(r: Redis, schedule_id: str, due_ms: int, now_ms: int) -> Doc | None:
         )
         return doc
 
-    claimed: Doc | None = store.transaction(r, txn, keys.schedule(schedule_id))
+    claimed: ScheduleDoc | None = store.transaction(r, txn, keys.schedule(schedule_id))
     return claimed
 
 
-def record_outcome(r: Redis, claimed: Doc, result: Doc, now_ms: int) -> None:
+def record_outcome(r: Redis, claimed: ScheduleDoc, result: Outcome, now_ms: int) -> None:
     """Record how the delivery of a claimed fire went: on the schedule (unless it was deleted
     or fired again meanwhile), as a trace stage under its id and as a `schedule_fired` event,
     in one MULTI."""
     schedule_id = claimed["schedule_id"]
     failed = result["status"] == "failed"
-    event = {
+    event: dict[str, object] = {
         "schedule_id": schedule_id,
         "from_peer": claimed["from_peer"],
         "to_peer": claimed["to_peer"],

@@ -6,13 +6,36 @@ the scheduler tick reads every `template_tick_s`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol, TypedDict
 
 from tasks import names
 
 
-def entries(settings: Any) -> dict[str, dict[str, Any]]:
-    def sweep(task: str) -> dict[str, Any]:
+class Intervals(Protocol):
+    """The settings the entries read (dispatchyard.settings.Settings, which this module does
+    not import: beat_schedule depends on task names only)."""
+
+    @property
+    def sweep_interval_s(self) -> float: ...
+
+    @property
+    def template_tick_s(self) -> float: ...
+
+
+class Options(TypedDict):
+    expires: float  # a tick not taken by then is dropped: the next one comes anyway
+
+
+class Entry(TypedDict):
+    """One of celery's `beat_schedule` entries."""
+
+    task: str
+    schedule: float  # seconds between sends
+    options: Options
+
+
+def entries(settings: Intervals) -> dict[str, Entry]:
+    def sweep(task: str) -> Entry:
         every = settings.sweep_interval_s
         return {"task": task, "schedule": every, "options": {"expires": every}}
 

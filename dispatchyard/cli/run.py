@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shlex
@@ -101,7 +102,7 @@ def routine_tasks(settings: Settings) -> set[str]:
     tick, the sweeps."""
     import beat_schedule
 
-    return {str(entry["task"]) for entry in beat_schedule.entries(settings).values()}
+    return {entry["task"] for entry in beat_schedule.entries(settings).values()}
 
 
 def cmd_run(port: int, no_flower: bool, verbose: bool = False) -> int:
@@ -144,20 +145,7 @@ def cmd_run(port: int, no_flower: bool, verbose: bool = False) -> int:
     env = {**os.environ, "PORT": str(port), "PATH": path, "PYTHONUNBUFFERED": "1"}
     for name, command in commands.items():
         argv = ["sh", "-c", f"exec {command}"]
-        children[name] = Child(
-            name,
-            # Own session: Ctrl-C reaches this supervisor, which stops each child in order.
-            lambda argv=argv: subprocess.Popen(  # type: ignore[misc]
-                argv,
-                env=env,
-                cwd=ROOT,
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            ),
-            printer=printer,
-        )
+        children[name] = Child(name, functools.partial(_spawn, argv, env), printer=printer)
         children[name].start()
     health = f"http://127.0.0.1:{port}/health"
     probe = f"{health}?{PROBE_MARK}"
@@ -200,3 +188,17 @@ def cmd_run(port: int, no_flower: bool, verbose: bool = False) -> int:
     printer.system("stopping")
     terminate({c.name: c.proc for c in children.values() if c.proc is not None})
     return 0
+
+
+def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start one child; in its own session, so Ctrl-C reaches this supervisor, which stops
+    each child in order."""
+    return subprocess.Popen(
+        argv,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )

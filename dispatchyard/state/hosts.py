@@ -8,7 +8,6 @@ that writes the move.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import redis
 
@@ -18,7 +17,8 @@ from dispatchyard.state.models import HOST_INITIAL, HostState
 from dispatchyard.state.orgs import new_id
 from dispatchyard.state.scripts import scripts
 
-Record = dict[str, Any]
+# A host's hash as stored (every value a string).
+Record = dict[str, str]
 
 
 def register(
@@ -102,7 +102,7 @@ def deregister(r: redis.Redis, host_id: str, now_ms: int, leeway_s: int) -> list
     return [str(s) for s in moved]
 
 
-def list_hosts(r: redis.Redis, org_id: str) -> list[Record]:
+def list_hosts(r: redis.Redis, org_id: str) -> list[dict[str, str | int]]:
     """The org's registered hosts, oldest first, each with `activeSessions` (its claimed,
     running and finalizing sessions)."""
     ids = store.zrange(r, keys.org_hosts(org_id))
@@ -111,7 +111,7 @@ def list_hosts(r: redis.Redis, org_id: str) -> list[Record]:
     for host_id in ids:
         pipe.scard(keys.host_sessions(host_id))
     active = pipe.execute() if ids else []
-    hosts: list[Record] = []
+    hosts: list[dict[str, str | int]] = []
     for record, count in zip(records, active, strict=True):
         if record and record.get("status") != HostState.DEREGISTERED:
             hosts.append({**record, "activeSessions": count})

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from dispatchyard.settings import Settings, get_settings, redis_client
 from dispatchyard.state import clock
@@ -15,11 +17,11 @@ from dispatchyard.state import clock
 class Context:
     settings: Settings
     redis: redis.Redis
-    cache: dict = field(default_factory=dict)  # per-process lookups that never change
+    cache: dict[str, Any] = field(default_factory=dict)  # per-process lookups that never change
 
 
 def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -> Flask:
-    from api_shim import errors, metrics  # metrics: also puts GET /metrics on the daemon group
+    from api_shim import conformance, errors, metrics  # metrics: also puts GET /metrics on daemon
     from api_shim.daemon import blueprint as daemon_bp
     from api_shim.daemon import ws
     from api_shim.platform import blueprint as platform_bp
@@ -29,13 +31,16 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
     clock.configure(settings.clock_rate, settings.clock_anchor_ms)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.json.compact = True  # type: ignore[attr-defined]
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, unless an app replaces it
+    app.json.sort_keys = False
+    app.json.compact = True
     app.extensions["dispatchyard"] = Context(
         settings, r or redis_client(settings, max_connections=64)
     )
     errors.register(app)
     metrics.register(app)
+    if settings.check_responses:  # tests only: every answer against its declaration
+        conformance.register(app)
     app.register_blueprint(platform_bp, url_prefix="/api")
     app.register_blueprint(daemon_bp)
     app.register_blueprint(ws.blueprint)

@@ -101,7 +101,8 @@ def _default_org_id() -> str | None:
         if org_id is None:
             return None
         cache["default_org"] = org_id
-    return cache["default_org"]
+    found: str = cache["default_org"]
+    return found
 
 
 def _jwt(token: str, check_revoked: bool) -> Credential:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import redis
 from flask import current_app
 
 from dispatchyard.settings import Settings
 
+if TYPE_CHECKING:
+    from api_shim import Context
 
-def ctx():
-    return current_app.extensions["dispatchyard"]
+
+def ctx() -> Context:
+    context: Context = current_app.extensions["dispatchyard"]
+    return context
 
 
 def r() -> redis.Redis:

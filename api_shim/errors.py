@@ -132,7 +132,7 @@ def register(app: Flask) -> None:
     app.register_error_handler(ApiError, envelope)
 
     @app.errorhandler(HTTPException)
-    def _http(e: HTTPException):
+    def _http(e: HTTPException) -> Response:
         # The daemon group answers as repowire (FastAPI) does: {"detail": "Not Found"}.
         message = _HTTP_MESSAGES.get(e.code or 500, e.name) if is_platform() else e.name
         return envelope(ApiError(e.code or 500, message))
@@ -140,13 +140,13 @@ def register(app: Flask) -> None:
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
     @app.errorhandler(redis.exceptions.BusyLoadingError)
-    def _redis_down(e: Exception):
+    def _redis_down(e: Exception) -> Response:
         _outage.down(e)
         return envelope(ApiError(503, "Store unavailable, retry shortly", headers=RETRY_AFTER))
 
     @app.errorhandler(BrokerUnavailable)
     @app.errorhandler(OperationalError)  # kombu's, from any publish not made by enqueue.send
-    def _broker_down(e: Exception):
+    def _broker_down(e: Exception) -> Response:
         _outage.down(e)
         job_id = getattr(e, "recorded_job_id", None)
         if job_id is None:
@@ -171,7 +171,7 @@ def register(app: Flask) -> None:
         return resp
 
     @app.errorhandler(Exception)
-    def _unexpected(e: Exception):
+    def _unexpected(e: Exception) -> Response:
         # Never a stack trace to the client; the log keeps the type and route, not the body.
         log.exception("unhandled error on %s %s", request.method, request.path)
         return envelope(ApiError(500, "Internal error"))

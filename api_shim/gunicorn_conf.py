@@ -13,6 +13,7 @@ Set here, in the master, before any worker is forked or imports prometheus_clien
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,4 +34,6 @@ def on_starting(server: Any) -> None:
 def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    # prometheus-client leaves this one unannotated: (pid, path=None) -> None.
+    mark_dead: Callable[[int], None] = multiprocess.mark_process_dead
+    mark_dead(worker.pid)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import redis
 from flask import Flask, Response, g, request
@@ -25,7 +25,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from api_shim.context import r
-from api_shim.daemon import blueprint
+from api_shim.daemon import answers, blueprint
+from api_shim.declare import declare
 from dispatchyard.state import stats
 from dispatchyard.state.models import JOB_STATES
 from tasks import names
@@ -143,10 +144,13 @@ class RedisCollector(Collector):
 
 
 @blueprint.get("/metrics")
+@declare(responses={200: answers.METRICS})
 def metrics() -> Response:
     registry = CollectorRegistry()
     if multiprocess():
-        MultiProcessCollector(registry)
+        # prometheus-client leaves its constructor unannotated; it registers on `registry`.
+        collect_all: Callable[[CollectorRegistry], object] = MultiProcessCollector
+        collect_all(registry)
     else:
         for metric in OWN_METRICS:
             registry.register(metric)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from typing import Any
 
 import jwt
 
@@ -12,7 +13,7 @@ from dispatchyard.state import clock
 from dispatchyard.state.models import RUNTIME_SCOPES
 
 
-def mint(settings: Settings, worker: dict) -> tuple[str, dict]:
+def mint(settings: Settings, worker: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """A signed token for the worker, and its claims."""
     now = clock.now_ms() // 1000
     claims = {
@@ -30,7 +31,7 @@ def mint(settings: Settings, worker: dict) -> tuple[str, dict]:
     return token, claims
 
 
-def verify(settings: Settings, token: str) -> dict:
+def verify(settings: Settings, token: str) -> dict[str, Any]:
     """Claims of a valid token; raises jwt.InvalidTokenError otherwise."""
     claims = _signed_claims(
         token, settings.verifying_key(), settings.jwt_algorithm, settings.jwt_issuer
@@ -46,7 +47,7 @@ def verify(settings: Settings, token: str) -> dict:
 
 
 @functools.lru_cache(maxsize=16384)
-def _signed_claims(token: str, key: str, algorithm: str, issuer: str) -> dict:
+def _signed_claims(token: str, key: str, algorithm: str, issuer: str) -> dict[str, Any]:
     """Signature and issuer checks, cached per exact token string: a token that verified once
     verifies again, and workers send the same token on every heartbeat and poll. Times and
     revocation are checked on every request, outside this cache."""

@@ -89,69 +89,156 @@ class Settings(BaseSettings):
         env_prefix="DISPATCHYARD_", env_file=".env", extra="ignore", frozen=True
     )
 
-    redis_url: str = "redis://127.0.0.1:6399/0"
-    dev_mode: bool = False
-    data_dir: Path = Path("./var")
+    # Each field's description is its meaning in docs/configuration.md (tools/docs_render).
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6399/0",
+        description="broker and the one store: `redis://`, `rediss://`, `unix://`, or "
+        "`sentinel://[user:password@]host1:26379,host2:26379/0?master=NAME"
+        "[&sentinel_password=…]` (see docs/operations.md)",
+    )
+    dev_mode: bool = Field(
+        default=False,
+        description="dev mode generates a JWT secret into `DATA_DIR/jwt_secret` "
+        "(`make run` sets 1)",
+    )
+    data_dir: Path = Field(
+        default=Path("./var"), description="dev secret, executor logs and output, attachments"
+    )
 
     # Platform credentials
-    jwt_secret: SecretStr | None = None
-    jwt_algorithm: str = "HS256"
-    jwt_private_key: SecretStr | None = None  # PEM, for RS256/ES256
-    jwt_public_key: str | None = None
-    jwt_issuer: str = "dispatchyard"
-    jwt_ttl_seconds: int = Field(default=3600, ge=60)
-    jwt_leeway_seconds: int = 60
-    worker_api_key: SecretStr | None = None
-    default_org: str | None = None  # org id or slug the legacy worker key acts for
-    platform_url: str = "http://127.0.0.1:8080"
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HS256 secret for runtime JWTs; required outside dev mode"
+    )
+    jwt_algorithm: str = Field(
+        default="HS256",
+        description="`HS256`, or `RS256`/`ES256` with `JWT_PRIVATE_KEY` / `JWT_PUBLIC_KEY` (PEM)",
+    )
+    jwt_private_key: SecretStr | None = Field(default=None, description="PEM, for RS256/ES256")
+    jwt_public_key: str | None = Field(default=None, description="PEM, for RS256/ES256")
+    jwt_issuer: str = Field(
+        default="dispatchyard", description="`iss` of runtime JWTs, checked on every token"
+    )
+    jwt_ttl_seconds: int = Field(default=3600, ge=60, description="runtime token lifetime")
+    jwt_leeway_seconds: int = Field(
+        default=60, description="clock leeway when checking a runtime token's expiry"
+    )
+    worker_api_key: SecretStr | None = Field(
+        default=None, description="the legacy worker key; unset means that path is off"
+    )
+    default_org: str | None = Field(
+        default=None, description="org id or slug the legacy worker key acts for"
+    )
+    platform_url: str = Field(
+        default="http://127.0.0.1:8080", description="returned to runners as `platformUrl`"
+    )
 
     # Daemon group
-    daemon_auth_token: SecretStr | None = None
-    # The tmux server the pane routes talk to (`tmux -L <name>`); None: the user's default
-    # server. Tests point it at a private server so they never touch the user's panes.
-    tmux_socket: str | None = None
-    # The base URL a pane's ws-hook dials to reach this daemon; None: the URL the link or
-    # rehook request came in on (set it when that URL is a proxy the hook cannot use).
-    pane_hook_url: str | None = None
+    daemon_auth_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token for the daemon routes; unset: they answer loopback clients only",
+    )
+    tmux_socket: str | None = Field(
+        default=None,
+        description="the tmux server the pane routes talk to (`tmux -L <name>`); unset: the "
+        "user's default server. Tests point it at a private server so they never touch the "
+        "user's panes",
+    )
+    pane_hook_url: str | None = Field(
+        default=None,
+        description="the base URL a pane's ws-hook dials to reach this daemon; unset: the URL "
+        "the link or rehook request came in on (set it when that URL is a proxy the hook "
+        "cannot use)",
+    )
 
     # Workers and the session queue
-    heartbeat_interval_ms: int = 30_000
-    poll_interval_ms: int = 5_000
-    poll_batch_max: int = 5
-    worker_offline_after_s: float = 180.0
+    heartbeat_interval_ms: int = Field(
+        default=30_000, description="heartbeat interval told to registering workers"
+    )
+    poll_interval_ms: int = Field(
+        default=5_000, description="poll interval told to registering workers"
+    )
+    poll_batch_max: int = Field(default=5, description="sessions one poll may claim")
+    worker_offline_after_s: float = Field(
+        default=180.0,
+        description="no heartbeat for this long: the host is `offline` and its "
+        "claimed-but-not-running sessions return to the queue",
+    )
 
     # Session health thresholds
-    health_long_running_s: float = 45 * 60
-    health_stale_heartbeat_s: float = 90.0
-    health_claim_stuck_s: float = 5 * 60
-    health_tool_loop_s: float = 10 * 60
-    session_list_limit: int = 500
+    health_long_running_s: float = Field(
+        default=45 * 60, description="session health: running longer than this"
+    )
+    health_stale_heartbeat_s: float = Field(
+        default=90.0, description="session health: no activity for this long"
+    )
+    health_claim_stuck_s: float = Field(
+        default=5 * 60, description="session health: claimed but not running for this long"
+    )
+    health_tool_loop_s: float = Field(
+        default=10 * 60, description="session health: the same tool repeated for this long"
+    )
+    session_list_limit: int = Field(
+        default=500, description="most sessions `GET /api/sessions` returns"
+    )
 
     # Mutations
-    mutation_redeliver_after_s: float = 120.0
-    mutation_max_deliveries: int = 5
+    mutation_redeliver_after_s: float = Field(
+        default=120.0, description="a delivered mutation with no report is delivered again"
+    )
+    mutation_max_deliveries: int = Field(default=5, description="then it fails with `undelivered`")
 
     # Sweeps
-    sweep_interval_s: float = 10.0
+    sweep_interval_s: float = Field(default=10.0, description="how often beat runs the sweeps")
 
     # Jobs
-    job_lease_s: float = 30.0
-    job_kill_grace_s: float = 5.0
-    template_tick_s: float = 0.5
-    beat_lock_timeout_s: int = 30  # a second beat takes over this long after the leader died
-    # JSON; entries given here replace the shipped ones of the same name (null removes one).
-    backends: dict[str, dict[str, Any] | None] = Field(default_factory=_default_backends)
-    machine: str | None = None  # this host's name for `fires.<machine>`; default: hostname
+    job_lease_s: float = Field(
+        default=30.0,
+        description="an attempt's lease, renewed every third of it while the executor runs",
+    )
+    job_kill_grace_s: float = Field(
+        default=5.0, description="SIGTERM to SIGKILL grace on cancel and deadline"
+    )
+    template_tick_s: float = Field(
+        default=0.5, description="how often beat runs the scheduler tick"
+    )
+    beat_lock_timeout_s: int = Field(
+        default=30, description="a second beat takes over this long after the leader died"
+    )
+    backends: dict[str, dict[str, Any] | None] = Field(
+        default_factory=_default_backends,
+        description="JSON; entries given here replace the shipped ones of the same name "
+        "(null removes one)",
+    )
+    machine: str | None = Field(
+        default=None, description="this host's name for `fires.<machine>`; default: hostname"
+    )
 
-    # Tests only: time runs this many times faster from the anchor (every process alike).
-    clock_rate: float = Field(default=1.0, gt=0)
-    clock_anchor_ms: int = 0
+    # Tests only
+    clock_rate: float = Field(
+        default=1.0,
+        gt=0,
+        description="time runs this many times faster from the anchor (every process alike)",
+    )
+    clock_anchor_ms: int = Field(
+        default=0, description="the instant the accelerated clock starts from"
+    )
+    check_responses: bool = Field(
+        default=False,
+        description="the shim checks every answer against its route's declared model and "
+        "answers 500 on a mismatch (api_shim/conformance.py)",
+    )
 
     # Limits
-    max_body_bytes: int = 1_048_576
-    attachment_max_bytes: int = 10 * 1_048_576
-    attachment_total_bytes: int = 200 * 1_048_576
-    attachment_ttl_s: float = Field(default=24 * 3600, gt=0)
+    max_body_bytes: int = Field(default=1_048_576, description="largest request body (413 beyond)")
+    attachment_max_bytes: int = Field(
+        default=10 * 1_048_576, description="largest attachment (413 beyond)"
+    )
+    attachment_total_bytes: int = Field(
+        default=200 * 1_048_576, description="all attachments kept together (507 beyond)"
+    )
+    attachment_ttl_s: float = Field(
+        default=24 * 3600, gt=0, description="how long an attachment is kept"
+    )
 
     @field_validator("redis_url")
     @classmethod

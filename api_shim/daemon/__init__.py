@@ -47,7 +47,7 @@ def is_loopback(address: str | None) -> bool:
 
 
 @blueprint.before_request
-def require_daemon_token():
+def require_daemon_token() -> None:
     if request.path in OPEN_PATHS or request.path.startswith("/dashboard/"):
         return
     configured = settings().daemon_auth_token
@@ -67,6 +67,7 @@ def require_daemon_token():
 
 # The route modules register themselves on the blueprint.
 from api_shim.daemon import (  # noqa: E402, F401
+    ask_waits,
     asks,
     attachments,
     dashboard,

@@ -12,13 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import request, send_file
+from flask import Response, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api_shim.context import r, settings
-from api_shim.daemon import blueprint
+from api_shim.daemon import answers, blueprint
+from api_shim.declare import declare
 from api_shim.errors import ApiError
 from dispatchyard.state import attachments, clock
+from dispatchyard.state.errors import TooLarge
 
 # Multipart boundaries and part headers around the file; a file at the limit must still fit.
 MULTIPART_SLACK = 64 * 1024
@@ -29,7 +31,7 @@ def store_root() -> Path:
     return settings().data_dir.resolve() / "attachments"
 
 
-def too_large() -> attachments.TooLarge:
+def too_large() -> TooLarge:
     return attachments.too_large(settings().attachment_max_bytes)
 
 
@@ -49,7 +51,8 @@ def _field_error(msg: str, kind: str) -> ApiError:
 
 
 @blueprint.post("/attachments")
-def upload_attachment():
+@declare(upload="file", responses={200: answers.AttachmentInfo})
+def upload_attachment() -> dict[str, Any]:
     cfg = settings()
     cap = cfg.attachment_max_bytes + MULTIPART_SLACK
     # Refuse an announced oversized body before reading it; the per-request cap catches a
@@ -83,7 +86,8 @@ def upload_attachment():
 
 
 @blueprint.get("/attachments/<attachment_id>")
-def get_attachment(attachment_id: str):
+@declare(responses={200: answers.FILE})
+def get_attachment(attachment_id: str) -> Response:
     found = attachments.find(r(), store_root(), attachment_id, clock.now_ms())
     if found is None:
         raise ApiError(404, NOT_FOUND)

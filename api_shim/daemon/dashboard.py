@@ -11,11 +11,13 @@ every daemon route.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from flask import send_from_directory
+from flask import Response, send_from_directory
 
 from api_shim.context import r
-from api_shim.daemon import blueprint
+from api_shim.daemon import blueprint, message_answers
+from api_shim.declare import declare
 from dispatchyard.state import asks
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
@@ -24,21 +26,24 @@ ASK_FIELDS = ("correlation_id", "kind", "from_peer", "to_peer", "text", "created
 
 
 @blueprint.get("/dashboard/")  # Flask redirects /dashboard here (308)
-def dashboard_page():
+@declare(open=True, listed=False)
+def dashboard_page() -> Response:
     response = send_from_directory(STATIC, "index.html", max_age=0)
     response.headers["Cache-Control"] = "no-cache"
     return response
 
 
 @blueprint.get("/dashboard/<path:filename>")
-def dashboard_file(filename: str):
+@declare(open=True, listed=False)
+def dashboard_file(filename: str) -> Response:
     response = send_from_directory(STATIC, filename, max_age=0)
     response.headers["Cache-Control"] = "no-cache"
     return response
 
 
 @blueprint.get("/asks/open")
-def open_asks():
+@declare(responses={200: message_answers.OpenAsks})
+def open_asks() -> dict[str, Any]:
     """The newest open asks and blocking questions (one index read), newest first."""
     store = r()
     chosen = asks.newest_open(store, OPEN_SHOWN)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import redis
 
 from api_shim.context import r, settings
-from api_shim.daemon import blueprint
+from api_shim.daemon import answers, blueprint
+from api_shim.declare import declare
 from dispatchyard.state import clock, liveness
 from dispatchyard.state.clock import iso
 
@@ -19,7 +21,8 @@ except PackageNotFoundError:  # running from a source tree without install
 
 
 @blueprint.get("/health")
-def health():
+@declare(open=True, responses={200: answers.Health, 503: answers.Health})
+def health() -> tuple[dict[str, Any], int]:
     started = time.perf_counter()
     online, last_tick = 0, None
     try:
@@ -33,7 +36,7 @@ def health():
         ok, latency = False, None
     # Beat ticks every 5 s through a worker; two missed ticks means it is not running.
     beat_alive = last_tick is not None and clock.now_ms() - last_tick < 15_000
-    body = {
+    body: dict[str, Any] = {
         "status": "ok" if ok else "degraded",
         "version": VERSION,
         "relay_mode": False,

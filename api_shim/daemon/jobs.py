@@ -16,7 +16,7 @@ from flask import Response, request
 
 from api_shim import bodies, enqueue
 from api_shim.context import r, settings
-from api_shim.daemon import blueprint, views
+from api_shim.daemon import blueprint, job_answers, views
 from api_shim.daemon.job_requests import (
     LIST_FILTERS,
     PROMPT_FILE_MAX,
@@ -29,6 +29,7 @@ from api_shim.daemon.job_requests import (
     fields_of,
     request_of,
 )
+from api_shim.declare import declare
 from api_shim.errors import ApiError
 from dispatchyard.state import (
     clock,
@@ -41,6 +42,7 @@ from dispatchyard.state import (
     traces,
 )
 from dispatchyard.state.clock import parse_ms
+from dispatchyard.state.job_shape import JobDoc
 from dispatchyard.state.models import (
     AGENT_BACKENDS,
     FIRE_FROM,
@@ -48,6 +50,7 @@ from dispatchyard.state.models import (
     TEMPLATE_STATES,
     TemplateState,
 )
+from dispatchyard.state.template_rules import TemplateDoc
 
 JOB_ID = re.compile(r"^work-[0-9a-f]{12}$")
 CAL_ID = re.compile(r"^cal-[0-9a-f]{12}$")
@@ -88,14 +91,15 @@ def _canonical_peer(name: str, circle: str | None) -> str:
             {"peer_id": p["peer_id"], "display_name": p["name"], "circle": p["circle"]}
             for p in found
         ]
-        detail = {"error": "ambiguous_assigned_peer", "peer": name, "candidates": candidates}
-        raise ApiError(409, "ambiguous_assigned_peer", detail=detail)
+        ambiguous = {"error": "ambiguous_assigned_peer", "peer": name, "candidates": candidates}
+        raise ApiError(409, "ambiguous_assigned_peer", detail=ambiguous)
     peer_id: str = found["peer_id"]
     return peer_id
 
 
 @routes("", methods=["POST"])
-def create_job():
+@declare(body=CreateBody, responses={200: job_answers.Created})
+def create_job() -> dict[str, Any]:
     body = bodies.parse(CreateBody)
     check_create(body, list(dict.fromkeys([*AGENT_BACKENDS, *settings().backends])))
     if body.assigned_peer_id:
@@ -117,7 +121,8 @@ def create_job():
 
 
 @routes("", methods=["GET"])
-def list_jobs():
+@declare(query=ListQuery, responses={200: job_answers.JobList})
+def list_jobs() -> Response:
     q = bodies.validate(ListQuery, request.args.to_dict(), loc="query")
     if q.view not in (None, "full", "summary"):
         raise ApiError(400, "view must be one of: full, summary")
@@ -150,14 +155,14 @@ def list_jobs():
     return Response(stream, mimetype="application/json")
 
 
-def _job_or_404(job_id: str) -> dict[str, Any]:
+def _job_or_404(job_id: str) -> JobDoc:
     doc = jobs.get(r(), job_id) if JOB_ID.match(job_id) else None
     if doc is None:
         raise ApiError(404, f"No work: {job_id}")
     return doc
 
 
-def _template_or_404(template_id: str) -> dict[str, Any]:
+def _template_or_404(template_id: str) -> TemplateDoc:
     doc = templates.get(r(), template_id) if CAL_ID.match(template_id) else None
     if doc is None:
         raise ApiError(404, f"No recurring job: {template_id}")
@@ -166,7 +171,8 @@ def _template_or_404(template_id: str) -> dict[str, Any]:
 
 @routes("/<job_id>", methods=["GET"])
 @routes("/<job_id>/status", methods=["GET"])
-def job_status(job_id: str):
+@declare(responses={200: job_answers.DocumentAnswer})
+def job_status(job_id: str) -> dict[str, Any] | Response:
     if job_id.startswith("cal-"):
         return {"status": _template_or_404(job_id)}
     raw = jobs.raw_doc(r(), job_id) if JOB_ID.match(job_id) else None
@@ -176,14 +182,15 @@ def job_status(job_id: str):
 
 
 @routes("/<job_id>", methods=["PATCH"])
-def patch_job(job_id: str):
+@declare(body=PatchBody, responses={200: job_answers.JobAnswer})
+def patch_job(job_id: str) -> dict[str, Any]:
     body = bodies.parse(PatchBody)
     if not JOB_ID.match(job_id):
         raise ApiError(404, f"No work: {job_id}")
     return {"status": jobs.patch(r(), job_id, body.model_dump(), clock.now_ms())}
 
 
-def _fire_again(job_id: str, why: str, verb: str):
+def _fire_again(job_id: str, why: str, verb: str) -> dict[str, Any]:
     bodies.parse(RunBody, allow_empty=True)
     if job_id.startswith("cal-"):
         raise ApiError(409, f"Recurring job templates cannot be {verb}")
@@ -196,23 +203,26 @@ def _fire_again(job_id: str, why: str, verb: str):
 
 
 @routes("/<job_id>/run", methods=["POST"])
-def run_job(job_id: str):
+@declare(body=RunBody, optional_body=True, responses={200: job_answers.JobAnswer})
+def run_job(job_id: str) -> dict[str, Any]:
     return _fire_again(job_id, "run", "run")
 
 
 @routes("/<job_id>/retry", methods=["POST"])
-def retry_job(job_id: str):
+@declare(body=RunBody, optional_body=True, responses={200: job_answers.JobAnswer})
+def retry_job(job_id: str) -> dict[str, Any]:
     return _fire_again(job_id, "retry", "retried")
 
 
 @routes("/<job_id>/cancel", methods=["POST"])
-def cancel_job(job_id: str):
+@declare(body=CancelBody, responses={200: job_answers.DocumentAnswer})
+def cancel_job(job_id: str) -> dict[str, Any]:
     body = bodies.parse(CancelBody)
     now = clock.now_ms()
     if job_id.startswith("cal-"):
         _template_or_404(job_id)
-        doc = templates.set_state(r(), job_id, TemplateState.CANCELLED, now, body.reason)
-        return {"status": doc}
+        template = templates.set_state(r(), job_id, TemplateState.CANCELLED, now, body.reason)
+        return {"status": template}
     _job_or_404(job_id)
     doc = jobs.request_cancel(
         r(), job_id, by=body.requested_by_peer_id, reason=body.reason, now_ms=now
@@ -220,7 +230,7 @@ def cancel_job(job_id: str):
     return {"status": doc}
 
 
-def _template_move(template_id: str, target: TemplateState, verb: str):
+def _template_move(template_id: str, target: TemplateState, verb: str) -> dict[str, Any]:
     bodies.parse(RunBody, allow_empty=True)
     if not template_id.startswith("cal-"):
         _job_or_404(template_id)
@@ -230,24 +240,28 @@ def _template_move(template_id: str, target: TemplateState, verb: str):
 
 
 @routes("/<template_id>/pause", methods=["POST"])
-def pause_template(template_id: str):
+@declare(body=RunBody, optional_body=True, responses={200: job_answers.TemplateAnswer})
+def pause_template(template_id: str) -> dict[str, Any]:
     return _template_move(template_id, TemplateState.PAUSED, "paused")
 
 
 @routes("/<template_id>/resume", methods=["POST"])
-def resume_template(template_id: str):
+@declare(body=RunBody, optional_body=True, responses={200: job_answers.TemplateAnswer})
+def resume_template(template_id: str) -> dict[str, Any]:
     return _template_move(template_id, TemplateState.ACTIVE, "resumed")
 
 
 @routes("/<job_id>/result", methods=["GET"])
-def job_result(job_id: str):
+@declare(responses={200: job_answers.Result})
+def job_result(job_id: str) -> dict[str, Any]:
     if job_id.startswith("cal-"):
         return views.template_result(_template_or_404(job_id))
     return views.result(_job_or_404(job_id))
 
 
 @blueprint.get("/traces/<trace_id>")
-def trace(trace_id: str):
+@declare(responses={200: job_answers.Trace})
+def trace(trace_id: str) -> dict[str, Any]:
     stages = traces.read(r(), trace_id) if len(trace_id) <= 200 else []
     if not stages:
         raise ApiError(404, f"Trace not found: {trace_id}")

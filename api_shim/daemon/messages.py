@@ -11,9 +11,11 @@ from flask import Response, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api_shim import bodies
+from api_shim.answers import Ok
 from api_shim.context import r
-from api_shim.daemon import blueprint
+from api_shim.daemon import answers, blueprint, message_answers
 from api_shim.daemon.ask_requests import AttachmentRef
+from api_shim.declare import declare
 from api_shim.errors import ApiError
 from dispatchyard.state import clock, events, messaging
 
@@ -51,7 +53,8 @@ class ChatTurnBody(BaseModel):
 
 
 @blueprint.post("/notify")
-def notify():
+@declare(body=NotifyBody, responses={200: message_answers.Notified})
+def notify() -> dict[str, Any]:
     body = bodies.parse(NotifyBody)
     attachments = [a.model_dump(exclude_none=True) for a in body.attachments]
     return messaging.notify(
@@ -67,7 +70,8 @@ def notify():
 
 
 @blueprint.post("/broadcast")
-def broadcast():
+@declare(body=BroadcastBody, responses={200: message_answers.Broadcast})
+def broadcast() -> dict[str, Any]:
     body = bodies.parse(BroadcastBody)
     return messaging.broadcast(
         r(),
@@ -81,7 +85,8 @@ def broadcast():
 
 
 @blueprint.get("/events")
-def recent_events():
+@declare(responses={200: message_answers.Events})
+def recent_events() -> Response:
     since = request.args.get("since")
     if since is not None and len(since) > 50:
         raise ApiError(400, "since is not an event id")
@@ -89,7 +94,8 @@ def recent_events():
 
 
 @blueprint.post("/events/chat")
-def chat_turn():
+@declare(body=ChatTurnBody, responses={200: Ok})
+def chat_turn() -> dict[str, Any]:
     """A chat turn for the dashboard's view of a peer (repowire's ingest_chat_turn)."""
     body = bodies.parse(ChatTurnBody)
     events.append(r(), "chat_turn", clock.now_ms(), body.model_dump(exclude_none=True))
@@ -97,7 +103,8 @@ def chat_turn():
 
 
 @blueprint.get("/events/stream")
-def stream_events():
+@declare(responses={200: answers.EVENT_STREAM})
+def stream_events() -> Response:
     """Server-Sent Events of mesh and job events: the recent window first, then each new one
     as it is written, with a comment line every 15 s so both ends notice a dead connection.
     Each reader holds one request thread and, while it waits, one Redis connection."""

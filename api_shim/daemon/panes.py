@@ -14,9 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api_shim import bodies
 from api_shim.context import r, settings
-from api_shim.daemon import blueprint, pane_link, pane_reports
+from api_shim.daemon import blueprint, pane_link, pane_reports, peer_answers
 from api_shim.daemon.pane_names import PANE_ID
-from api_shim.daemon.peers import PeerBackend, _one
+from api_shim.daemon.peer_requests import PeerBackend
+from api_shim.daemon.peers import one
+from api_shim.declare import declare
 from api_shim.errors import ApiError
 from dispatchyard.state import peers
 
@@ -38,7 +40,7 @@ class RehookBody(BaseModel):
 
 def _peer(ident: str, circle: str | None) -> dict[str, Any]:
     """404 `Peer not found: X`, 409 for a name in several circles: the peer routes' rule."""
-    return _one(peers.resolve(r(), ident, circle), ident)
+    return one(peers.resolve(r(), ident, circle), ident)
 
 
 def _hook_url() -> str:
@@ -47,11 +49,13 @@ def _hook_url() -> str:
 
 
 @blueprint.get("/panes/orphans")
+@declare(responses={200: peer_answers.OrphanPanes})
 def orphan_panes() -> dict[str, Any]:
     return {"panes": pane_reports.orphans(r(), settings())}
 
 
 @blueprint.post("/panes/<pane_id>/link")
+@declare(body=LinkBody, responses={200: peer_answers.Linked})
 def link_pane(pane_id: str) -> dict[str, Any]:
     body = bodies.parse(LinkBody)
     if not PANE_ID.match(pane_id):
@@ -79,12 +83,14 @@ def link_pane(pane_id: str) -> dict[str, Any]:
 
 
 @blueprint.get("/peers/<ident>/doctor")
+@declare(responses={200: peer_answers.Doctor})
 def peer_doctor(ident: str) -> dict[str, Any]:
     peer = _peer(ident, request.args.get("circle") or None)
     return pane_reports.doctor(r(), settings(), peer)
 
 
 @blueprint.post("/peers/<name>/rehook")
+@declare(body=RehookBody, optional_body=True, responses={200: peer_answers.Rehooked})
 def rehook_peer(name: str) -> dict[str, Any]:
     body = bodies.validate(RehookBody, bodies.raw_json(allow_empty=True))
     peer = _peer(name, body.circle or request.args.get("circle") or None)

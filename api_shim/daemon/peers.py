@@ -6,103 +6,31 @@ peer online. The tmux pane routes and the doctor report live elsewhere."""
 from __future__ import annotations
 
 import os
-import re
 import socket
-from typing import Any, Literal
+from typing import Any
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api_shim import bodies
+from api_shim.answers import Ok
 from api_shim.context import r
-from api_shim.daemon import blueprint, views
+from api_shim.daemon import blueprint, peer_answers, views
+from api_shim.daemon.peer_requests import (
+    CircleBody,
+    DescriptionBody,
+    ListQuery,
+    OfflineBody,
+    RegisterBody,
+    SessionUpdateBody,
+    UnregisterBody,
+)
+from api_shim.declare import declare
 from api_shim.errors import ApiError
 from dispatchyard.state import clock, peer_lifecycle, peer_lookups, peers
 from dispatchyard.state.models import PeerState
 
-PeerBackend = Literal["claude-code", "opencode", "codex", "gemini", "antigravity", "pi"]
-Role = Literal["agent", "service", "orchestrator", "human"]
-TurnState = Literal["idle", "working", "awaiting_input", "pending_first_turn"]
-CircleSource = Literal["tmux", "spawn_hint", "fallback"]
-NAME = r"^[a-zA-Z0-9._-]+$"
-CIRCLE = r"^[a-zA-Z0-9._-]{1,64}$"
-CIRCLE_RE = re.compile(CIRCLE)
 SESSION_STATUSES = ("online", "busy", "offline")
 Peer = dict[str, Any]
-
-
-class RegisterBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    peer_id: str | None = Field(None, pattern=r"^repow-[A-Za-z0-9._-]+-[0-9a-f]{8}$")
-    name: str = Field(min_length=1, max_length=64, pattern=NAME)
-    path: str | None = Field(None, max_length=4096)
-    machine: str | None = Field(None, max_length=200)
-    tmux_session: str | None = Field(None, max_length=200)
-    pane_id: str | None = Field(None, max_length=50)
-    backend: PeerBackend = "claude-code"
-    model: str | None = Field(None, max_length=200)
-    circle: str | None = None
-    circle_source: CircleSource | None = None
-    role: Role = "agent"
-    turn_state: TurnState | None = None
-    agent_pid: int | None = None
-    parent_pid: int | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("circle")
-    @classmethod
-    def _circle(cls, v: str | None) -> str | None:
-        if v is not None and not CIRCLE_RE.match(v):
-            raise ValueError("Circle must match ^[a-zA-Z0-9._-]+$ and be <= 64 chars")
-        return v
-
-
-class ListQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    status: Literal["online", "busy", "offline"] | None = None
-    path: str | None = None
-    backend: PeerBackend | None = None
-    circle: str | None = None
-
-
-class OfflineBody(BaseModel):
-    """Why a peer went offline; `terminal` retires it. Every field has repowire's default, so
-    hooks that send no body (or `{}`) keep the old behaviour."""
-
-    model_config = ConfigDict(extra="ignore")
-    reason: str = Field("offline_route", max_length=200)
-    source: str = Field("peers_route", max_length=200)
-    detail: str | None = Field(
-        "Peer was explicitly marked offline through the HTTP route.", max_length=2000
-    )
-    terminal: bool = False
-
-
-class UnregisterBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    name: str = Field(max_length=200)
-
-
-class DescriptionBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    description: str = Field(max_length=10_000)
-
-
-class CircleBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    peer_name: str = Field(min_length=1, max_length=200)
-    circle: str = Field(min_length=1, max_length=64, pattern=CIRCLE)
-
-
-class SessionUpdateBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    peer_name: str | None = Field(None, max_length=200)
-    pane_id: str | None = Field(None, max_length=50)
-    # Checked by the route, for repowire's 400 message.
-    status: str | None = Field(None, max_length=50)
-    turn_state: TurnState | None = None
-    model: str | None = Field(None, max_length=200)
-    metadata: dict[str, Any] | None = None
 
 
 def agent_alive(pid: int | None) -> bool:
@@ -119,7 +47,7 @@ def agent_alive(pid: int | None) -> bool:
     return True
 
 
-def _one(found: Peer | list[Peer] | None, ident: str) -> Peer:
+def one(found: Peer | list[Peer] | None, ident: str) -> Peer:
     """The peer a lookup found: 404 for none, 409 when the name is in several circles."""
     if found is None:
         raise ApiError(404, f"Peer not found: {ident}")
@@ -148,7 +76,8 @@ def _circle_arg() -> str | None:
 
 @blueprint.post("/peers")
 @blueprint.post("/peer/register")
-def register_peer():
+@declare(body=RegisterBody, responses={200: peer_answers.PeerRegistered})
+def register_peer() -> dict[str, Any]:
     body = bodies.parse(RegisterBody)
     fields = body.model_dump(exclude={"circle_source"})
     fields["circle"] = body.circle or "global"
@@ -174,7 +103,8 @@ def register_peer():
 
 
 @blueprint.get("/peers")
-def list_peers():
+@declare(query=ListQuery, responses={200: peer_answers.Peers})
+def list_peers() -> dict[str, Any]:
     given = {k: v for k, v in request.args.items() if v != ""}  # `?status=` filters nothing
     q = bodies.validate(ListQuery, given, loc="query")
     found = peer_lookups.search(
@@ -185,7 +115,8 @@ def list_peers():
 
 
 @blueprint.get("/peers/by-pane/<pane_id>")
-def get_peer_by_pane(pane_id: str):
+@declare(responses={200: peer_answers.PeerInfo})
+def get_peer_by_pane(pane_id: str) -> dict[str, Any]:
     found = peer_lookups.lookup_pane(r(), pane_id)
     if found is None:
         raise ApiError(404, f"No peer for pane: {pane_id}")
@@ -193,29 +124,33 @@ def get_peer_by_pane(pane_id: str):
 
 
 @blueprint.get("/peers/<ident>")
-def get_peer(ident: str):
-    peer = _one(peer_lookups.lookup(r(), ident, _circle_arg()), ident)
+@declare(responses={200: peer_answers.PeerInfo})
+def get_peer(ident: str) -> dict[str, Any]:
+    peer = one(peer_lookups.lookup(r(), ident, _circle_arg()), ident)
     return views.peer(peer, clock.now_ms())
 
 
-def _unregister(ident: str, circle: str | None) -> dict[str, bool]:
-    peer = _one(peers.resolve(r(), ident, circle), ident)
+def _unregister(ident: str, circle: str | None) -> dict[str, Any]:
+    peer = one(peers.resolve(r(), ident, circle), ident)
     peer_lifecycle.delete(r(), peer["peer_id"])
     return views.OK
 
 
 @blueprint.delete("/peers/<ident>")
-def delete_peer(ident: str):
+@declare(responses={200: Ok})
+def delete_peer(ident: str) -> dict[str, Any]:
     return _unregister(ident, _circle_arg())
 
 
 @blueprint.post("/peer/unregister")
-def unregister_peer():
+@declare(body=UnregisterBody, responses={200: Ok})
+def unregister_peer() -> dict[str, Any]:
     return _unregister(bodies.parse(UnregisterBody).name, None)
 
 
 @blueprint.post("/peers/<ident>/offline")
-def mark_offline(ident: str):
+@declare(body=OfflineBody, optional_body=True, responses={200: peer_answers.MarkedOffline})
+def mark_offline(ident: str) -> dict[str, Any]:
     data = bodies.raw_json(allow_empty=True)
     body = bodies.validate(OfflineBody, {} if data is None else data)
     found = peers.resolve(r(), ident, _circle_arg())
@@ -223,7 +158,7 @@ def mark_offline(ident: str):
         # As repowire: the session-end hook of a peer the daemon no longer knows is not an
         # error, and there is nothing to cancel.
         return {"ok": True, "cancelled_queries": 0}
-    peer = _one(found, ident)
+    peer = one(found, ident)
     cancelled = peer_lifecycle.mark_offline(
         r(),
         peer,
@@ -237,16 +172,18 @@ def mark_offline(ident: str):
 
 
 @blueprint.post("/peers/<ident>/touch")
-def touch_peer(ident: str):
-    peer = _one(peers.resolve(r(), ident, _circle_arg()), ident)
+@declare(responses={200: Ok})
+def touch_peer(ident: str) -> dict[str, Any]:
+    peer = one(peers.resolve(r(), ident, _circle_arg()), ident)
     peer_lifecycle.update(r(), peer["peer_id"], clock.now_ms())
     return views.OK
 
 
 @blueprint.post("/peers/<ident>/description")
-def set_description(ident: str):
+@declare(body=DescriptionBody, responses={200: Ok})
+def set_description(ident: str) -> dict[str, Any]:
     body = bodies.parse(DescriptionBody)
-    peer = _one(peers.resolve(r(), ident, _circle_arg()), ident)
+    peer = one(peers.resolve(r(), ident, _circle_arg()), ident)
     now = clock.now_ms()
     fields = {"description": body.description, "description_set_at": str(now)}
     peer_lifecycle.update(r(), peer["peer_id"], now, fields=fields)
@@ -254,20 +191,23 @@ def set_description(ident: str):
 
 
 @blueprint.post("/peers/circle")
-def set_circle():
+@declare(body=CircleBody, responses={200: Ok})
+def set_circle() -> dict[str, Any]:
     body = bodies.parse(CircleBody)
-    peer = _one(peers.resolve(r(), body.peer_name), body.peer_name)
+    peer = one(peers.resolve(r(), body.peer_name), body.peer_name)
     peer_lifecycle.move_circle(r(), peer["peer_id"], body.circle)
     return views.OK
 
 
 @blueprint.get("/circles/<name>/orchestrator")
-def circle_orchestrator(name: str):
+@declare(responses={200: peer_answers.OrchestratorStatus})
+def circle_orchestrator(name: str) -> dict[str, Any]:
     return views.orchestrator_status(name, peer_lookups.orchestrator(r(), name, clock.now_ms()))
 
 
 @blueprint.post("/session/update")
-def session_update():
+@declare(body=SessionUpdateBody, responses={200: Ok})
+def session_update() -> dict[str, Any]:
     body = bodies.parse(SessionUpdateBody)
     if body.status is None and body.turn_state is None and body.model is None:
         raise ApiError(400, "At least one of status, turn_state, or model is required")
@@ -276,7 +216,7 @@ def session_update():
         raise ApiError(400, detail)
     if body.peer_name:
         ident = body.peer_name
-        peer = _one(peers.resolve(r(), ident), ident)
+        peer = one(peers.resolve(r(), ident), ident)
     elif body.pane_id:
         ident = body.pane_id
         found = peers.by_pane(r(), ident)

@@ -1,6 +1,6 @@
-"""The API reference: `GET /openapi.json` (OpenAPI 3.1, generated from the routes and their
-pydantic models) and `GET /docs`, the same document rendered as a page. Both sit behind the
-daemon group's credentials, like every route but /health."""
+"""The API reference: `GET /openapi.json` (OpenAPI 3.1, made from the routes' declarations)
+and `GET /docs`, the same document rendered as a page. Both sit behind the daemon group's
+credentials, like every route but /health."""
 
 from __future__ import annotations
 
@@ -11,12 +11,21 @@ from typing import Any
 from flask import Response, current_app
 
 from api_shim import openapi
-from api_shim.daemon import blueprint
+from api_shim.daemon import answers, blueprint
+from api_shim.declare import declare
 
 
 @blueprint.get("/openapi.json")
-def openapi_document():
+@declare(responses={200: answers.Document})
+def openapi_document() -> Response:
     return Response(json.dumps(openapi.cached(current_app)), mimetype="application/json")
+
+
+def _name(content: dict[str, Any]) -> str:
+    """The schema a request or answer refers to, by name ('' for none)."""
+    for media in content.values():
+        return str(media.get("schema", {}).get("$ref", "")).rsplit("/", 1)[-1]
+    return ""
 
 
 def _page(doc: dict[str, Any]) -> str:
@@ -24,12 +33,13 @@ def _page(doc: dict[str, Any]) -> str:
     for path, operations in doc["paths"].items():
         for method, op in operations.items():
             params = ", ".join(p["name"] for p in op.get("parameters", []))
-            body = op.get("requestBody", {}).get("content", {})
-            ref = next(iter(body.values()), {}).get("schema", {}).get("$ref", "")
+            body = _name(op.get("requestBody", {}).get("content", {}))
+            success = [r for code, r in op["responses"].items() if code.startswith("2")]
+            answer = ", ".join(_name(r["content"]) or next(iter(r["content"])) for r in success)
             rows.append(
                 f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}"
                 f"</code></td><td>{html.escape(op['summary'])}</td><td>{html.escape(params)}"
-                f"</td><td>{html.escape(ref.rsplit('/', 1)[-1])}</td></tr>"
+                f"</td><td>{html.escape(body)}</td><td>{html.escape(answer)}</td></tr>"
             )
     schemas = "".join(
         f"<h3 id='{html.escape(name)}'>{html.escape(name)}</h3><pre>"
@@ -43,12 +53,13 @@ def _page(doc: dict[str, Any]) -> str:
         f"</head><body><h1>dispatchyard API {html.escape(doc['info']['version'])}</h1>"
         "<p>Generated from the routes; the machine-readable document is "
         "<a href='/openapi.json'>/openapi.json</a>.</p><table><tr><th>method</th><th>path</th>"
-        "<th>summary</th><th>parameters</th><th>body</th></tr>"
+        "<th>summary</th><th>parameters</th><th>body</th><th>answer</th></tr>"
         + "".join(rows)
         + f"</table><h2>Schemas</h2>{schemas}</body></html>"
     )
 
 
 @blueprint.get("/docs")
-def reference_page():
+@declare(responses={200: answers.PAGE})
+def reference_page() -> Response:
     return Response(_page(openapi.cached(current_app)), mimetype="text/html")

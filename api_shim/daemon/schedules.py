@@ -6,15 +6,19 @@ tick's (tasks/schedules.py); these routes only write and read."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api_shim import bodies
+from api_shim.answers import Ok
 from api_shim.context import r
-from api_shim.daemon import blueprint
+from api_shim.daemon import blueprint, message_answers
+from api_shim.declare import declare
 from api_shim.errors import ApiError
 from dispatchyard.state import clock, schedule_rules, schedules
+from dispatchyard.state.schedule_rules import ScheduleDoc
 
 SCHEDULE_ID = re.compile(r"^sched-[0-9a-f]{8}$")
 
@@ -38,7 +42,8 @@ def _not_found(schedule_id: str) -> ApiError:
 
 
 @blueprint.post("/schedules")
-def create_schedule():
+@declare(body=CreateBody, responses={200: message_answers.Schedule})
+def create_schedule() -> ScheduleDoc:
     body = bodies.parse(CreateBody)
     try:
         doc = schedule_rules.new_doc(body.model_dump(), clock.now_ms())
@@ -49,13 +54,15 @@ def create_schedule():
 
 
 @blueprint.get("/schedules")
-def list_schedules():
+@declare(responses={200: message_answers.Schedules})
+def list_schedules() -> dict[str, Any]:
     """Pending schedules (those that will still fire), by next fire_at."""
     return {"schedules": schedules.list_pending(r(), request.args.get("from_peer"))}
 
 
 @blueprint.get("/schedules/<schedule_id>")
-def get_schedule(schedule_id: str):
+@declare(responses={200: message_answers.Schedule})
+def get_schedule(schedule_id: str) -> ScheduleDoc:
     """One schedule with its fire record; a fired one-shot stays readable here a while."""
     doc = schedules.get(r(), schedule_id) if SCHEDULE_ID.match(schedule_id) else None
     if doc is None:
@@ -64,7 +71,8 @@ def get_schedule(schedule_id: str):
 
 
 @blueprint.delete("/schedules/<schedule_id>")
-def delete_schedule(schedule_id: str):
+@declare(responses={200: Ok})
+def delete_schedule(schedule_id: str) -> dict[str, Any]:
     """Cancel a pending schedule; 404 when unknown or already fired (nothing left to cancel)."""
     if not SCHEDULE_ID.match(schedule_id) or schedules.delete(r(), schedule_id) is None:
         raise _not_found(schedule_id)

@@ -11,7 +11,9 @@ from typing import Any
 
 from dispatchyard.state import peer_lookups
 from dispatchyard.state.clock import iso
+from dispatchyard.state.job_shape import JobDoc
 from dispatchyard.state.models import JOB_TERMINAL, PeerState
+from dispatchyard.state.template_rules import TemplateDoc
 
 Doc = dict[str, Any]
 
@@ -19,11 +21,11 @@ Doc = dict[str, Any]
 OK = {"ok": True}
 
 
-def created_job(doc: Doc) -> Doc:
+def created_job(doc: JobDoc) -> Doc:
     return {"job_id": doc["job_id"], "work_id": doc["job_id"], "status": doc}
 
 
-def created_template(doc: Doc) -> Doc:
+def created_template(doc: TemplateDoc) -> Doc:
     cal_id = doc["calendar_id"]
     return {"calendar_id": cal_id, "recurring_id": cal_id, "calendar": doc}
 
@@ -33,7 +35,7 @@ def status_json(raw_doc: str) -> str:
     return '{"status":' + raw_doc + "}"
 
 
-def result(doc: Doc) -> Doc:
+def result(doc: JobDoc) -> Doc:
     """GET /jobs/{id}/result: the outcome once the job ended, `not_ready` before."""
     job_id = doc["job_id"]
     if doc["state"] not in JOB_TERMINAL:
@@ -60,7 +62,7 @@ def result(doc: Doc) -> Doc:
     }
 
 
-def template_result(doc: Doc) -> Doc:
+def template_result(doc: TemplateDoc) -> Doc:
     return {"result": {"result_state": "recurring_template", "calendar": doc}}
 
 

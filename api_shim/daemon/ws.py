@@ -25,6 +25,7 @@ from api_shim import hub
 from api_shim.context import r, settings
 from api_shim.daemon import is_loopback
 from api_shim.daemon.peers import agent_alive
+from api_shim.declare import declare
 from dispatchyard.state import asks, clock, connections, deliveries, peer_lifecycle, peers, traces
 from dispatchyard.state.errors import Conflict, NotFound
 from dispatchyard.state.models import AGENT_BACKENDS, PeerState
@@ -123,7 +124,7 @@ def _on_frame(held: hub.Socket, data: dict[str, Any]) -> None:
         pass
 
 
-@sock.route("/ws", bp=blueprint)
+@declare(listed=False)
 def websocket(ws: Any) -> None:
     if settings().daemon_auth_token is None and not is_loopback(request.remote_addr):
         _refuse(ws, 4001, "daemon token not configured")
@@ -182,3 +183,8 @@ def websocket(ws: Any) -> None:
     finally:
         if the_hub.detach(held):
             connections.disconnect(r(), held.peer_id, the_hub.node, clock.now_ms())
+
+
+# flask-sock wraps the view (functools.wraps, so the declaration goes along) and registers the
+# wrapper on the blueprint.
+sock.route("/ws", bp=blueprint)(websocket)

@@ -24,4 +24,11 @@ answers_refusals(
     },
 )
 
-from api_shim.platform import heartbeats, hosts, mutations, orgs, sessions  # noqa: E402, F401
+from api_shim.platform import (  # noqa: E402, F401
+    heartbeats,
+    hosts,
+    mutations,
+    orgs,
+    session_list,
+    sessions,
+)

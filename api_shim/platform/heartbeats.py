@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api_shim import auth, bodies
 from api_shim.context import r, settings
+from api_shim.declare import declare
 from api_shim.errors import ApiError
-from api_shim.platform import blueprint
+from api_shim.platform import answers, blueprint
 from api_shim.platform.hosts import WORKER_ID
+from api_shim.vocab import HostReportedStatus
 from dispatchyard.state import clock, heartbeats
 from dispatchyard.state.clock import iso_ms
-from dispatchyard.state.models import HOST_REPORTED_STATUSES
 
 Percent = Field(None, ge=0, le=100, allow_inf_nan=False)
 
@@ -46,7 +47,7 @@ class Failure(BaseModel):
 class HeartbeatBody(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     __messages__ = {"activeCount": "activeCount must be a non-negative number"}
-    status: Literal[HOST_REPORTED_STATUSES] | None = None  # type: ignore[valid-type]
+    status: HostReportedStatus | None = None
     activeCount: int = Field(ge=0, le=1_000_000)
     activeInteractiveCount: int | None = Field(None, ge=0, le=1_000_000)
     maxSessions: int | None = Field(None, ge=0, le=1_000_000)
@@ -60,12 +61,16 @@ class HeartbeatBody(BaseModel):
 
 
 @blueprint.post("/workers/<worker_id>/heartbeat")
-def heartbeat(worker_id: str):
+@declare(body=HeartbeatBody, responses={200: answers.HeartbeatAnswer})
+def heartbeat(worker_id: str) -> dict[str, Any]:
     cred = auth.worker("worker:heartbeat", worker_id, defer_revocation=True)
     body = bodies.parse(HeartbeatBody)
     if not WORKER_ID.match(worker_id):
         raise ApiError(404, "Worker not found")
-    fields = {"activeCount": body.activeCount, "reportedStatus": body.status or ""}
+    fields: dict[str, Any] = {
+        "activeCount": body.activeCount,
+        "reportedStatus": body.status or "",
+    }
     for name in ("activeInteractiveCount", "maxSessions", "load", "loadAverage"):
         value = getattr(body, name)
         if value is not None:
@@ -88,7 +93,7 @@ def heartbeat(worker_id: str):
         redeliver_after_ms=int(s.mutation_redeliver_after_s * 1000),
         max_deliveries=s.mutation_max_deliveries,
     )
-    response = {
+    response: dict[str, Any] = {
         "acknowledged": True,
         "serverTime": iso_ms(now),
         "pendingWorkCount": result.pending_work_count,

@@ -4,13 +4,15 @@ deregister, list (heartbeat: heartbeats.py)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api_shim import auth, bodies, tokens
 from api_shim.context import r, settings
+from api_shim.declare import declare
 from api_shim.errors import ApiError
-from api_shim.platform import blueprint, views
+from api_shim.platform import answers, blueprint, views
 from dispatchyard.state import clock, hosts, orgs, sessions
 from dispatchyard.state.clock import iso_ms
 from dispatchyard.state.models import HostState
@@ -33,7 +35,7 @@ class RegisterBody(BaseModel):
     region: str | None = Field(None, max_length=100)
 
 
-def load_host(host_id: str, cred: auth.Credential) -> dict:
+def load_host(host_id: str, cred: auth.Credential) -> dict[str, Any]:
     """The host, if it exists in the caller's org (404 otherwise, never 403)."""
     record = hosts.get(r(), host_id, cred.org_id) if WORKER_ID.match(host_id) else None
     if record is None:
@@ -41,7 +43,7 @@ def load_host(host_id: str, cred: auth.Credential) -> dict:
     return record
 
 
-def _token_response(host: dict) -> dict:
+def _token_response(host: dict[str, Any]) -> dict[str, Any]:
     host = {**host, "projects_list": hosts.projects_of(host)}
     token, claims = tokens.mint(settings(), host)
     hosts.track_jti(r(), host["id"], claims["jti"], claims["exp"] * 1000, clock.now_ms())
@@ -49,7 +51,8 @@ def _token_response(host: dict) -> dict:
 
 
 @blueprint.post("/workers/register")
-def register():
+@declare(body=RegisterBody, responses={201: answers.Registered})
+def register() -> tuple[dict[str, Any], int]:
     cred = auth.authenticate("api_key", "legacy")
     if not (cred.has_scope("worker:register") or cred.at_least("admin")):
         raise auth.forbidden("Requires scope worker:register")
@@ -87,7 +90,8 @@ def register():
 
 
 @blueprint.post("/workers/<worker_id>/refresh-token")
-def refresh_token(worker_id: str):
+@declare(body=bodies.Empty, optional_body=True, responses={200: answers.RuntimeToken})
+def refresh_token(worker_id: str) -> dict[str, Any]:
     cred = auth.authenticate("api_key", "legacy")
     bodies.parse(bodies.Empty, allow_empty=True)  # no fields, but a malformed body is a 400
     host = load_host(worker_id, cred)
@@ -97,7 +101,8 @@ def refresh_token(worker_id: str):
 
 
 @blueprint.get("/workers/<worker_id>/poll")
-def poll(worker_id: str):
+@declare(responses={200: answers.Poll})
+def poll(worker_id: str) -> dict[str, Any]:
     cred = auth.worker("worker:poll", worker_id, defer_revocation=True)
     if not WORKER_ID.match(worker_id):
         raise ApiError(404, "Worker not found")
@@ -117,7 +122,8 @@ def poll(worker_id: str):
 
 
 @blueprint.delete("/workers/<worker_id>")
-def deregister(worker_id: str):
+@declare(responses={200: answers.Deregistered})
+def deregister(worker_id: str) -> dict[str, Any]:
     cred = auth.authenticate("api_key", "jwt", "legacy")
     if cred.kind == "jwt" and cred.worker_id != worker_id:
         raise auth.forbidden("Token does not belong to this worker")
@@ -129,7 +135,8 @@ def deregister(worker_id: str):
 
 
 @blueprint.get("/workers")
-def list_workers():
+@declare(responses={200: answers.Hosts})
+def list_workers() -> dict[str, Any]:
     cred = auth.api_key()
     now = clock.now_ms()
     offline_ms = int(settings().worker_offline_after_s * 1000)

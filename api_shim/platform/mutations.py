@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api_shim import auth, bodies
 from api_shim.context import r
+from api_shim.declare import declare
 from api_shim.errors import ApiError
-from api_shim.platform import blueprint, views
+from api_shim.platform import answers, blueprint, views
+from api_shim.vocab import MutationStatus, Workload
 from dispatchyard.state import clock, hosts, mutations
 from dispatchyard.state.errors import Conflict
-from dispatchyard.state.models import MODEL_ACCESS_WORKLOADS, MUTATION_OPS, MUTATION_STATUSES
+from dispatchyard.state.models import MUTATION_OPS
 
 MUTATION_ID = re.compile(r"^mut_[0-9a-f]{24}$")
 Id = Annotated[str, Field(min_length=1, max_length=200)]
@@ -39,9 +41,6 @@ class PoolDeleted(_Params):
     reason: str | None = Field(None, max_length=2000)
 
 
-Workload = Literal[MODEL_ACCESS_WORKLOADS]  # type: ignore[valid-type]
-
-
 class ModelAccessSet(_Params):
     workload: Workload | None = None
     policy: dict[str, Any]
@@ -51,7 +50,7 @@ class ModelAccessClear(_Params):
     workload: Workload | None = None
 
 
-PARAMS = {
+PARAMS: dict[str, type[_Params]] = {
     "project.add": ProjectAdd,
     "project.remove": ProjectRemove,
     "pool.deleted": PoolDeleted,
@@ -69,7 +68,8 @@ class MutationBody(BaseModel):
 
 
 @blueprint.post("/daemon/mutations")
-def enqueue_mutation():
+@declare(body=MutationBody, responses={201: answers.MutationCreated})
+def enqueue_mutation() -> tuple[dict[str, Any], int]:
     cred = auth.api_key("admin")
     body = bodies.parse(MutationBody)
     model = PARAMS.get(body.op)
@@ -97,12 +97,13 @@ def enqueue_mutation():
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
     workerHostId: str | None = Field(None, max_length=100)
-    status: Literal[MUTATION_STATUSES] | None = None  # type: ignore[valid-type]
+    status: MutationStatus | None = None
     limit: int = Field(100, ge=1, le=500)
 
 
 @blueprint.get("/daemon/mutations")
-def list_mutations():
+@declare(query=ListQuery, responses={200: answers.Mutations})
+def list_mutations() -> dict[str, Any]:
     cred = auth.api_key()
     q = bodies.validate(ListQuery, request.args.to_dict(), loc="query")
     if q.workerHostId is not None and hosts.get(r(), q.workerHostId, cred.org_id) is None:
@@ -113,21 +114,23 @@ def list_mutations():
     return {"mutations": [views.mutation(m) for m in rows]}
 
 
-def _load(mutation_id: str, cred: auth.Credential) -> dict:
+def _load(mutation_id: str, cred: auth.Credential) -> dict[str, Any]:
     if not MUTATION_ID.match(mutation_id):
         raise ApiError(404, "Mutation not found")
     return mutations.get(r(), cred.org_id, mutation_id)
 
 
 @blueprint.get("/daemon/mutations/<mutation_id>")
-def get_mutation(mutation_id: str):
+@declare(responses={200: answers.MutationFound})
+def get_mutation(mutation_id: str) -> dict[str, Any]:
     cred = auth.api_key()
     record = _load(mutation_id, cred)
     return {"mutation": views.mutation(record, mutations.history(r(), mutation_id))}
 
 
 @blueprint.delete("/daemon/mutations/<mutation_id>")
-def cancel_mutation(mutation_id: str):
+@declare(responses={200: answers.Cancelled, 409: answers.CancelRefused})
+def cancel_mutation(mutation_id: str) -> dict[str, Any] | tuple[dict[str, Any], int]:
     cred = auth.api_key("admin")
     _load(mutation_id, cred)
     try:

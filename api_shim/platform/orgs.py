@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api_shim import auth, bodies
 from api_shim.context import r
+from api_shim.declare import declare
 from api_shim.errors import ApiError
-from api_shim.platform import blueprint, views
+from api_shim.platform import answers, blueprint, views
+from api_shim.vocab import Role, Scope
 from dispatchyard.state import apikeys, clock, orgs
-from dispatchyard.state.models import ROLE_RANK, ROLES, SCOPES, SLUG_PATTERN
+from dispatchyard.state.models import ROLE_RANK, SLUG_PATTERN
 
 
 class ProjectBody(BaseModel):
@@ -24,13 +26,13 @@ class ProjectBody(BaseModel):
 class KeyBody(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     name: str = Field(min_length=1, max_length=200)
-    role: Literal[ROLES] = "member"  # type: ignore[valid-type]
+    role: Role = "member"
     projects: Literal["all"] | list[str] = "all"
-    scopes: list[Literal[SCOPES]] = Field(default_factory=list)  # type: ignore[valid-type]
+    scopes: list[Scope] = Field(default_factory=list)
 
     @field_validator("projects")
     @classmethod
-    def _non_empty(cls, v):
+    def _non_empty(cls, v: str | list[str]) -> str | list[str]:
         if isinstance(v, list) and not v:
             raise ValueError('must be "all" or a non-empty list of project ids')
         return v
@@ -42,7 +44,8 @@ def own_org(cred: auth.Credential, org_id: str) -> None:
 
 
 @blueprint.post("/org/<org_id>/projects")
-def create_project(org_id: str):
+@declare(body=ProjectBody, responses={201: answers.ProjectCreated})
+def create_project(org_id: str) -> tuple[dict[str, Any], int]:
     cred = auth.api_key("admin")
     own_org(cred, org_id)
     body = bodies.parse(ProjectBody)
@@ -53,7 +56,8 @@ def create_project(org_id: str):
 
 
 @blueprint.get("/org/<org_id>/projects")
-def list_projects(org_id: str):
+@declare(responses={200: answers.Projects})
+def list_projects(org_id: str) -> dict[str, Any]:
     cred = auth.api_key()
     own_org(cred, org_id)
     projects = [p for p in orgs.list_projects(r(), org_id) if cred.may_use_project(p["id"])]
@@ -61,7 +65,8 @@ def list_projects(org_id: str):
 
 
 @blueprint.post("/org/<org_id>/keys")
-def create_key(org_id: str):
+@declare(body=KeyBody, responses={201: answers.KeyCreated})
+def create_key(org_id: str) -> tuple[dict[str, Any], int]:
     cred = auth.api_key()
     own_org(cred, org_id)
     if not (cred.at_least("admin") or cred.has_scope("org_keys:write")):
@@ -93,14 +98,16 @@ def create_key(org_id: str):
 
 
 @blueprint.get("/org/<org_id>/keys")
-def list_keys(org_id: str):
+@declare(responses={200: answers.Keys})
+def list_keys(org_id: str) -> dict[str, Any]:
     cred = auth.api_key("admin")
     own_org(cred, org_id)
     return {"keys": [views.key(k) for k in apikeys.list_keys(r(), org_id)]}
 
 
 @blueprint.delete("/org/<org_id>/keys/<key_id>")
-def revoke_key(org_id: str, key_id: str):
+@declare(responses={200: answers.Revoked})
+def revoke_key(org_id: str, key_id: str) -> dict[str, Any]:
     cred = auth.api_key()
     own_org(cred, org_id)
     if not (cred.at_least("admin") or cred.has_scope("org_keys:write")):

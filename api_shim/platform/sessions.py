@@ -1,138 +1,45 @@
-"""The session queue: enqueue, claim, status, activity, lock refresh, completion, nack,
-cloud-runner detail, and the enriched list."""
+"""The session queue: enqueue, claim, status, activity, lock refresh, completion, nack and the
+cloud-runner detail (the list: session_list.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
-from typing import Literal
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
-from flask import make_response, request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from flask import Response, make_response
 
 from api_shim import auth, bodies
 from api_shim.context import r, settings
+from api_shim.declare import declare
 from api_shim.errors import ApiError
-from api_shim.platform import blueprint, views
+from api_shim.platform import blueprint, session_answers, views
 from api_shim.platform.hosts import load_host
-from dispatchyard.state import clock, health, orgs, sessions
-from dispatchyard.state.clock import iso_ms
+from api_shim.platform.session_list import project_from_referer as project_from_referer
+from api_shim.platform.session_requests import (
+    SESSION_ID,
+    ActivityBody,
+    CompletionBody,
+    EnqueueBody,
+    LockRefreshBody,
+    StatusBody,
+    WorkerBody,
+)
+from dispatchyard.state import clock, orgs, sessions
 from dispatchyard.state.errors import Conflict, Forbidden
-from dispatchyard.state.models import SESSION_STATUSES, SLUG, WORK_TYPES
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-REPORTABLE = tuple(s for s in SESSION_STATUSES if s not in ("queued", "claimed"))
+Record = dict[str, Any]
 
 
-class EnqueueBody(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    issueId: str = Field(min_length=1, max_length=200)
-    issueIdentifier: str = Field(min_length=1, max_length=200)
-    projectId: str | None = Field(None, max_length=100)
-    project: str | None = Field(None, max_length=100)
-    priority: int = Field(3, ge=1, le=5)
-    prompt: str = Field(min_length=1, max_length=200_000)
-    workType: Literal[WORK_TYPES] = "development"  # type: ignore[valid-type]
-    sourceSessionId: str | None = Field(None, max_length=200)
-    trackerSessionId: str | None = Field(None, pattern=SESSION_ID.pattern)
-    linearSessionId: str | None = Field(None, pattern=SESSION_ID.pattern)
-    providerSessionId: str | None = Field(None, max_length=200)
-    kits: dict = Field(default_factory=dict)
-    systemPrompt: str | None = Field(None, max_length=200_000)
-    model: str | None = Field(None, max_length=200)
-    provider: str | None = Field(None, max_length=100)
-
-    @model_validator(mode="after")
-    def _project_named(self):
-        if not self.projectId and not self.project:
-            raise ValueError("projectId or project is required")
-        if (
-            self.trackerSessionId
-            and self.linearSessionId
-            and self.trackerSessionId != self.linearSessionId
-        ):
-            raise ValueError("trackerSessionId and linearSessionId differ")
-        return self
-
-
-class WorkerBody(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    workerId: str = Field(min_length=1, max_length=100)
-
-
-class RunnerBody(BaseModel):
-    """A body the session's runner posts. Its `workerId` may be empty or absent: the runner
-    copies it from its session detail, which the cloud-runner detail does not carry, and sends
-    it with `omitempty` on lock-refresh and completion (RenseiAI/donmai)."""
-
-    model_config = ConfigDict(extra="ignore", strict=True)
-    workerId: str | None = Field(None, max_length=100)
-
-
-class StatusError(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    message: str = Field(max_length=20_000)
-
-
-class StatusBody(RunnerBody):
-    status: Literal[REPORTABLE]  # type: ignore[valid-type]
-    providerSessionId: str | None = Field(None, max_length=200)
-    worktreePath: str | None = Field(None, max_length=4096)
-    error: StatusError | None = None
-    totalCostUsd: float | None = Field(None, ge=0, allow_inf_nan=False)
-    inputTokens: int | None = Field(None, ge=0)
-    outputTokens: int | None = Field(None, ge=0)
-    provider: str | None = Field(None, max_length=100)
-
-
-class AgentActivity(BaseModel):
-    """One event of the runner's activity stream (donmai runtime/activity `payload`): `type` is
-    thought | action | response | error | context; only some events name a tool. Its other
-    fields (toolInput, toolOutput, toolUseId, ...) are accepted and not kept."""
-
-    model_config = ConfigDict(extra="ignore", strict=True)
-    type: str = Field(min_length=1, max_length=100)
-    content: str = Field(min_length=1)
-    toolName: str | None = Field(None, max_length=200)
-
-
-class ActivityBody(RunnerBody):
-    """`{workerId, activity: {type, content, toolName?}}` as the runner posts it, or the older
-    flat `{workerId, toolName}`."""
-
-    __messages__ = {"activity": "activity with type and content is required"}
-    activity: AgentActivity | None = None
-    toolName: str | None = Field(None, min_length=1, max_length=200)
-
-    @model_validator(mode="after")
-    def _one_shape(self):
-        if self.activity is None and self.toolName is None:
-            raise ValueError("activity with type and content is required")
-        return self
-
-
-class LockRefreshBody(RunnerBody):
-    issueId: str = Field(min_length=1, max_length=200)
-
-
-class CompletionBody(RunnerBody):
-    """Bounded by the body limit only: a summary refused here would be a lost result."""
-
-    __messages__ = {"summary": "summary is required"}
-    summary: str = Field(min_length=1)
-
-
-def _session_for_worker(session_id: str, cred: auth.Credential) -> dict:
+def _session_for_worker(session_id: str, cred: auth.Credential) -> Record:
     record = sessions.get(r(), session_id, cred.org_id) if SESSION_ID.match(session_id) else None
     if record is None:
         raise ApiError(404, "Session not found")
     return record
 
 
-def _worker_for_body(body: WorkerBody, cred: auth.Credential) -> dict:
+def _worker_for_body(body: WorkerBody, cred: auth.Credential) -> Record:
     if cred.kind == "jwt" and cred.worker_id != body.workerId:
         raise auth.forbidden("Token does not belong to this worker")
     return load_host(body.workerId, cred)
@@ -156,7 +63,7 @@ def _acting_host(worker_id: str | None, cred: auth.Credential) -> str:
     return worker_id
 
 
-def _unheld(record: dict) -> ApiError:
+def _unheld(record: Record) -> ApiError:
     """A runner token names a session no host holds (queued again, or never claimed)."""
     return ApiError(
         409, f"Session is {record['status']}; no worker holds it", current=record["status"]
@@ -164,7 +71,8 @@ def _unheld(record: dict) -> ApiError:
 
 
 @blueprint.post("/sessions")
-def enqueue():
+@declare(body=EnqueueBody, responses={201: session_answers.Enqueued})
+def enqueue() -> tuple[dict[str, Any], int]:
     cred = auth.api_key("member")
     body = bodies.parse(EnqueueBody)
     project = (
@@ -248,7 +156,8 @@ DETAIL_FIELDS = (
 
 
 @blueprint.get("/daemon/sessions/<session_id>")
-def cloud_runner_detail(session_id: str):
+@declare(responses={200: session_answers.SessionDetail})
+def cloud_runner_detail(session_id: str) -> Response:
     """Full payload only while queued; the body carries secrets, so it is never cached."""
     cred = auth.authenticate("jwt", "legacy")
     payload = sessions.queued_payload(r(), session_id) if SESSION_ID.match(session_id) else None
@@ -261,7 +170,8 @@ def cloud_runner_detail(session_id: str):
 
 
 @blueprint.post("/sessions/<session_id>/claim")
-def claim(session_id: str):
+@declare(body=WorkerBody, responses={200: session_answers.ClaimAnswer})
+def claim(session_id: str) -> dict[str, Any]:
     cred = auth.worker("worker:session", None)
     body = bodies.parse(WorkerBody)
     _worker_for_body(body, cred)
@@ -272,11 +182,13 @@ def claim(session_id: str):
         # Not the error envelope: a claim that is not granted is an answer, with its reason.
         return {"claimed": False, "reason": lost.message}
     record = sessions.get(r(), session_id)
+    assert record is not None, "a session just claimed has a record"  # sessions are kept
     return {"claimed": True, "session": views.session(record), "work": work}
 
 
 @blueprint.post("/sessions/<session_id>/status")
-def status(session_id: str):
+@declare(body=StatusBody, responses={200: session_answers.StatusUpdated})
+def status(session_id: str) -> dict[str, Any]:
     cred = auth.session_worker("worker:session", session_id)
     body = bodies.parse(StatusBody)
     host_id = _acting_host(body.workerId, cred)
@@ -297,7 +209,8 @@ def status(session_id: str):
 
 
 @blueprint.post("/sessions/<session_id>/activity")
-def activity(session_id: str):
+@declare(body=ActivityBody, responses={200: session_answers.ActivityRecorded})
+def activity(session_id: str) -> dict[str, Any]:
     cred = auth.session_worker("worker:session", session_id)
     body = bodies.parse(ActivityBody)
     host_id = _acting_host(body.workerId, cred)
@@ -315,7 +228,8 @@ def activity(session_id: str):
 
 
 @blueprint.post("/sessions/<session_id>/lock-refresh")
-def lock_refresh(session_id: str):
+@declare(body=LockRefreshBody, responses={200: session_answers.LockRefreshed})
+def lock_refresh(session_id: str) -> dict[str, Any]:
     """`{refreshed}`: true while the worker still holds the active session (its last-seen is
     stamped); false once it has moved on, which the runner counts as a strike (three abort the
     session). Another worker's session is 403, as in agentfactory."""
@@ -328,7 +242,8 @@ def lock_refresh(session_id: str):
 
 
 @blueprint.post("/sessions/<session_id>/completion")
-def completion(session_id: str):
+@declare(body=CompletionBody, responses={200: session_answers.CompletionPosted})
+def completion(session_id: str) -> dict[str, Any]:
     """The runner's completion summary, posted before its terminal status. agentfactory posts it
     to the tracker as comments; here the session record is where it goes (`summary`), so the
     answer keeps agentfactory's shape with the one part recorded."""
@@ -343,90 +258,11 @@ def completion(session_id: str):
 
 
 @blueprint.post("/sessions/<session_id>/nack")
-def nack(session_id: str):
+@declare(body=WorkerBody, responses={200: session_answers.Nacked})
+def nack(session_id: str) -> dict[str, Any]:
     cred = auth.worker("worker:session", None)
     body = bodies.parse(WorkerBody)
     _worker_for_body(body, cred)
     _session_for_worker(session_id, cred)
     sessions.nack(r(), body.workerId, session_id, clock.now_ms())
     return {"nacked": True, "sessionId": session_id, "requeued": True}
-
-
-class ListQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    projectId: str | None = Field(None, max_length=100)
-    project: str | None = Field(None, max_length=100)
-    limit: int | None = Field(None, ge=1, le=1000)
-
-
-REFERER_PROJECT = re.compile(rf"/projects/({SLUG})(?:[/?#]|$)")
-
-
-def project_from_referer(referer: str | None) -> str | None:
-    """The project slug a dashboard page names: `…/projects/<slug>…` or `?project=<slug>`.
-    Anything malformed yields None (the whole org)."""
-    if not referer or len(referer) > 4096:
-        return None
-    try:
-        parts = urlsplit(referer)
-        query = parse_qs(parts.query)
-    except ValueError:
-        return None
-    slugs = query.get("project")
-    if slugs and re.fullmatch(SLUG, slugs[0]):
-        return slugs[0]
-    match = REFERER_PROJECT.search(parts.path)
-    return match.group(1) if match else None
-
-
-@blueprint.get("/sessions")
-def list_sessions():
-    cred = auth.api_key()
-    q = bodies.validate(ListQuery, request.args.to_dict(), loc="query")
-    project = None
-    if q.projectId:
-        project = orgs.get_project(r(), cred.org_id, q.projectId)
-    elif q.project:
-        project = orgs.project_by_slug(r(), cred.org_id, q.project)
-    else:
-        slug = project_from_referer(request.headers.get("Referer"))
-        project = orgs.project_by_slug(r(), cred.org_id, slug) if slug else None
-        if slug and project is None:
-            raise ApiError(404, f"Project not found: {slug}")
-    if (q.projectId or q.project) and project is None:
-        raise ApiError(404, "Project not found")
-    if project is not None and not cred.may_use_project(project["id"]):
-        raise ApiError(404, "Project not found")
-    s = settings()
-    now = clock.now_ms()
-    # The key's projects select the sessions before the limit applies (a limited key reads only
-    # its projects' indexes), so a page is never cut short by other projects' sessions.
-    scope: list[str] | None = None
-    if project is not None:
-        scope = [project["id"]]
-    elif cred.projects != "all":
-        scope = list(cred.projects)
-    records, hosts = sessions.list_for(r(), cred.org_id, scope, q.limit or s.session_list_limit)
-    rows = []
-    summary = {"green": 0, "yellow": 0, "red": 0}
-    thresholds = health_thresholds(s)
-    for record in records:
-        verdict = health.assess(record, hosts.get(record.get("workerId", "")), now, thresholds)
-        summary[verdict["level"]] += 1
-        rows.append({**views.session(record), "health": verdict})
-    return {
-        "sessions": rows,
-        "count": len(rows),
-        "healthSummary": summary,
-        "timestamp": iso_ms(now),
-    }
-
-
-def health_thresholds(s) -> health.Thresholds:
-    return health.Thresholds(
-        long_running_ms=int(s.health_long_running_s * 1000),
-        stale_heartbeat_ms=int(s.health_stale_heartbeat_s * 1000),
-        claim_stuck_ms=int(s.health_claim_stuck_s * 1000),
-        tool_loop_ms=int(s.health_tool_loop_s * 1000),
-        worker_offline_ms=int(s.worker_offline_after_s * 1000),
-    )

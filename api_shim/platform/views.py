@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from dispatchyard.state import heartbeats, hosts
 from dispatchyard.state.clock import iso_ms
 from dispatchyard.state.models import HostState
 
+Record = dict[str, Any]
+N = TypeVar("N", int, float)
 
-def _num(v: str | None, kind=float):
-    return kind(v) if v not in (None, "") else None
+
+def _num(v: str | None, kind: Callable[[str], N]) -> N | None:
+    return kind(v) if v is not None and v != "" else None
 
 
-def project(p: dict) -> dict:
+def project(p: Record) -> Record:
     return {
         "id": p["id"],
         "slug": p["slug"],
@@ -24,7 +29,7 @@ def project(p: dict) -> dict:
     }
 
 
-def key(k: dict) -> dict:
+def key(k: Record) -> Record:
     return {
         "id": k["id"],
         "keyPrefix": k["keyPrefix"],
@@ -37,7 +42,7 @@ def key(k: dict) -> dict:
     }
 
 
-def session(s: dict, with_summary: bool = False) -> dict:
+def session(s: Record, with_summary: bool = False) -> Record:
     """A session record on the wire. The runner's completion `summary` (unbounded but for the
     body limit) comes only when asked for: the list would carry up to 1000 of them."""
     queued_at = _num(s.get("queuedAt"), int)
@@ -48,7 +53,7 @@ def session(s: dict, with_summary: bool = False) -> dict:
     if started is not None:
         duration = (finished or updated or started) - started
     error = s.get("error")
-    out = {
+    out: Record = {
         "id": s["id"],
         "identifier": s.get("issueIdentifier") or None,
         "issueId": s.get("issueId") or None,
@@ -63,7 +68,7 @@ def session(s: dict, with_summary: bool = False) -> dict:
         "finishedAt": iso_ms(finished),
         "updatedAt": iso_ms(updated),
         "durationMs": duration,
-        "costUsd": _num(s.get("totalCostUsd")),
+        "costUsd": _num(s.get("totalCostUsd"), float),
         "inputTokens": _num(s.get("inputTokens"), int),
         "outputTokens": _num(s.get("outputTokens"), int),
         "provider": s.get("provider") or None,
@@ -79,9 +84,9 @@ def session(s: dict, with_summary: bool = False) -> dict:
     return out
 
 
-def host_status(w: dict) -> dict:
+def host_status(w: Record) -> Record:
     """The stored host status as `{status, recommendedAction?, candidatePoolIds?}`."""
-    out: dict = {"status": w.get("hostStatus") or "ok"}
+    out: Record = {"status": w.get("hostStatus") or "ok"}
     if w.get("recommendedAction"):
         out["recommendedAction"] = w["recommendedAction"]
     if w.get("candidatePoolIds"):
@@ -89,7 +94,7 @@ def host_status(w: dict) -> dict:
     return out
 
 
-def host(w: dict, now_ms: int, offline_after_ms: int) -> dict:
+def host(w: Record, now_ms: int, offline_after_ms: int) -> Record:
     """A daemon host in the /api/workers list."""
     last = int(w.get("lastHeartbeat") or 0)
     # The list's status: the lifecycle state, except that a host silent past the offline window
@@ -119,9 +124,9 @@ def host(w: dict, now_ms: int, offline_after_ms: int) -> dict:
     }
 
 
-def mutation(m: dict, with_history: list[dict] | None = None) -> dict:
+def mutation(m: Record, with_history: list[Record] | None = None) -> Record:
     """A daemon config mutation, with its audit history when asked for."""
-    out = {
+    out: Record = {
         "id": m["id"],
         "orgId": m["orgId"],
         "workerHostId": m["workerHostId"],

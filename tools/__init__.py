@@ -1,0 +1,1 @@
+"""Developer tools: nothing here is installed or imported by the running services."""

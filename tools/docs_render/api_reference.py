@@ -147,7 +147,9 @@ def _schema_section(name: str, schema: Schema) -> list[str]:
         return [*out, "One of " + _type(schema) + ".", ""]
     if "properties" in schema or schema.get("type") == "object":
         return [*out, *_fields_table(schema), ""]
-    return [*out, "A " + _type(schema).replace(" \\| ", " or ") + ".", ""]
+    if "anyOf" in schema:
+        return [*out, "One of " + _type(schema).replace(" \\| ", ", ") + ".", ""]
+    return [*out, _type(schema)[0].upper() + _type(schema)[1:] + ".", ""]
 
 
 def _operation(path: str, method: str, op: Schema, components: Schema) -> tuple[list[str], str]:

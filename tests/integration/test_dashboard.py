@@ -1,5 +1,6 @@
-"""The dashboard page (/dashboard) end to end: the real shim over HTTP, seeded over HTTP, driven
-in headless Chromium (Debian's `chromium`, never a browser Playwright downloads).
+"""The dashboard page (/dashboard) in a real browser: the real shim over HTTP (in process),
+seeded over HTTP, driven in headless Chromium (Debian's `chromium`, never a browser Playwright
+downloads).
 
 Set DISPATCHYARD_SCREENSHOTS=1 to rewrite docs/screenshots/<view>.png (1280x800) on the way.
 """

@@ -1,5 +1,6 @@
 """Overlap policies of an every-minute template whose fires outlast a minute, and routing of
-fires to the worker of the machine that holds the job's path."""
+fires to the worker of the machine that holds the job's path (the in-process worker is
+test-host's; host-b's is a Celery worker process)."""
 
 from __future__ import annotations
 

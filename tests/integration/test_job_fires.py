@@ -1,5 +1,5 @@
-"""Fires end to end with real processes: a real Celery worker (in this process, so the clock
-can move) starts the fake agent CLI as the per_fire executor of each job."""
+"""Fires through the in-process shim and a real Celery worker (in this process, so the clock
+can move), which starts the fake agent CLI as the per_fire executor of each job."""
 
 from __future__ import annotations
 

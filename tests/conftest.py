@@ -77,6 +77,18 @@ def pytest_unconfigure(config):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# The markers of pyproject.toml, by directory: `-m reliability`, `-m "not e2e"` select them.
+MARKERS_BY_DIRECTORY = {"e2e": pytest.mark.e2e, "reliability": pytest.mark.reliability}
+
+
+def pytest_collection_modifyitems(config, items):
+    tests = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(tests).parts if item.path.is_relative_to(tests) else ()
+        if parts and parts[0] in MARKERS_BY_DIRECTORY:
+            item.add_marker(MARKERS_BY_DIRECTORY[parts[0]])
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     return os.environ["DISPATCHYARD_REDIS_URL"]

@@ -1,4 +1,5 @@
-"""Test harness: a private redis-server on a free port, the real shim over HTTP, real workers.
+"""Fixtures the whole suite shares (the helpers are in tests/support/): a private redis-server
+on a free port, the real shim over HTTP, real workers.
 
 The redis-server and the environment are set up in `pytest_configure`, before any project
 module reads its settings, so nothing here can touch the user's Redis.
@@ -16,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import harness
+from tests.support import records
+from tests.support.http import Api
 
 LEGACY_KEY = "legacy-worker-key-for-tests-0123456789"
 FAKE_AGENT = str(Path(__file__).parent / "fakes" / "fake_agent.py")
@@ -43,13 +45,13 @@ LEGACY_ORG_SLUG = "legacy-org"
 
 def pytest_configure(config):
     tmp = Path(tempfile.mkdtemp(prefix="dispatchyard-test-"))
-    from dispatchyard.cli.devstack import free_port, start_redis
+    from tests.support.redis_server import RedisServer
 
-    port = free_port()
-    proc = start_redis(port, tmp / "redis", persist=False)
+    server = RedisServer(tmp / "redis")
+    server.start()
     os.environ.update(
         {
-            "DISPATCHYARD_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            "DISPATCHYARD_REDIS_URL": server.url,
             "DISPATCHYARD_DEV_MODE": "1",
             "DISPATCHYARD_DATA_DIR": str(tmp / "data"),
             "DISPATCHYARD_WORKER_API_KEY": LEGACY_KEY,
@@ -66,14 +68,13 @@ def pytest_configure(config):
             "DISPATCHYARD_TMUX_SOCKET": f"dy-test-{os.urandom(4).hex()}",
         }
     )
-    config._dispatchyard = (proc, tmp)
+    config._dispatchyard = (server, tmp)
 
 
 def pytest_unconfigure(config):
-    proc, tmp = getattr(config, "_dispatchyard", (None, None))
-    if proc is not None:
-        proc.terminate()
-        proc.wait(10)
+    server, tmp = getattr(config, "_dispatchyard", (None, None))
+    if server is not None:
+        server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -126,18 +127,18 @@ def shim_url():
 
 
 @pytest.fixture(scope="session")
-def api(shim_url) -> harness.Api:
-    return harness.Api(shim_url)
+def api(shim_url) -> Api:
+    return Api(shim_url)
 
 
 @pytest.fixture
-def org(r) -> harness.Org:
-    return harness.new_org(r)
+def org(r) -> records.Org:
+    return records.new_org(r)
 
 
 @pytest.fixture(scope="session")
-def legacy_org(r) -> harness.Org:
-    return harness.new_org(r, slug=LEGACY_ORG_SLUG)
+def legacy_org(r) -> records.Org:
+    return records.new_org(r, slug=LEGACY_ORG_SLUG)
 
 
 @pytest.fixture(scope="session")

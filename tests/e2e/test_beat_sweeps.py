@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests import harness
-from tests.e2e.conftest import full_stack
+from tests.support import records
+from tests.support.http import Api
+from tests.support.stack import full_stack
+from tests.support.waits import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -20,18 +22,18 @@ def fast_stack(tmp_path_factory):
 
 
 def test_silent_host_goes_offline_and_its_session_is_requeued(fast_stack, r):
-    api = harness.Api(fast_stack.url)
-    org = harness.new_org(r)
-    harness.project(api, org)
-    w = harness.register(api, org)
-    sid = harness.enqueue(api, org, priority=2)["sessionId"]
+    api = Api(fast_stack.url)
+    org = records.new_org(r)
+    records.project(api, org)
+    w = records.register(api, org)
+    sid = records.enqueue(api, org, priority=2)["sessionId"]
     assert api.get(f"/api/workers/{w['workerId']}/poll", w["runtimeToken"]).json()["work"]
 
     def requeued():
         rows = api.get("/api/sessions", org.key).json()["sessions"]
         return next(s for s in rows if s["id"] == sid)["status"] == "queued"
 
-    harness.wait_for(requeued, timeout=30, message="beat's sweep to requeue the session")
+    wait_for(requeued, timeout=30, message="beat's sweep to requeue the session")
     workers = api.get("/api/workers", org.key).json()["workers"]
     assert next(x for x in workers if x["id"] == w["workerId"])["status"] == "offline"
     assert "sweeps.offline_hosts" in fast_stack.log("worker")

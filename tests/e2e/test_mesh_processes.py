@@ -10,9 +10,9 @@ import threading
 import pytest
 import requests
 
-from tests import harness
-from tests.e2e.conftest import Stack
-from tests.mesh_client import MeshPeer
+from tests.support.mesh_client import MeshPeer
+from tests.support.stack import Stack
+from tests.support.waits import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_blocking_question_on_one_is_released_by_an_answer_on_the_other(shims):
         target=lambda: out.update(post(one, "/questions/ask-blocking", **body).json())
     )
     waiter.start()
-    harness.wait_for(
+    wait_for(
         lambda: post(two, "/answer", correlation_id=cid, option_id="allow").status_code == 200,
         timeout=10,
     )
@@ -91,7 +91,7 @@ def test_ask_wait_on_one_is_resolved_by_an_ack_on_the_other(shims):
             target=lambda: out.update(post(one, f"/asks/{cid}/wait", **wait).json())
         )
         waiter.start()
-        harness.wait_for(lambda: requests.get(f"{one.url}/traces/{cid}", timeout=5).ok)
+        wait_for(lambda: requests.get(f"{one.url}/traces/{cid}", timeout=5).ok)
         assert post(two, "/ack", correlation_id=cid, message="done").status_code == 200
         waiter.join(15)
         assert out["status"] == "resolved" and out["reply"] == "done"

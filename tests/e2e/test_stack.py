@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests import harness
+from tests.support import records
+from tests.support.http import Api
+from tests.support.waits import wait_for
 
 BIN = Path(sys.executable).parent
 
@@ -35,14 +37,14 @@ def test_cli_help_and_org_create():
 
 
 def test_worker_lifecycle_through_gunicorn(stack):
-    api = harness.Api(stack.url)
+    api = Api(stack.url)
     body = json.loads(cli("org", "create", "Flow", "--slug", "flow-e2e", "--json").stdout)
-    org = harness.Org(body["orgId"], body["slug"], body["key"])
-    harness.project(api, org, "svc", repository="github.com/acme/svc")
-    w = harness.register(api, org, capacity=2, machineId="box-1")
+    org = records.Org(body["orgId"], body["slug"], body["key"])
+    records.project(api, org, "svc", repository="github.com/acme/svc")
+    w = records.register(api, org, capacity=2, machineId="box-1")
     token, wid = w["runtimeToken"], w["workerId"]
 
-    sid = harness.enqueue(api, org, "svc", prompt="fix the bug", priority=1)["sessionId"]
+    sid = records.enqueue(api, org, "svc", prompt="fix the bug", priority=1)["sessionId"]
     detail = api.get(f"/api/daemon/sessions/{sid}", token)
     assert detail.status_code == 200 and detail.json()["prompt"] == "fix the bug"
     assert detail.headers["Cache-Control"] == "no-store"
@@ -63,10 +65,8 @@ def test_worker_lifecycle_through_gunicorn(stack):
 def test_beat_and_worker_run_the_tick(stack, r):
     from dispatchyard.state import liveness
 
-    first = harness.wait_for(lambda: liveness.last_beat_tick(r), timeout=30, message="a beat tick")
-    harness.wait_for(
-        lambda: (liveness.last_beat_tick(r) or 0) > first, timeout=30, message="a second tick"
-    )
+    first = wait_for(lambda: liveness.last_beat_tick(r), timeout=30, message="a beat tick")
+    wait_for(lambda: (liveness.last_beat_tick(r) or 0) > first, timeout=30, message="a second tick")
 
 
 def test_health_reports_redis_workers_and_beat(stack, r):
@@ -74,13 +74,13 @@ def test_health_reports_redis_workers_and_beat(stack, r):
 
     from dispatchyard.state import liveness
 
-    harness.wait_for(lambda: liveness.last_beat_tick(r), timeout=30, message="a beat tick")
+    wait_for(lambda: liveness.last_beat_tick(r), timeout=30, message="a beat tick")
 
     def healthy():
         body = requests.get(stack.url + "/health", timeout=5).json()
         return body["workers"]["online"] >= 1 and body["beat"]["alive"] and body
 
-    body = harness.wait_for(healthy, timeout=30, message="health to see worker and beat")
+    body = wait_for(healthy, timeout=30, message="health to see worker and beat")
     assert body["status"] == "ok" and body["redis"]["ok"] is True
     assert body["redis"]["latency_ms"] >= 0 and body["version"]
     assert body["beat"]["last_tick_at"].endswith("+00:00")

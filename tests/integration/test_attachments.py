@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 from api_shim import create_app
 from dispatchyard.settings import get_settings, redis_client
 from dispatchyard.state import attachments, clock
-from tests import harness
+from tests.support.http import Api
 
 MB = 1024 * 1024
 ID = re.compile(r"[0-9a-f]{8}")
@@ -75,7 +75,7 @@ def small_store(tmp_path):
         server = make_server("127.0.0.1", 0, create_app(settings, r), threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append((server, r))
-        return harness.Api(f"http://127.0.0.1:{server.server_port}"), r, tmp_path / "data"
+        return Api(f"http://127.0.0.1:{server.server_port}"), r, tmp_path / "data"
 
     yield make
     for server, r in servers:

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from tests import harness
+from tests.support import records
 
 BAD_BODIES = [
     b"{",
@@ -32,9 +32,9 @@ BAD_FIELDS = [
 
 @pytest.fixture
 def world(api, org):
-    harness.project(api, org)
-    w = harness.register(api, org)
-    sid = harness.enqueue(api, org)["sessionId"]
+    records.project(api, org)
+    w = records.register(api, org)
+    sid = records.enqueue(api, org)["sessionId"]
     return org, w, sid
 
 

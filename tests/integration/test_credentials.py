@@ -10,13 +10,13 @@ import jwt
 import pytest
 
 from dispatchyard.settings import get_settings
-from tests import harness
+from tests.support import records
 
 
 @pytest.fixture
 def worker(api, org):
-    harness.project(api, org)
-    return harness.register(api, org)
+    records.project(api, org)
+    return records.register(api, org)
 
 
 def claims_of(token: str) -> dict:
@@ -93,7 +93,7 @@ def test_wrong_issuer_and_missing_claims_refused(api, worker):
 
 
 def test_wrong_org_is_404(api, worker, r):
-    other = harness.new_org(r)
+    other = records.new_org(r)
     token = sign(claims_of(worker["runtimeToken"]) | {"org": other.id})
     resp = poll(api, worker["workerId"], token)
     assert resp.status_code == 404 and resp.json() == {"error": "Worker not found"}

@@ -15,8 +15,8 @@ import pytest
 
 from api_shim import create_app
 from dispatchyard.state import keys
-from tests import harness
 from tests.conftest import LEGACY_KEY
+from tests.support import records
 
 # The platform's keys (state/keys.py): orgs, projects, keys, hosts, sessions, the queues,
 # mutations, revoked tokens. The broker's, the mesh's and the jobs' keys change on their own
@@ -39,7 +39,7 @@ SESSION_FIELDS = {"status": "running", "toolName": "Bash", "issueId": "i", "summ
 
 @dataclass
 class World:
-    org: harness.Org
+    org: records.Org
     project: dict
     worker: dict
     queued: str  # a queued session
@@ -50,11 +50,11 @@ class World:
     runner_token: str  # the queued session's own token (its cloud-runner `authToken`)
 
 
-def build(api, org: harness.Org) -> World:
-    project = harness.project(api, org, f"xo-{secrets.token_hex(3)}")
-    worker = harness.register(api, org)
-    queued = harness.enqueue(api, org, project["slug"])["sessionId"]
-    claimed = harness.enqueue(api, org, project["slug"])["sessionId"]
+def build(api, org: records.Org) -> World:
+    project = records.project(api, org, f"xo-{secrets.token_hex(3)}")
+    worker = records.register(api, org)
+    queued = records.enqueue(api, org, project["slug"])["sessionId"]
+    claimed = records.enqueue(api, org, project["slug"])["sessionId"]
     resp = api.post(
         f"/api/sessions/{claimed}/claim",
         worker["runtimeToken"],
@@ -123,7 +123,7 @@ def app():
 
 @pytest.fixture
 def worlds(api, legacy_org, r):
-    a, b = build(api, legacy_org), build(api, harness.new_org(r))
+    a, b = build(api, legacy_org), build(api, records.new_org(r))
     return a, b
 
 

@@ -11,8 +11,8 @@ from werkzeug.serving import make_server
 
 from api_shim import create_app
 from dispatchyard.settings import get_settings
-from tests import harness
-from tests.mesh_client import MeshPeer, refused
+from tests.support.http import Api
+from tests.support.mesh_client import MeshPeer, refused
 
 TOKEN = "daemon-token-for-tests"
 
@@ -22,7 +22,7 @@ def guarded():
     settings = get_settings().model_copy(update={"daemon_auth_token": SecretStr(TOKEN)})
     server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield harness.Api(f"http://127.0.0.1:{server.server_port}")
+    yield Api(f"http://127.0.0.1:{server.server_port}")
     server.shutdown()
 
 

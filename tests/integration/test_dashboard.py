@@ -20,8 +20,10 @@ from werkzeug.serving import make_server
 
 from api_shim import create_app
 from dispatchyard.settings import get_settings
-from tests import harness
-from tests.mesh_client import MeshPeer
+from tests.support import records
+from tests.support.http import Api
+from tests.support.mesh_client import MeshPeer
+from tests.support.waits import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -92,10 +94,10 @@ def seeded(api, r, tmp_path_factory):
     )
     assert ask.status_code == 200, ask.text
 
-    org = harness.new_org(r)
-    harness.project(api, org)
-    worker = harness.register(api, org, hostname=f"box-{tag}")
-    session = harness.enqueue(api, org, issueIdentifier="ENG-42")
+    org = records.new_org(r)
+    records.project(api, org)
+    worker = records.register(api, org, hostname=f"box-{tag}")
+    session = records.enqueue(api, org, issueIdentifier="ENG-42")
     mutation = api.post(
         "/api/daemon/mutations",
         org.key,
@@ -118,12 +120,12 @@ def seeded(api, r, tmp_path_factory):
     }
     waiter = threading.Thread(
         target=lambda: answered.update(
-            harness.Api(api.base).post("/questions/ask-blocking", json=question).json()
+            Api(api.base).post("/questions/ask-blocking", json=question).json()
         ),
         daemon=True,
     )
     waiter.start()
-    harness.wait_for(
+    wait_for(
         lambda: cid in {a["correlation_id"] for a in api.get("/asks/open").json()["asks"]},
         message="the blocking question to open",
     )
@@ -230,10 +232,10 @@ def test_pausing_a_template_shows_it_paused(page, api, seeded):
     open_view(page, "templates")
     row(page, "templates", cal).locator("[data-action=pause]").click()
     expect(row(page, "templates", cal)).to_contain_text("paused")
-    assert harness.job(api, cal)["state"] == "paused"
+    assert records.job(api, cal)["state"] == "paused"
     row(page, "templates", cal).locator("[data-action=resume]").click()
     expect(row(page, "templates", cal).locator("[data-action=pause]")).to_be_visible()
-    assert harness.job(api, cal)["state"] == "active"
+    assert records.job(api, cal)["state"] == "active"
 
 
 def test_answering_the_blocking_question_releases_the_request(page, seeded):
@@ -290,7 +292,7 @@ def test_with_a_daemon_token_the_page_asks_for_it_and_polls_events(browser, guar
     # EventSource cannot send the token: the page polls /events?since= instead.
     expect(page.locator("#live")).to_have_text("live (polling)")
     open_view(page, "jobs")
-    api = harness.Api(guarded)
+    api = Api(guarded)
     resp = api.post(
         "/jobs",
         TOKEN,

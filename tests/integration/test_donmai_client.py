@@ -26,7 +26,7 @@ import pytest
 
 from dispatchyard.state import clock, keys
 from dispatchyard.state.models import HOST_STATUSES
-from tests import harness
+from tests.support import records
 
 DAEMON_UA = "rensei-daemon/0.7.1"  # daemon.Version, sent by register, heartbeat, poll, nack
 GO_UA = "Go-http-client/1.1"  # the runner's posters set no User-Agent of their own
@@ -243,7 +243,7 @@ def ok(resp, cls: Any) -> Any:
     return go_decode(cls, resp.json())
 
 
-def register(api, org: harness.Org, capacity: int = 4) -> RegisterResponse:
+def register(api, org: records.Org, capacity: int = 4) -> RegisterResponse:
     """callRegisterEndpoint: RegisterRequest, Bearer the rsk_live_ registration key."""
     host = f"host-{secrets.token_hex(3)}"
     body = {"machineId": host, "hostname": host, "capacity": capacity, "version": "0.7.1"}
@@ -346,12 +346,12 @@ def record(r, sid: str) -> dict:
 
 @pytest.fixture
 def project(api, org):
-    return harness.project(api, org, "app", repository="github.com/acme/app")
+    return records.project(api, org, "app", repository="github.com/acme/app")
 
 
 def enqueue(api, org, **body) -> tuple[str, dict]:
     """A queued session and its cloud-runner detail (read while it is queued)."""
-    sid = harness.enqueue(api, org, "app", **body)["sessionId"]
+    sid = records.enqueue(api, org, "app", **body)["sessionId"]
     reg = register(api, org)
     detail = ok(send(api, "GET", f"/api/daemon/sessions/{sid}", reg.runtimeToken), SessionDetail)
     return sid, detail.__dict__
@@ -383,7 +383,7 @@ def test_a_daemon_session_end_to_end(api, org, project, r):
     )
     fresh = ok(resp, TokenRefreshResponse)
     reg = RegisterResponse(reg.workerId, runtimeToken=fresh.runtimeToken)
-    sid = harness.enqueue(
+    sid = records.enqueue(
         api, org, "app", issueId="iss-42", prompt="fix the build", systemPrompt="be brief"
     )["sessionId"]
 
@@ -443,8 +443,8 @@ def test_a_daemon_session_end_to_end(api, org, project, r):
 
 def test_completed_straight_from_claimed_and_failed_from_running(api, org, project, r):
     reg = register(api, org, capacity=4)
-    a = harness.enqueue(api, org, "app")["sessionId"]
-    b = harness.enqueue(api, org, "app")["sessionId"]
+    a = records.enqueue(api, org, "app")["sessionId"]
+    b = records.enqueue(api, org, "app")["sessionId"]
     assert poll(api, reg).claimedSessionIds == [a, b]
     token, wid = reg.runtimeToken, reg.workerId
     # The eager running post was lost: the result comes straight from claimed.
@@ -465,7 +465,7 @@ def test_completed_straight_from_claimed_and_failed_from_running(api, org, proje
 
 def test_activity_shapes_and_the_tool_loop_signal(api, org, project, r):
     reg = register(api, org)
-    sid = harness.enqueue(api, org, "app")["sessionId"]
+    sid = records.enqueue(api, org, "app")["sessionId"]
     poll(api, reg)
     token, wid = reg.runtimeToken, reg.workerId
     post_running(api, sid, wid, token)
@@ -525,7 +525,7 @@ def test_activity_shapes_and_the_tool_loop_signal(api, org, project, r):
 def test_lock_refresh_answers(api, org, project, r):
     reg = register(api, org)
     other = register(api, org)
-    sid = harness.enqueue(api, org, "app", issueId="iss-7")["sessionId"]
+    sid = records.enqueue(api, org, "app", issueId="iss-7")["sessionId"]
     poll(api, reg)
     token, wid = reg.runtimeToken, reg.workerId
     # Claimed (before running) counts: the runner starts refreshing at spawn.
@@ -548,11 +548,11 @@ def test_lock_refresh_answers(api, org, project, r):
     assert lock_refresh(api, sid, token, "iss-7", other.workerId).status_code == 403
     assert lock_refresh(api, "ses_nope", token, "iss-7", wid).status_code == 404
     assert lock_refresh(api, sid, org.key, "iss-7", wid).status_code == 401
-    stranger = register(api, harness.new_org(r))
+    stranger = register(api, records.new_org(r))
     assert lock_refresh(api, sid, stranger.runtimeToken, "iss-7").status_code == 404
 
     # A claimed session nacked back to the queue is no longer held by anyone.
-    nacked = harness.enqueue(api, org, "app", issueId="iss-9")["sessionId"]
+    nacked = records.enqueue(api, org, "app", issueId="iss-9")["sessionId"]
     (item,) = poll(api, reg).work
     assert item.sessionId == nacked
     body = {"workerId": wid, "reason": "spawn failed", "work": go_json_item(item)}
@@ -569,7 +569,7 @@ def go_json_item(item: PollWorkItem) -> dict:
 def test_completion_answers(api, org, project):
     reg = register(api, org)
     other = register(api, org)
-    sid = harness.enqueue(api, org, "app")["sessionId"]
+    sid = records.enqueue(api, org, "app")["sessionId"]
     poll(api, reg)
     token, wid = reg.runtimeToken, reg.workerId
     resp = post_completion(api, sid, token, "Done.", wid)
@@ -647,7 +647,7 @@ def test_empty_lists_in_answers_are_arrays(api, org, project, r):
     assert polled.work == [] and polled.claimedSessionIds == []
     listing = api.get("/api/sessions", org.key).json()
     assert go_decode(list[Raw], listing["sessions"]) == []
-    sid = harness.enqueue(api, org, "app")["sessionId"]
+    sid = records.enqueue(api, org, "app")["sessionId"]
     row = next(s for s in api.get("/api/sessions", org.key).json()["sessions"] if s["id"] == sid)
     assert go_decode(list[str], row["health"]["signals"]) == []
     limited = register_limited(api, org)
@@ -655,7 +655,7 @@ def test_empty_lists_in_answers_are_arrays(api, org, project, r):
     assert go_decode(list[str], row["projects"]) == []
     gone = api.delete(f"/api/workers/{reg.workerId}", org.key).json()
     assert go_decode(list[str], gone["unclaimedSessions"]) == []
-    empty_org = harness.new_org(r)
+    empty_org = records.new_org(r)
     assert go_decode(list[Raw], api.get("/api/workers", empty_org.key).json()["workers"]) == []
 
 
@@ -723,7 +723,7 @@ def test_runner_token_acts_for_its_session_only(api, org, project, r):
 
 def test_a_draining_host_is_offered_no_work(api, org, project):
     reg = register(api, org)
-    sid = harness.enqueue(api, org, "app")["sessionId"]
+    sid = records.enqueue(api, org, "app")["sessionId"]
     heartbeat(api, reg, status="draining")
     assert poll(api, reg).work == []
     hb = heartbeat(api, reg, status="idle")

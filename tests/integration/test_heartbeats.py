@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from tests import harness
 from tests.conftest import LEGACY_KEY
+from tests.support import records
 
 
 def beat(api, w, **body):
@@ -17,10 +17,10 @@ def beat(api, w, **body):
 
 
 def test_heartbeat_shape(api, org):
-    harness.project(api, org)
-    w = harness.register(api, org)
-    harness.enqueue(api, org)
-    harness.enqueue(api, org)
+    records.project(api, org)
+    w = records.register(api, org)
+    records.enqueue(api, org)
+    records.enqueue(api, org)
     resp = beat(
         api,
         w,
@@ -41,14 +41,14 @@ def test_heartbeat_shape(api, org):
 
 
 def test_heartbeat_errors(api, org, legacy_org):
-    w = harness.register(api, org)
+    w = records.register(api, org)
     for body in ({}, {"activeCount": -1}, {"activeCount": "1"}, {"activeCount": 1.5}):
         resp = api.post(f"/api/workers/{w['workerId']}/heartbeat", w["runtimeToken"], json=body)
         assert resp.status_code == 400
         assert resp.json() == {"error": "activeCount must be a non-negative number"}
     assert beat(api, w, status="sleeping").status_code == 400
     assert beat(api, w, load={"cpu": 101}).status_code == 400
-    other = harness.register(api, org)
+    other = records.register(api, org)
     resp = api.post(
         f"/api/workers/{other['workerId']}/heartbeat", w["runtimeToken"], json={"activeCount": 0}
     )
@@ -66,7 +66,7 @@ def test_heartbeat_errors(api, org, legacy_org):
 
 
 def test_heartbeat_updates_worker_list(api, org):
-    w = harness.register(api, org, capacity=4)
+    w = records.register(api, org, capacity=4)
     beat(api, w, status="draining", activeCount=3)
     row = next(
         x for x in api.get("/api/workers", org.key).json()["workers"] if x["id"] == w["workerId"]
@@ -77,7 +77,7 @@ def test_heartbeat_updates_worker_list(api, org):
 def test_allowlist_kept_and_requested_when_hash_changes(api, org, r):
     from dispatchyard.state import keys
 
-    w = harness.register(api, org)
+    w = records.register(api, org)
     lst = [{"id": "prj_1", "repository": "github.com/a/b"}]
     body = beat(api, w, allowlistHash="h1", allowlist=lst).json()
     assert "allowlistRequested" not in body
@@ -91,7 +91,7 @@ def test_legacy_key_heartbeats_only_its_orgs_hosts(api, legacy_org, org):
     wid = resp.json()["workerId"]
     ok = api.post(f"/api/workers/{wid}/heartbeat", LEGACY_KEY, json={"activeCount": 0})
     assert ok.status_code == 200
-    foreign = harness.register(api, org)
+    foreign = records.register(api, org)
     resp = api.post(
         f"/api/workers/{foreign['workerId']}/heartbeat", LEGACY_KEY, json={"activeCount": 0}
     )
@@ -99,7 +99,7 @@ def test_legacy_key_heartbeats_only_its_orgs_hosts(api, legacy_org, org):
 
 
 def test_revoked_registering_key_makes_the_host_unauthorized(api, org):
-    harness.project(api, org)
+    records.project(api, org)
     resp = api.post(
         f"/api/org/{org.id}/keys",
         org.key,
@@ -107,7 +107,7 @@ def test_revoked_registering_key_makes_the_host_unauthorized(api, org):
     )
     key_id, key = resp.json()["id"], resp.json()["key"]
     w = api.post("/api/workers/register", key, json={"hostname": "h", "capacity": 2}).json()
-    harness.enqueue(api, org)
+    records.enqueue(api, org)
     api.delete(f"/api/org/{org.id}/keys/{key_id}", org.key)
     body = beat(api, w).json()
     assert body["hostStatus"] == {"status": "unauthorized", "recommendedAction": "reregister"}

@@ -10,7 +10,8 @@ import pytest
 from dispatchyard.state import clock, jobs
 from tasks import jobs as fire_tasks
 from tasks import scheduler
-from tests import harness
+from tests.support import records
+from tests.support.waits import wait_for
 from workers import executors
 
 
@@ -19,8 +20,8 @@ def _worker(celery_worker):
     return celery_worker
 
 
-status = harness.job
-wait_state = harness.wait_job
+status = records.job
+wait_state = records.wait_job
 
 
 def agent_job(api, tmp_path, prompt, **body):
@@ -39,7 +40,7 @@ def agent_job(api, tmp_path, prompt, **body):
 
 
 def started_pid(path):
-    return harness.wait_for(
+    return wait_for(
         lambda: path.exists() and path.read_text().strip(), message="the executor to start"
     )
 
@@ -96,7 +97,7 @@ def test_cancel_kills_a_running_executor_and_its_children(api, tmp_path):
     assert resp.json()["status"]["cancel_requested"] is True
     done = wait_state(api, job_id)
     assert done["state"] == "cancelled" and done["state_reason"] == "operator"
-    assert harness.wait_for(lambda: executors.pids_of(attempt_id) == [], timeout=5)
+    assert wait_for(lambda: executors.pids_of(attempt_id) == [], timeout=5)
 
 
 def test_cancel_escalates_to_sigkill(api, tmp_path):
@@ -140,7 +141,7 @@ def test_executor_patch_with_attempt_id_wins(api, tmp_path):
     )
     assert resp.status_code == 200
     # The executor is stopped (nothing outlives its fire) and the agent's report stands.
-    assert harness.wait_for(lambda: executors.pids_of(attempt_id) == [], timeout=10)
+    assert wait_for(lambda: executors.pids_of(attempt_id) == [], timeout=10)
     final = status(api, job_id)
     assert final["state"] == "completed" and final["result_summary"] == "reported by the agent"
 
@@ -188,11 +189,11 @@ def test_run_and_retry_fire_again(api, tmp_path):
     job_id = agent_job(api, tmp_path, "flaky fail:2")
     assert wait_state(api, job_id)["state"] == "failed"
     assert api.post(f"/jobs/{job_id}/retry", json={}).status_code == 200
-    harness.wait_for(lambda: status(api, job_id)["runner"]["attempt_count"] == 2)
+    wait_for(lambda: status(api, job_id)["runner"]["attempt_count"] == 2)
     done = wait_state(api, job_id)
     assert done["state"] == "failed" and done["runner"]["attempt_count"] == 2
     assert api.post(f"/jobs/{job_id}/run", json={}).status_code == 200
-    harness.wait_for(lambda: status(api, job_id)["runner"]["attempt_count"] == 3)
+    wait_for(lambda: status(api, job_id)["runner"]["attempt_count"] == 3)
 
 
 def test_redelivered_fire_message_starts_no_second_attempt(api, r, tmp_path):
@@ -249,7 +250,7 @@ def test_resume_passes_the_previous_session_id(api, r, tmp_path):
     cal_id = cal["calendar_id"]
     children = []
     for _ in range(3):
-        child = harness.next_due(api, cal_id)["last_occurrence_work_id"]
+        child = records.next_due(api, cal_id)["last_occurrence_work_id"]
         assert child not in children
         children.append(child)
         assert wait_state(api, child)["state"] == "completed"
@@ -289,7 +290,7 @@ def test_resume_starts_fresh_when_the_binding_no_longer_matches(api, r, tmp_path
         },
         clock.now_ms(),
     )
-    child = harness.next_due(api, cal_id)["last_occurrence_work_id"]
+    child = records.next_due(api, cal_id)["last_occurrence_work_id"]
     done = wait_state(api, child)
     assert done["provenance"]["continuity"] == {
         "mode": "resume",
@@ -302,7 +303,7 @@ def test_resume_starts_fresh_when_the_binding_no_longer_matches(api, r, tmp_path
 def test_fresh_never_resumes(api, r, tmp_path):
     cal_id = every_minute(api, tmp_path, continuity="fresh")["calendar_id"]
     for _ in range(2):
-        child = harness.next_due(api, cal_id)["last_occurrence_work_id"]
+        child = records.next_due(api, cal_id)["last_occurrence_work_id"]
         done = wait_state(api, child)
         assert done["provenance"]["continuity"]["resumed"] is False
         assert done["provenance"]["continuity"]["reason"] == "continuity_fresh"

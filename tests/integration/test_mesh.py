@@ -10,8 +10,8 @@ import threading
 import pytest
 import requests
 
-from tests import harness
-from tests.mesh_client import MeshPeer, refused
+from tests.support.mesh_client import MeshPeer, refused
+from tests.support.waits import wait_for
 
 
 def circle() -> str:
@@ -43,9 +43,9 @@ def test_connect_registers_and_the_socket_decides_presence(api, shim_url):
     info = peer_info(api, peer.peer_id)
     assert (info["status"], info["ws_connected"]) == ("online", True)
     peer.send(type="status", status="busy")
-    harness.wait_for(lambda: peer_info(api, peer.peer_id)["status"] == "busy")
+    wait_for(lambda: peer_info(api, peer.peer_id)["status"] == "busy")
     peer.close()
-    harness.wait_for(lambda: peer_info(api, peer.peer_id)["status"] == "offline")
+    wait_for(lambda: peer_info(api, peer.peer_id)["status"] == "offline")
     assert peer_info(api, peer.peer_id)["ws_connected"] is False
 
 
@@ -177,7 +177,7 @@ def test_blocking_question_is_released_by_an_answer(api):
         target=lambda: out.update(api.post("/questions/ask-blocking", json=body).json())
     )
     waiter.start()
-    harness.wait_for(
+    wait_for(
         lambda: (
             api.post("/answer", json={"correlation_id": cid, "option_id": "allow"}).status_code
             == 200
@@ -257,7 +257,7 @@ def test_notify_with_receipt_is_traced(api, pair):
     def stages():
         return [s["stage"] for s in api.get(trace_url).json().get("stages", [])]
 
-    harness.wait_for(lambda: "pane_injected" in stages())
+    wait_for(lambda: "pane_injected" in stages())
     assert stages() == [
         "created",
         "resolved_peer",

@@ -11,8 +11,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from dispatchyard.state import clock, jobs
-from tests import harness
-from tests.mesh_client import MeshPeer
+from tests.support import records
+from tests.support.mesh_client import MeshPeer
+from tests.support.waits import wait_for
 
 
 def scrape(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -77,9 +78,9 @@ def test_jobs_sessions_and_queue_depth(api, shim_url, org, r):
             "/jobs", json={"title": "m", "prompt": "p", "due_at": "2999-01-01T00:00:00+00:00"}
         )
         assert resp.status_code == 200, resp.text
-    harness.project(api, org)
+    records.project(api, org)
     for _ in range(3):
-        harness.enqueue(api, org)
+        records.enqueue(api, org)
     after = scrape(shim_url)
     queued = value(after, "dispatchyard_jobs", state="queued")
     assert queued - value(before, "dispatchyard_jobs", state="queued") == 2
@@ -95,7 +96,7 @@ def test_jobs_sessions_and_queue_depth(api, shim_url, org, r):
 
 
 def test_mutation_delivery_counted(api, shim_url, org):
-    host = harness.register(api, org)
+    host = records.register(api, org)
     resp = api.post(
         "/api/daemon/mutations",
         org.key,
@@ -127,7 +128,7 @@ def test_websocket_gauge_follows_a_peer(shim_url):
         assert connected() == base + 1
     finally:
         peer.close()
-    harness.wait_for(lambda: connected() == base, timeout=10, message="gauge back down")
+    wait_for(lambda: connected() == base, timeout=10, message="gauge back down")
 
 
 def test_fire_lateness_histogram(api, shim_url, r):
@@ -157,7 +158,7 @@ def test_fire_lateness_histogram(api, shim_url, r):
 
 
 def test_gunicorn_workers_add_up(tmp_path):
-    from tests.e2e.conftest import BIN, Stack
+    from tests.support.stack import BIN, Stack
 
     stack = Stack(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
     stack.start(
@@ -178,7 +179,7 @@ def test_gunicorn_workers_add_up(tmp_path):
         ],
     )
     try:
-        harness.wait_for(stack._healthy, timeout=30, message="gunicorn /health")
+        wait_for(stack._healthy, timeout=30, message="gunicorn /health")
 
         def pids() -> set[str]:
             return {p.stem.split("_")[-1] for p in (tmp_path / "prom").glob("counter_*.db")}
@@ -199,10 +200,10 @@ def test_gunicorn_workers_add_up(tmp_path):
 def test_sessions_by_status_follow_every_move(api, shim_url, org, r):
     """The session scripts keep the counts as sessions move: claimed by a poll, then running
     and completed, the gauges move with them (and `queued` still equals the queue)."""
-    harness.project(api, org)
-    host = harness.register(api, org)
+    records.project(api, org)
+    host = records.register(api, org)
     before = scrape(shim_url)
-    sids = [harness.enqueue(api, org)["sessionId"] for _ in range(2)]
+    sids = [records.enqueue(api, org)["sessionId"] for _ in range(2)]
     token = host["runtimeToken"]
     claimed = api.get(f"/api/workers/{host['workerId']}/poll", token).json()["work"]
     assert {w["sessionId"] for w in claimed} == set(sids)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from dispatchyard.state import clock
-from tests import harness
+from tests.support import records
 
 
 @pytest.fixture
 def host(api, org):
-    return harness.register(api, org)
+    return records.register(api, org)
 
 
 def mutate(api, org, host, op="project.add", params=None, key=None):
@@ -91,11 +91,11 @@ def test_every_op_accepted(api, org, host, op, params):
 
 
 def test_roles_and_orgs(api, org, host, r):
-    member = harness.key(api, org, "member")
+    member = records.key(api, org, "member")
     assert mutate(api, org, host, key=member).status_code == 403
-    admin = harness.key(api, org, "admin")
+    admin = records.key(api, org, "admin")
     assert mutate(api, org, host, key=admin).status_code == 201
-    other = harness.new_org(r)
+    other = records.new_org(r)
     resp = mutate(api, other, host)
     assert resp.status_code == 404 and resp.json() == {"error": "Worker host not found"}
     mid = mutate(api, org, host).json()["mutation"]["id"]
@@ -107,7 +107,7 @@ def test_roles_and_orgs(api, org, host, r):
 
 
 def test_list_filters_and_limits(api, org, host):
-    h2 = harness.register(api, org)
+    h2 = records.register(api, org)
     ids = [mutate(api, org, host).json()["mutation"]["id"] for _ in range(3)]
     other_host = mutate(api, org, h2).json()["mutation"]["id"]
     api.delete(f"/api/daemon/mutations/{ids[0]}", org.key)
@@ -172,7 +172,7 @@ def test_delivery_on_heartbeat_in_requested_order_then_ack(api, org, host):
 
 
 def test_foreign_and_unknown_acks_ignored(api, org, host):
-    h2 = harness.register(api, org)
+    h2 = records.register(api, org)
     m = mutate(api, org, h2).json()["mutation"]
     beat(api, h2)  # delivered to h2
     beat(
@@ -236,8 +236,8 @@ def test_a_redelivered_mutation_can_still_be_applied(api, org, host):
 
 
 def test_pool_deleted_stops_work(api, org, host):
-    harness.project(api, org)
-    harness.enqueue(api, org)
+    records.project(api, org)
+    records.enqueue(api, org)
     m = mutate(
         api, org, host, "pool.deleted", {"poolId": "pool-1", "candidatePoolIds": ["pool-2"]}
     ).json()["mutation"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests import harness
+from tests.support import records
 
 HIGHER_ROLE = "A key cannot mint a key of a higher role than its own"
 
@@ -30,23 +30,23 @@ def test_project_slug_rules_and_duplicates(api, org):
         resp = api.post(f"/api/org/{org.id}/projects", org.key, json={"slug": bad, "name": "n"})
         assert resp.status_code == 400, bad
         assert "slug" in resp.json()["error"]
-    harness.project(api, org, "dup")
+    records.project(api, org, "dup")
     resp = api.post(f"/api/org/{org.id}/projects", org.key, json={"slug": "dup", "name": "n"})
     assert resp.status_code == 409
 
 
 def test_project_create_needs_admin(api, org):
-    member = harness.key(api, org, "member")
+    member = records.key(api, org, "member")
     resp = api.post(f"/api/org/{org.id}/projects", member, json={"slug": "x", "name": "x"})
     assert resp.status_code == 403
     assert resp.json() == {"error": "Requires role admin or higher"}
-    admin = harness.key(api, org, "admin")
+    admin = records.key(api, org, "admin")
     resp = api.post(f"/api/org/{org.id}/projects", admin, json={"slug": "x", "name": "x"})
     assert resp.status_code == 201
 
 
 def test_other_org_is_404(api, org, r):
-    other = harness.new_org(r)
+    other = records.new_org(r)
     for method, path in [
         ("GET", f"/api/org/{other.id}/projects"),
         ("POST", f"/api/org/{other.id}/projects"),
@@ -77,19 +77,19 @@ def test_key_create_shape_and_shown_once(api, org):
 
 
 def test_key_cannot_mint_higher_role(api, org):
-    admin = harness.key(api, org, "admin")
+    admin = records.key(api, org, "admin")
     resp = api.post(f"/api/org/{org.id}/keys", admin, json={"name": "x", "role": "owner"})
     assert resp.status_code == 403 and resp.json() == {"error": HIGHER_ROLE}
     resp = api.post(f"/api/org/{org.id}/keys", admin, json={"name": "x", "role": "admin"})
     assert resp.status_code == 201
-    member = harness.key(api, org, "member")
+    member = records.key(api, org, "member")
     resp = api.post(f"/api/org/{org.id}/keys", member, json={"name": "x", "role": "member"})
     assert resp.status_code == 403
     assert resp.json() == {"error": "Requires role admin or scope org_keys:write"}
 
 
 def test_org_keys_write_scope_lets_a_member_mint_members_only(api, org):
-    writer = harness.key(api, org, "member", scopes=["org_keys:write"])
+    writer = records.key(api, org, "member", scopes=["org_keys:write"])
     resp = api.post(f"/api/org/{org.id}/keys", writer, json={"name": "x", "role": "member"})
     assert resp.status_code == 201
     resp = api.post(f"/api/org/{org.id}/keys", writer, json={"name": "x", "role": "admin"})
@@ -133,8 +133,8 @@ def test_revoked_key_refused_from_next_request(api, org):
 
 
 def test_no_plaintext_key_anywhere_in_redis(api, org, r):
-    secrets_seen = [org.key, harness.key(api, org, "member"), harness.key(api, org, "admin")]
-    harness.project(api, org)
+    secrets_seen = [org.key, records.key(api, org, "member"), records.key(api, org, "admin")]
+    records.project(api, org)
     found = []
     for key in r.scan_iter(count=1000):
         kind = r.type(key)

@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 from api_shim import create_app
 from dispatchyard.cli.devstack import free_port
 from dispatchyard.settings import get_settings
-from tests import harness
+from tests.support.http import Api
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def dead_shim():
     dead = redis.Redis(port=free_port(), socket_connect_timeout=0.2, decode_responses=True)
     server = make_server("127.0.0.1", 0, create_app(get_settings(), dead), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield harness.Api(f"http://127.0.0.1:{server.server_port}")
+    yield Api(f"http://127.0.0.1:{server.server_port}")
     server.shutdown()
 
 

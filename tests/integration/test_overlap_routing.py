@@ -7,13 +7,14 @@ from __future__ import annotations
 import pytest
 
 from dispatchyard.state import clock, liveness
-from tests import harness
-from tests.e2e.conftest import Stack
+from tests.support import records
+from tests.support.stack import Stack
+from tests.support.waits import wait_for
 
-TERMINAL = harness.JOB_TERMINAL
-status = harness.job
-wait_state = harness.wait_job
-next_due = harness.next_due
+TERMINAL = records.JOB_TERMINAL
+status = records.job
+wait_state = records.wait_job
+next_due = records.next_due
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +98,7 @@ def host_b(tmp_path_factory, r):
     s = Stack(tmp_path_factory.mktemp("host-b"))
     s.worker("worker-b", machine="host-b")
     try:
-        harness.wait_for(
+        wait_for(
             lambda: liveness.machine_alive(r, "host-b", clock.now_ms()),
             timeout=30,
             message="host-b's worker",

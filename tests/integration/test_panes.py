@@ -19,7 +19,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests import harness
+from tests.support.http import Api
+from tests.support.waits import wait_for
 
 SOCKET = os.environ["DISPATCHYARD_TMUX_SOCKET"]
 HOOK_DIR = Path(os.environ["DISPATCHYARD_DATA_DIR"]) / "pane-hooks"
@@ -52,7 +53,7 @@ def tmux_server(tmp_path_factory):
     # A hook exits once its pane is gone (it checks every 2 s).
     for meta in HOOK_DIR.glob("*.json"):
         pid = json.loads(meta.read_text())["pid"]
-        harness.wait_for(lambda pid=pid: not _alive(pid), timeout=15, message=f"hook {pid}")
+        wait_for(lambda pid=pid: not _alive(pid), timeout=15, message=f"hook {pid}")
 
 
 def _alive(pid: int) -> bool:
@@ -132,11 +133,11 @@ def other_shim():
 
     servers = []
 
-    def start(**overrides) -> harness.Api:
+    def start(**overrides) -> Api:
         server = make_server("127.0.0.1", 0, create_app(Settings(**overrides)), threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
-        return harness.Api(f"http://127.0.0.1:{server.server_port}")
+        return Api(f"http://127.0.0.1:{server.server_port}")
 
     yield start
     for server in servers:
@@ -167,14 +168,14 @@ def test_an_orphan_pane_is_listed_linked_and_typed_into(api, tmux_server):
         "/notify", json={"from_peer": "tester", "to_peer": answer["peer_id"], "text": text}
     )
     assert sent.status_code == 200, sent.text
-    harness.wait_for(lambda: f"@tester → @{answer['display_name']}: {text}" in screen(pane))
+    wait_for(lambda: f"@tester → @{answer['display_name']}: {text}" in screen(pane))
 
     def stages():
         return [
             s["stage"] for s in api.get(f"/traces/{sent.json()['delivery_id']}").json()["stages"]
         ]
 
-    harness.wait_for(lambda: "pane_injected" in stages())
+    wait_for(lambda: "pane_injected" in stages())
 
     again = link(api, pane)
     assert again.status_code == 409
@@ -190,7 +191,7 @@ def test_the_backend_guess_is_a_hint_from_the_command(api, tmux_server):
         subprocess.run(["which", "cat"], capture_output=True, text=True, check=True).stdout.strip()
     )
     pane, _ = new_pane(tmux_server, command=str(bin_dir / "claude"))
-    harness.wait_for(lambda: orphans(api).get(pane, {}).get("command") == "claude")
+    wait_for(lambda: orphans(api).get(pane, {}).get("command") == "claude")
     listed = orphans(api)[pane]
     assert (listed["detected_backend"], listed["confidence"]) == ("claude-code", "hint")
 
@@ -294,7 +295,7 @@ def test_doctor_of_a_healthy_linked_peer_then_a_stale_ask_then_a_missing_pane(ap
     )
     assert asked.status_code == 200, asked.text
     cid = asked.json()["correlation_id"]
-    harness.wait_for(lambda: f"[ask #{cid}]: anyone there?" in screen(pane))
+    wait_for(lambda: f"[ask #{cid}]: anyone there?" in screen(pane))
     clock.advance(31 * 60)
     report = doctor(api, peer_id)
     assert report["pending_inbound_count"] == 1 and report["oldest_pending_cid"] == cid
@@ -303,7 +304,7 @@ def test_doctor_of_a_healthy_linked_peer_then_a_stale_ask_then_a_missing_pane(ap
 
     tmux("kill-pane", "-t", pane)
     # The hook sees its pane gone and exits; the socket's end takes the peer offline.
-    harness.wait_for(lambda: not peer(api, peer_id)["ws_connected"], timeout=15)
+    wait_for(lambda: not peer(api, peer_id)["ws_connected"], timeout=15)
     report = doctor(api, peer_id)
     assert report["tmux_pane_exists"] is False and report["status"] == "offline"
     assert codes(report)["PANE_MISSING"] == "error"
@@ -373,7 +374,7 @@ def test_the_hook_refuses_to_type_into_a_bare_shell(api, tmux_server):
         stages = api.get(trace).json()["stages"]
         return next((s for s in stages if s["stage"] == "injection_failed"), None)
 
-    stage = harness.wait_for(failed)
+    stage = wait_for(failed)
     assert "shell" in stage["detail"]["detail"]
     assert text not in screen(pane)
 
@@ -386,7 +387,7 @@ def test_rehook_is_a_dry_run_by_default_and_respawns_a_dead_hook(api, tmux_serve
     assert healthy["ws_was_connected"] is True and healthy["peer_id"] == answer["peer_id"]
 
     os.kill(hook_pid(pane), signal.SIGKILL)
-    harness.wait_for(lambda: not peer(api, name)["ws_connected"], timeout=15)
+    wait_for(lambda: not peer(api, name)["ws_connected"], timeout=15)
     dry = api.post(f"/peers/{name}/rehook", json={})
     assert dry.status_code == 200, dry.text
     assert dry.json()["reason"] == "dry_run" and dry.json()["acted"] is False
@@ -396,11 +397,11 @@ def test_rehook_is_a_dry_run_by_default_and_respawns_a_dead_hook(api, tmux_serve
     done = api.post(f"/peers/{name}/rehook", json={"apply": True}).json()
     assert done["reason"] == "respawned" and done["acted"] is True
     assert done["ws_hook_respawned"] is True and done["pane_verified"] is True
-    harness.wait_for(lambda: peer(api, name)["ws_connected"], timeout=15)
+    wait_for(lambda: peer(api, name)["ws_connected"], timeout=15)
     assert peer(api, name)["peer_id"] == answer["peer_id"]  # the same identity came back
     text = f"after-rehook-{secrets.token_hex(4)}"
     api.post("/notify", json={"from_peer": "tester", "to_peer": name, "text": text})
-    harness.wait_for(lambda: text in screen(pane))
+    wait_for(lambda: text in screen(pane))
 
 
 def test_rehook_refusals(api, tmux_server):

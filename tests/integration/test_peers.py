@@ -16,7 +16,7 @@ import pytest
 
 from dispatchyard.state import asks, clock, connections, events, keys
 from dispatchyard.state.models import PeerState
-from tests import harness
+from tests.support.waits import wait_for
 
 NODE = "test-node"
 
@@ -257,7 +257,7 @@ def test_a_retirement_lapses_after_72_hours(api):
 
 
 def test_terminal_offline_closes_a_real_socket_with_4004(api, shim_url):
-    from tests import mesh_client
+    from tests.support import mesh_client
 
     c = circle()
     peer = mesh_client.MeshPeer(shim_url, "sock", c)
@@ -267,10 +267,10 @@ def test_terminal_offline_closes_a_real_socket_with_4004(api, shim_url):
         assert resp.status_code == 200
         error = peer.expect("error")
         assert (error["code"], error["error"]) == ("peer_retired", "Peer is retired")
-        harness.wait_for(lambda: peer.closed is not None, timeout=10)
+        wait_for(lambda: peer.closed is not None, timeout=10)
         assert peer.closed[0] == 4004
         # The socket's end leaves the peer retired (offline, its socket gone).
-        harness.wait_for(
+        wait_for(
             lambda: api.get(f"/peers/{peer.peer_id}").json()["ws_connected"] is False, timeout=10
         )
         register(api, "sock", c, status=409)

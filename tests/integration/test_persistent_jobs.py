@@ -6,8 +6,8 @@ import secrets
 
 import pytest
 
-from tests import harness
-from tests.mesh_client import MeshPeer
+from tests.support import records
+from tests.support.mesh_client import MeshPeer
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +53,7 @@ def test_assigned_peer_gets_the_ask_and_reports_back(api, shim_url, sockets, tmp
     )
     job_id = resp.json()["job_id"]
     assert resp.json()["status"]["assigned_peer_id"] == peer["peer_id"]  # canonical id
-    delivered = harness.wait_job(api, job_id, ("delivered",))
+    delivered = records.wait_job(api, job_id, ("delivered",))
     assert delivered["state_reason"] == "ask_delivered"
     attempt_id = delivered["runner"]["current_attempt_id"]
     cid = delivered["correlation_id"]
@@ -97,7 +97,7 @@ def test_unassigned_persistent_job_finds_a_peer_by_path_and_backend(
             "process_scope": "persistent",
         },
     )
-    done = harness.wait_job(api, resp.json()["job_id"], ("delivered", "unavailable"))
+    done = records.wait_job(api, resp.json()["job_id"], ("delivered", "unavailable"))
     assert done["state"] == "delivered" and done["assigned_peer_id"] == peer["peer_id"]
 
 
@@ -107,7 +107,7 @@ def test_offline_peer_is_unavailable(api, shim_url, sockets):
     assert api.post(f"/peers/{name}/offline").json() == {"ok": True, "cancelled_queries": 0}
     assert api.get(f"/peers/{name}").json()["status"] == "offline"
     resp = api.post("/jobs", json={"title": "t", "assigned_peer_id": name})
-    done = harness.wait_job(api, resp.json()["job_id"])
+    done = records.wait_job(api, resp.json()["job_id"])
     assert done["state"] == "unavailable" and done["state_reason"] == "assigned_peer_offline"
 
 
@@ -159,7 +159,7 @@ def test_pending_asks_by_pane(api, shim_url, sockets):
     connect(shim_url, sockets, peer, pane_id=pane)
     assert peer["pane_assigned"] is True
     resp = api.post("/jobs", json={"title": "t", "prompt": "by pane", "assigned_peer_id": name})
-    harness.wait_job(api, resp.json()["job_id"], ("delivered",))
+    records.wait_job(api, resp.json()["job_id"], ("delivered",))
     asks = api.get("/asks/pending", params={"pane_id": pane}).json()["asks"]
     assert len(asks) == 1 and "by pane" in asks[0]["text"]
     assert api.get("/asks/pending", params={"pane_id": "%999999999"}).status_code == 404

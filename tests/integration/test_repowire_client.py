@@ -13,7 +13,7 @@ import pytest
 from repowire import client as repowire_client
 from repowire.protocol.errors import DaemonHTTPError
 
-from tests.mesh_client import MeshPeer
+from tests.support.mesh_client import MeshPeer
 
 
 def run(coro):

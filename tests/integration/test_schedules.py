@@ -12,8 +12,8 @@ from dispatchyard.state import clock, deliveries, schedules
 from dispatchyard.state.clock import iso, parse_ms
 from tasks import scheduler
 from tasks import schedules as schedule_tasks
-from tests import harness
-from tests.mesh_client import MeshPeer
+from tests.support.mesh_client import MeshPeer
+from tests.support.waits import wait_for
 
 LATER = "2999-01-01T00:00:00+00:00"
 WIRE_KEYS = {
@@ -66,7 +66,7 @@ def wait_fired(api, schedule_id, count=1):
         tick_on_worker()
         return None
 
-    return harness.wait_for(fired, timeout=20, interval=0.1, message=f"{schedule_id} fire {count}")
+    return wait_for(fired, timeout=20, interval=0.1, message=f"{schedule_id} fire {count}")
 
 
 # Routes

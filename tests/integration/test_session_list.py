@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dispatchyard.state import clock
-from tests import harness
+from tests.support import records
 
 
 def listing(api, org, **kw):
@@ -13,10 +13,10 @@ def listing(api, org, **kw):
 
 
 def test_shape_and_scoping(api, org):
-    a = harness.project(api, org, "alpha")
-    harness.project(api, org, "beta")
-    sa = harness.enqueue(api, org, "alpha", issueIdentifier="ENG-1")["sessionId"]
-    sb = harness.enqueue(api, org, "beta")["sessionId"]
+    a = records.project(api, org, "alpha")
+    records.project(api, org, "beta")
+    sa = records.enqueue(api, org, "alpha", issueIdentifier="ENG-1")["sessionId"]
+    sb = records.enqueue(api, org, "beta")["sessionId"]
     body = listing(api, org)
     assert body["count"] == 2 and {s["id"] for s in body["sessions"]} == {sa, sb}
     assert body["healthSummary"] == {"green": 2, "yellow": 0, "red": 0}
@@ -57,15 +57,15 @@ def test_unknown_project_is_404(api, org, r):
         "/api/sessions", org.key, headers={"Referer": "https://d.example.com/projects/ghost"}
     )
     assert resp.status_code == 404
-    other = harness.new_org(r)
-    theirs = harness.project(api, other, "theirs")
+    other = records.new_org(r)
+    theirs = records.project(api, other, "theirs")
     assert api.get("/api/sessions", org.key, params={"projectId": theirs["id"]}).status_code == 404
 
 
 def test_other_orgs_sessions_never_listed(api, org, r):
-    other = harness.new_org(r)
-    harness.project(api, other)
-    harness.enqueue(api, other)
+    other = records.new_org(r)
+    records.project(api, other)
+    records.enqueue(api, other)
     assert listing(api, org)["count"] == 0
     unauthenticated = api.get("/api/sessions")
     assert unauthenticated.status_code == 401
@@ -74,10 +74,10 @@ def test_other_orgs_sessions_never_listed(api, org, r):
 
 
 def test_health_signals_with_a_moving_clock(api, org):
-    harness.project(api, org)
-    w = harness.register(api, org, capacity=5)
-    stuck = harness.enqueue(api, org)["sessionId"]
-    runner = harness.enqueue(api, org)["sessionId"]
+    records.project(api, org)
+    w = records.register(api, org, capacity=5)
+    stuck = records.enqueue(api, org)["sessionId"]
+    runner = records.enqueue(api, org)["sessionId"]
     api.get(f"/api/workers/{w['workerId']}/poll", w["runtimeToken"])
     api.post(
         f"/api/sessions/{runner}/status",
@@ -113,8 +113,8 @@ def test_health_signals_with_a_moving_clock(api, org):
 
 
 def test_limit_and_bad_query(api, org):
-    harness.project(api, org)
-    ids = [harness.enqueue(api, org)["sessionId"] for _ in range(3)]
+    records.project(api, org)
+    ids = [records.enqueue(api, org)["sessionId"] for _ in range(3)]
     body = listing(api, org, params={"limit": 2})
     assert [s["id"] for s in body["sessions"]] == ids[:0:-1]  # newest first
     for bad in ({"limit": 0}, {"limit": 1001}, {"limit": "many"}):
@@ -124,17 +124,17 @@ def test_limit_and_bad_query(api, org):
 def test_project_limited_key_filters_before_the_limit(api, org):
     """A key limited to project A must get a full page of A's sessions even when B's newer ones
     outnumber the page: the project filter selects before the limit applies."""
-    a = harness.project(api, org, "alpha")
-    harness.project(api, org, "beta")
-    c = harness.project(api, org, "gamma")
+    a = records.project(api, org, "alpha")
+    records.project(api, org, "beta")
+    c = records.project(api, org, "gamma")
     ours = []
     for _ in range(7):
-        ours.append(harness.enqueue(api, org, "alpha")["sessionId"])
+        ours.append(records.enqueue(api, org, "alpha")["sessionId"])
         clock.advance(0.002)
     for _ in range(20):
-        harness.enqueue(api, org, "beta")
+        records.enqueue(api, org, "beta")
         clock.advance(0.002)
-    limited = harness.key(api, org, "member", projects=[a["id"]])
+    limited = records.key(api, org, "member", projects=[a["id"]])
     resp = api.get("/api/sessions", limited, params={"limit": 5})
     assert resp.status_code == 200, resp.text
     body = resp.json()
@@ -143,9 +143,9 @@ def test_project_limited_key_filters_before_the_limit(api, org):
     # Two projects of the key: their sessions merged newest first, still cut after the filter.
     gammas = []
     for _ in range(3):
-        gammas.append(harness.enqueue(api, org, "gamma")["sessionId"])
+        gammas.append(records.enqueue(api, org, "gamma")["sessionId"])
         clock.advance(0.002)
-    both = harness.key(api, org, "member", projects=[a["id"], c["id"]])
+    both = records.key(api, org, "member", projects=[a["id"], c["id"]])
     rows = api.get("/api/sessions", both, params={"limit": 5}).json()["sessions"]
     assert [s["id"] for s in rows] == gammas[::-1] + ours[::-1][:2]
     # Naming a project outside the key is 404, as before.

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from tests import harness
+from tests.support import records
 
 
 @pytest.fixture
 def setup(api, org):
-    harness.project(api, org, "app", repository="github.com/acme/app")
-    w = harness.register(api, org)
+    records.project(api, org, "app", repository="github.com/acme/app")
+    w = records.register(api, org)
     return org, w
 
 
@@ -62,7 +62,7 @@ def test_enqueue_shape_and_redis_layout(api, setup, r):
 
 def test_tracker_session_id_is_the_session_id_and_unique(api, setup):
     org, _ = setup
-    body = harness.enqueue(api, org, trackerSessionId="lin-abc-123")
+    body = records.enqueue(api, org, trackerSessionId="lin-abc-123")
     assert body["sessionId"] == "lin-abc-123"
     resp = api.post(
         "/api/sessions",
@@ -96,18 +96,18 @@ def test_enqueue_errors(api, setup, r):
         resp = api.post("/api/sessions", org.key, json=body)
         assert resp.status_code == status_code, (body, resp.text)
         assert "error" in resp.json()
-    auditor = harness.key(api, org, "auditor")
+    auditor = records.key(api, org, "auditor")
     assert api.post("/api/sessions", auditor, json=base).status_code == 403
-    other = harness.new_org(r)
-    harness.project(api, other, "app")
+    other = records.new_org(r)
+    records.project(api, other, "app")
     # A key of another org names its own project namespace: "app" there is not ours.
     assert api.post("/api/sessions", other.key, json=base).status_code == 201
 
 
 def test_project_limited_key(api, setup):
     org, _ = setup
-    beta = harness.project(api, org, "beta")
-    limited = harness.key(api, org, "member", projects=[beta["id"]])
+    beta = records.project(api, org, "beta")
+    limited = records.key(api, org, "member", projects=[beta["id"]])
     base = {"issueId": "i", "issueIdentifier": "E-1", "prompt": "p"}
     assert api.post("/api/sessions", limited, json={**base, "project": "beta"}).status_code == 201
     assert api.post("/api/sessions", limited, json={**base, "project": "app"}).status_code == 403
@@ -115,7 +115,7 @@ def test_project_limited_key(api, setup):
 
 def test_cloud_runner_detail_only_while_queued(api, setup, r):
     org, w = setup
-    sid = harness.enqueue(api, org, systemPrompt="be careful", kits={"a": 1})["sessionId"]
+    sid = records.enqueue(api, org, systemPrompt="be careful", kits={"a": 1})["sessionId"]
     resp = api.get(f"/api/daemon/sessions/{sid}", w["runtimeToken"])
     assert resp.status_code == 200
     assert resp.headers["Cache-Control"] == "no-store"
@@ -148,7 +148,7 @@ def test_cloud_runner_detail_only_while_queued(api, setup, r):
     assert_401(api.get(f"/api/daemon/sessions/{sid}", org.key))
     assert_401(api.get(f"/api/daemon/sessions/{sid}", "a.b.c"))
     # Another org's worker: 404, same body as unknown.
-    other = harness.register(api, harness.new_org(r))
+    other = records.register(api, records.new_org(r))
     resp = api.get(f"/api/daemon/sessions/{sid}", other["runtimeToken"])
     assert resp.status_code == 404 and resp.json() == {"error": "Session not found"}
     resp = api.get("/api/daemon/sessions/nope", w["runtimeToken"])
@@ -163,7 +163,7 @@ def test_cloud_runner_detail_only_while_queued(api, setup, r):
 
 def test_claim_named_session(api, setup, r):
     org, w = setup
-    sid = harness.enqueue(api, org)["sessionId"]
+    sid = records.enqueue(api, org)["sessionId"]
     resp = api.post(
         f"/api/sessions/{sid}/claim", w["runtimeToken"], json={"workerId": w["workerId"]}
     )
@@ -190,9 +190,9 @@ def test_claim_named_session(api, setup, r):
 
 def test_claim_unauthorized_project(api, setup):
     org, _ = setup
-    beta = harness.project(api, org, "beta")
-    w = harness.register(api, org, projects=["beta"])
-    sid = harness.enqueue(api, org, "app")["sessionId"]
+    beta = records.project(api, org, "beta")
+    w = records.register(api, org, projects=["beta"])
+    sid = records.enqueue(api, org, "app")["sessionId"]
     resp = api.post(
         f"/api/sessions/{sid}/claim", w["runtimeToken"], json={"workerId": w["workerId"]}
     )
@@ -206,8 +206,8 @@ def test_claim_unauthorized_project(api, setup):
 
 def test_claim_for_another_worker_is_403(api, setup):
     org, w = setup
-    other = harness.register(api, org)
-    sid = harness.enqueue(api, org)["sessionId"]
+    other = records.register(api, org)
+    sid = records.enqueue(api, org)["sessionId"]
     resp = api.post(
         f"/api/sessions/{sid}/claim", w["runtimeToken"], json={"workerId": other["workerId"]}
     )
@@ -217,7 +217,7 @@ def test_claim_for_another_worker_is_403(api, setup):
 
 def test_status_machine(api, setup):
     org, w = setup
-    sid = harness.enqueue(api, org)["sessionId"]
+    sid = records.enqueue(api, org)["sessionId"]
     poll(api, w)
     # claimed -> completed | finalizing and running -> completed are allowed since the real
     # runner takes those shortcuts (tests/integration/test_donmai_client.py).
@@ -241,8 +241,8 @@ def test_status_machine(api, setup):
 
 def test_claimed_may_fail_or_stop_with_error(api, setup):
     org, w = setup
-    a = harness.enqueue(api, org)["sessionId"]
-    b = harness.enqueue(api, org)["sessionId"]
+    a = records.enqueue(api, org)["sessionId"]
+    b = records.enqueue(api, org)["sessionId"]
     poll(api, w)
     resp = status(api, w, a, "failed", error={"message": "clone failed"})
     assert resp.status_code == 200 and resp.json()["session"]["error"] == {
@@ -253,20 +253,20 @@ def test_claimed_may_fail_or_stop_with_error(api, setup):
 
 def test_status_of_another_workers_session(api, setup, r):
     org, w = setup
-    other = harness.register(api, org)
-    sid = harness.enqueue(api, org)["sessionId"]
+    other = records.register(api, org)
+    sid = records.enqueue(api, org)["sessionId"]
     poll(api, w)
     resp = status(api, other, sid, "running")
     assert resp.status_code == 403
     assert resp.json() == {"error": "Session belongs to another worker"}
-    stranger = harness.register(api, harness.new_org(r))
+    stranger = records.register(api, records.new_org(r))
     resp = status(api, stranger, sid, "running")
     assert resp.status_code == 404 and resp.json() == {"error": "Session not found"}
 
 
 def test_activity_records_tool(api, setup, r):
     org, w = setup
-    sid = harness.enqueue(api, org)["sessionId"]
+    sid = records.enqueue(api, org)["sessionId"]
     poll(api, w)
     resp = api.post(
         f"/api/sessions/{sid}/activity",
@@ -290,7 +290,7 @@ def test_activity_records_tool(api, setup, r):
 
 def test_nack_requeues_with_original_priority(api, setup, r):
     org, w = setup
-    sid = harness.enqueue(api, org, priority=2)["sessionId"]
+    sid = records.enqueue(api, org, priority=2)["sessionId"]
     original = r.zscore("work:queue", sid)
     poll(api, w)
     resp = api.post(

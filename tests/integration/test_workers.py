@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import jwt
 
-from tests import harness
 from tests.conftest import LEGACY_KEY
+from tests.support import records
 
 
 def assert_401(resp) -> None:
@@ -16,7 +16,7 @@ def assert_401(resp) -> None:
 
 
 def test_register_shape_and_token_claims(api, org):
-    body = harness.register(api, org, capacity=3, version="1.2.3", region="eu")
+    body = records.register(api, org, capacity=3, version="1.2.3", region="eu")
     assert body["workerId"].startswith("wkr_") and len(body["workerId"]) == 20
     assert body["heartbeatInterval"] == 30000 and body["pollInterval"] == 5000
     assert body["runtimeTokenExpiresAt"].endswith("Z")
@@ -51,27 +51,27 @@ def test_register_errors(api, org):
 
 
 def test_same_machine_id_keeps_worker_id(api, org, r):
-    first = harness.register(api, org, machineId="m-1")
-    second = harness.register(api, org, machineId="m-1", capacity=9)
+    first = records.register(api, org, machineId="m-1")
+    second = records.register(api, org, machineId="m-1", capacity=9)
     assert first["workerId"] == second["workerId"]
-    other = harness.register(api, harness.new_org(r), machineId="m-1")
+    other = records.register(api, records.new_org(r), machineId="m-1")
     assert other["workerId"] != first["workerId"]
 
 
 def test_register_needs_register_scope(api, org):
-    member = harness.key(api, org, "member")
+    member = records.key(api, org, "member")
     resp = api.post("/api/workers/register", member, json={"hostname": "h", "capacity": 1})
     assert resp.status_code == 403
     assert resp.json() == {"error": "Requires scope worker:register"}
-    daemon_key = harness.key(api, org, "member", scopes=["worker:register"])
+    daemon_key = records.key(api, org, "member", scopes=["worker:register"])
     resp = api.post("/api/workers/register", daemon_key, json={"hostname": "h", "capacity": 1})
     assert resp.status_code == 201
 
 
 def test_register_with_projects_by_slug_or_id(api, org):
-    a = harness.project(api, org, "alpha")
-    harness.project(api, org, "beta")
-    body = harness.register(api, org, projects=["beta", a["id"]])
+    a = records.project(api, org, "alpha")
+    records.project(api, org, "beta")
+    body = records.register(api, org, projects=["beta", a["id"]])
     claims = jwt.decode(body["runtimeToken"], options={"verify_signature": False})
     assert sorted(claims["proj"]) == sorted([a["id"], org.projects["beta"]["id"]])
     resp = api.post(
@@ -84,14 +84,14 @@ def test_register_with_projects_by_slug_or_id(api, org):
 
 
 def test_refresh_token(api, org):
-    w = harness.register(api, org)
+    w = records.register(api, org)
     resp = api.post(f"/api/workers/{w['workerId']}/refresh-token", org.key)
     assert resp.status_code == 200
     new = resp.json()["runtimeToken"]
     assert new != w["runtimeToken"]
     assert api.get(f"/api/workers/{w['workerId']}/poll", new).status_code == 200
     # Another key of the org that did not register it (and is not admin) may not refresh it.
-    member = harness.key(api, org, "member", scopes=["worker:register"])
+    member = records.key(api, org, "member", scopes=["worker:register"])
     resp = api.post(f"/api/workers/{w['workerId']}/refresh-token", member)
     assert resp.status_code == 403
     assert resp.json() == {"error": "Only the registering key may refresh this worker's token"}
@@ -100,9 +100,9 @@ def test_refresh_token(api, org):
 
 
 def test_poll_takes_up_to_five_and_respects_capacity(api, org):
-    harness.project(api, org)
-    w = harness.register(api, org, capacity=7)
-    ids = [harness.enqueue(api, org)["sessionId"] for _ in range(10)]
+    records.project(api, org)
+    w = records.register(api, org, capacity=7)
+    ids = [records.enqueue(api, org)["sessionId"] for _ in range(10)]
     first = api.get(f"/api/workers/{w['workerId']}/poll", w["runtimeToken"]).json()
     assert first["preClaimed"] is True
     assert first["claimedSessionIds"] == ids[:5]
@@ -114,12 +114,12 @@ def test_poll_takes_up_to_five_and_respects_capacity(api, org):
 
 
 def test_poll_priority_then_fifo(api, org):
-    harness.project(api, org)
-    w = harness.register(api, org, capacity=20)
-    low = harness.enqueue(api, org, priority=5)["sessionId"]
-    mid1 = harness.enqueue(api, org, priority=3)["sessionId"]
-    high = harness.enqueue(api, org, priority=1)["sessionId"]
-    mid2 = harness.enqueue(api, org, priority=3)["sessionId"]
+    records.project(api, org)
+    w = records.register(api, org, capacity=20)
+    low = records.enqueue(api, org, priority=5)["sessionId"]
+    mid1 = records.enqueue(api, org, priority=3)["sessionId"]
+    high = records.enqueue(api, org, priority=1)["sessionId"]
+    mid2 = records.enqueue(api, org, priority=3)["sessionId"]
     got = []
     for _ in range(2):
         got += api.get(f"/api/workers/{w['workerId']}/poll", w["runtimeToken"]).json()[
@@ -129,27 +129,27 @@ def test_poll_priority_then_fifo(api, org):
 
 
 def test_poll_only_serves_the_workers_projects(api, org):
-    harness.project(api, org, "alpha")
-    harness.project(api, org, "beta")
-    w = harness.register(api, org, projects=["beta"])
-    harness.enqueue(api, org, "alpha")
-    b = harness.enqueue(api, org, "beta")["sessionId"]
+    records.project(api, org, "alpha")
+    records.project(api, org, "beta")
+    w = records.register(api, org, projects=["beta"])
+    records.enqueue(api, org, "alpha")
+    b = records.enqueue(api, org, "beta")["sessionId"]
     got = api.get(f"/api/workers/{w['workerId']}/poll", w["runtimeToken"]).json()
     assert got["claimedSessionIds"] == [b]
 
 
 def test_poll_never_crosses_orgs(api, org, r):
-    other = harness.new_org(r)
-    harness.project(api, other)
-    harness.enqueue(api, other)
-    w = harness.register(api, org)
+    other = records.new_org(r)
+    records.project(api, other)
+    records.enqueue(api, other)
+    w = records.register(api, org)
     got = api.get(f"/api/workers/{w['workerId']}/poll", w["runtimeToken"]).json()
     assert got["work"] == []
 
 
 def test_poll_is_for_the_tokens_own_worker(api, org):
-    a = harness.register(api, org)
-    b = harness.register(api, org)
+    a = records.register(api, org)
+    b = records.register(api, org)
     resp = api.get(f"/api/workers/{b['workerId']}/poll", a["runtimeToken"])
     assert resp.status_code == 403
     assert resp.json() == {"error": "Token does not belong to this worker"}
@@ -157,10 +157,10 @@ def test_poll_is_for_the_tokens_own_worker(api, org):
 
 
 def test_deregister_requeues_claimed_and_revokes_tokens(api, org):
-    harness.project(api, org)
-    w = harness.register(api, org)
+    records.project(api, org)
+    w = records.register(api, org)
     token = w["runtimeToken"]
-    ids = [harness.enqueue(api, org, priority=p)["sessionId"] for p in (2, 4)]
+    ids = [records.enqueue(api, org, priority=p)["sessionId"] for p in (2, 4)]
     polled = api.get(f"/api/workers/{w['workerId']}/poll", token).json()["claimedSessionIds"]
     assert polled == ids
     # One goes to running; only the claimed-not-running one returns to the queue.
@@ -176,7 +176,7 @@ def test_deregister_requeues_claimed_and_revokes_tokens(api, org):
     # Its token is refused from now on.
     assert_401(api.get(f"/api/workers/{w['workerId']}/poll", token))
     # The session is back with its original priority: a new worker gets it.
-    w2 = harness.register(api, org)
+    w2 = records.register(api, org)
     got = api.get(f"/api/workers/{w2['workerId']}/poll", w2["runtimeToken"]).json()
     assert got["claimedSessionIds"] == [ids[1]]
     assert got["work"][0]["priority"] == 4
@@ -188,13 +188,13 @@ def test_deregister_requeues_claimed_and_revokes_tokens(api, org):
 
 
 def test_list_workers_and_summary(api, org):
-    harness.project(api, org)
-    a = harness.register(api, org, capacity=4, version="9.9")
-    harness.register(api, org, capacity=2)
+    records.project(api, org)
+    a = records.register(api, org, capacity=4, version="9.9")
+    records.register(api, org, capacity=2)
     for _ in range(3):
-        harness.enqueue(api, org)
+        records.enqueue(api, org)
     api.get(f"/api/workers/{a['workerId']}/poll", a["runtimeToken"])
-    harness.enqueue(api, org)
+    records.enqueue(api, org)
     body = api.get("/api/workers", org.key).json()
     assert body["summary"] == {
         "totalWorkers": 2,
@@ -211,16 +211,16 @@ def test_list_workers_and_summary(api, org):
 
 
 def test_legacy_worker_key(api, legacy_org, r):
-    harness.project(api, legacy_org, "legacy-app")
+    records.project(api, legacy_org, "legacy-app")
     resp = api.post("/api/workers/register", LEGACY_KEY, json={"hostname": "old", "capacity": 1})
     assert resp.status_code == 201
     wid = resp.json()["workerId"]
-    harness.enqueue(api, legacy_org, "legacy-app")
+    records.enqueue(api, legacy_org, "legacy-app")
     got = api.get(f"/api/workers/{wid}/poll", LEGACY_KEY)
     assert got.status_code == 200 and len(got.json()["work"]) == 1
     # The legacy key is not an API key.
     assert_401(api.get("/api/workers", LEGACY_KEY))
     # It acts for the default org only.
-    other = harness.register(api, harness.new_org(r))
+    other = records.register(api, records.new_org(r))
     resp = api.get(f"/api/workers/{other['workerId']}/poll", LEGACY_KEY)
     assert resp.status_code == 404 and resp.json() == {"error": "Worker not found"}

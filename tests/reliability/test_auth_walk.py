@@ -18,8 +18,8 @@ from werkzeug.serving import make_server
 
 from api_shim import create_app
 from dispatchyard.settings import get_settings
-from tests import harness
-from tests.mesh_client import refused
+from tests.support.http import Api
+from tests.support.mesh_client import refused
 
 TOKEN = "daemon-token-for-the-auth-walk"
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
@@ -77,7 +77,7 @@ def guarded():
     app = create_app(settings)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield app, harness.Api(f"http://127.0.0.1:{server.server_port}")
+    yield app, Api(f"http://127.0.0.1:{server.server_port}")
     server.shutdown()
 
 

@@ -26,9 +26,9 @@ import requests
 
 from dispatchyard.cli.devstack import free_port
 from tasks import names
-from tests import harness
-from tests.e2e.conftest import Stack
-from tests.reliability.test_redis_restart import PrivateRedis
+from tests.support.redis_server import RedisServer
+from tests.support.stack import Stack
+from tests.support.waits import wait_for
 
 LOCK_TIMEOUT_S = 2
 OUTAGE_S = LOCK_TIMEOUT_S + 1.5
@@ -43,7 +43,7 @@ SENDING = "Scheduler: Sending due task"
 
 @pytest.fixture
 def beats(tmp_path):
-    red = PrivateRedis(tmp_path)
+    red = RedisServer(tmp_path / "redis", durable=True)
     red.start()
     stack = Stack(
         tmp_path,
@@ -58,12 +58,12 @@ def beats(tmp_path):
         red.stop()
 
 
-def queued(red: PrivateRedis) -> int:
+def queued(red: RedisServer) -> int:
     """Messages beat has sent that no worker took (none runs here)."""
     return red.client().llen(names.DEFAULT_QUEUE)
 
 
-def outage(red: PrivateRedis, stack: Stack, *beat_names: str) -> dict[str, int]:
+def outage(red: RedisServer, stack: Stack, *beat_names: str) -> dict[str, int]:
     """Kill Redis, wait until every beat has noticed and the lock has expired, restart it on
     its AOF. Returns each beat's log length at the restart (what came after is `since`)."""
     red.kill()
@@ -78,7 +78,7 @@ def outage(red: PrivateRedis, stack: Stack, *beat_names: str) -> dict[str, int]:
             and time.monotonic() - killed >= OUTAGE_S
         )
 
-    harness.wait_for(noticed, timeout=30, interval=0.1, message="every beat to notice")
+    wait_for(noticed, timeout=30, interval=0.1, message="every beat to notice")
     offsets = {b: len(stack.log(b)) for b in beat_names}
     red.start()
     return offsets
@@ -91,10 +91,10 @@ def since(stack: Stack, beat: str, offset: int) -> str:
 def test_beat_rides_out_a_redis_restart_and_retakes_its_lock_before_sending(beats):
     red, stack = beats
     stack.beat("beat")
-    harness.wait_for(lambda: queued(red) > 0, timeout=30, interval=0.1, message="a first send")
+    wait_for(lambda: queued(red) > 0, timeout=30, interval=0.1, message="a first send")
     offsets = outage(red, stack, "beat")
     before = queued(red)  # what the AOF kept
-    harness.wait_for(
+    wait_for(
         lambda: queued(red) >= before + 10, timeout=30, interval=0.1, message="beat sending again"
     )
     assert stack.procs["beat"].poll() is None
@@ -115,14 +115,12 @@ def test_beat_rides_out_a_redis_restart_and_retakes_its_lock_before_sending(beat
 def test_two_beats_through_an_outage_one_sends_and_the_other_takes_over(beats):
     red, stack = beats
     stack.beat("beat-1")
-    harness.wait_for(lambda: ACQUIRED in stack.log("beat-1"), timeout=30, interval=0.1)
+    wait_for(lambda: ACQUIRED in stack.log("beat-1"), timeout=30, interval=0.1)
     stack.beat("beat-2")
-    harness.wait_for(lambda: "beat: Starting" in stack.log("beat-2"), timeout=30, interval=0.1)
+    wait_for(lambda: "beat: Starting" in stack.log("beat-2"), timeout=30, interval=0.1)
     offsets = outage(red, stack, "beat-1", "beat-2")
     before = queued(red)
-    harness.wait_for(
-        lambda: queued(red) >= before + 10, timeout=30, interval=0.1, message="sends resuming"
-    )
+    wait_for(lambda: queued(red) >= before + 10, timeout=30, interval=0.1, message="sends resuming")
     after = {b: since(stack, b, offsets[b]) for b in offsets}
     senders = [b for b in after if SENDING in after[b]]
     assert len(senders) == 1, {b: after[b][-2000:] for b in after}
@@ -136,13 +134,13 @@ def test_two_beats_through_an_outage_one_sends_and_the_other_takes_over(beats):
     other = next(b for b in offsets if b != leader)
     mark = len(stack.log(other))
     stack.stop(leader, sig=signal.SIGKILL)
-    harness.wait_for(
+    wait_for(
         lambda: ACQUIRED in since(stack, other, mark),
         timeout=LOCK_TIMEOUT_S + 10,
         interval=0.1,
         message=f"{other} to take over",
     )
-    harness.wait_for(
+    wait_for(
         lambda: SENDING in since(stack, other, mark), timeout=10, interval=0.1, message="sends"
     )
 
@@ -169,7 +167,7 @@ def _beat_pid(supervisor: int) -> int | None:
 
 
 def test_dispatchyard_run_restarts_a_child_that_dies(tmp_path):
-    red = PrivateRedis(tmp_path)
+    red = RedisServer(tmp_path / "redis", durable=True)
     red.start()
     port = free_port()
     out = open(tmp_path / "run.log", "wb")  # noqa: SIM115  (closed in finally)
@@ -194,18 +192,18 @@ def test_dispatchyard_run_restarts_a_child_that_dies(tmp_path):
             except requests.RequestException:
                 return False
 
-        harness.wait_for(healthy, timeout=60, interval=0.2, message="the stack to serve")
+        wait_for(healthy, timeout=60, interval=0.2, message="the stack to serve")
         assert "health" in log() and "Ctrl-C stops everything" in log()
-        first = harness.wait_for(lambda: _beat_pid(run.pid), timeout=30, message="beat's pid")
+        first = wait_for(lambda: _beat_pid(run.pid), timeout=30, message="beat's pid")
         children = set(_children(run.pid))
         os.kill(first, signal.SIGKILL)
-        harness.wait_for(
+        wait_for(
             lambda: "beat exited with -9; restarting it in 1 s" in log(),
             timeout=10,
             interval=0.1,
             message="the supervisor to notice",
         )
-        second = harness.wait_for(
+        second = wait_for(
             lambda: (p := _beat_pid(run.pid)) not in (None, first) and p,
             timeout=10,
             interval=0.1,
@@ -218,7 +216,7 @@ def test_dispatchyard_run_restarts_a_child_that_dies(tmp_path):
         run.send_signal(signal.SIGINT)  # Ctrl-C
         assert run.wait(30) == 0, log()[-3000:]
         gone = children - {first} | {second}
-        harness.wait_for(
+        wait_for(
             lambda: not any(Path(f"/proc/{p}").exists() for p in gone),
             timeout=10,
             message="every child to stop",

@@ -6,19 +6,20 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from tests import harness
+from tests.support import records
+from tests.support.http import Api
 
 HOSTS = 50
 ROUNDS = 20  # 50 hosts x 20 rounds = 1,000 mutations
 
 
 def test_exactly_one_wins(shim_url, api, org, r):
-    hosts = [harness.register(api, org) for _ in range(HOSTS)]
+    hosts = [records.register(api, org) for _ in range(HOSTS)]
     local = threading.local()
 
-    def client() -> harness.Api:
+    def client() -> Api:
         if not hasattr(local, "api"):
-            local.api = harness.Api(shim_url)  # one connection per thread
+            local.api = Api(shim_url)  # one connection per thread
         return local.api
 
     def cancel(mid):

@@ -7,27 +7,28 @@ import random
 import threading
 from collections import Counter
 
-from tests import harness
+from tests.support import records
+from tests.support.http import Api
 
 SESSIONS = 1000
 POLLERS = 20
 
 
 def test_each_session_claimed_exactly_once_in_priority_order(shim_url, api, org, r):
-    harness.project(api, org)
+    records.project(api, org)
     rng = random.Random(7)
     queued = {}
     for _ in range(SESSIONS):
-        body = harness.enqueue(api, org, priority=rng.randint(1, 5))
+        body = records.enqueue(api, org, priority=rng.randint(1, 5))
         queued[body["sessionId"]] = body
-    workers = [harness.register(api, org, capacity=SESSIONS) for _ in range(POLLERS)]
+    workers = [records.register(api, org, capacity=SESSIONS) for _ in range(POLLERS)]
     batches: list[tuple[str, list[dict]]] = []
     lock = threading.Lock()
     start = threading.Barrier(POLLERS)
     errors = []
 
     def poller(w):
-        client = harness.Api(shim_url)  # its own connection
+        client = Api(shim_url)  # its own connection
         start.wait()
         try:
             while True:

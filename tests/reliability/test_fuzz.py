@@ -18,8 +18,8 @@ from pathlib import Path
 
 import requests
 
-from tests import harness
-from tests.e2e.conftest import ROOT, Stack
+from tests.support import records
+from tests.support.stack import ROOT, Stack
 
 SLOW_OR_SPAWNING = (
     "/events/stream",
@@ -35,7 +35,7 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance," 
 
 
 def test_schemathesis_over_every_operation(tmp_path, r):
-    key = harness.new_org(r).key
+    key = records.new_org(r).key
     stack = Stack(tmp_path)
     stack.gunicorn()
     try:

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from dispatchyard.state import clock, keys
 from tasks import sweeps
-from tests import harness
+from tests.support import records
+from tests.support.waits import wait_for
 
 
 def test_sweep_marks_offline_and_requeues(api, org, r, celery_worker):
-    harness.project(api, org)
-    w = harness.register(api, org, capacity=5)
+    records.project(api, org)
+    w = records.register(api, org, capacity=5)
     token = w["runtimeToken"]
-    low = harness.enqueue(api, org, priority=4)["sessionId"]
-    high = harness.enqueue(api, org, priority=2)["sessionId"]
-    running = harness.enqueue(api, org, priority=1)["sessionId"]
+    low = records.enqueue(api, org, priority=4)["sessionId"]
+    high = records.enqueue(api, org, priority=2)["sessionId"]
+    running = records.enqueue(api, org, priority=1)["sessionId"]
     scores = {sid: r.zscore(keys.WORK_QUEUE, sid) for sid in (low, high, running)}
     assert len(api.get(f"/api/workers/{w['workerId']}/poll", token).json()["work"]) == 3
     api.post(
@@ -34,7 +35,7 @@ def test_sweep_marks_offline_and_requeues(api, org, r, celery_worker):
         assert r.get(keys.claim(sid)) == w["workerId"]
         assert r.zscore(keys.WORK_QUEUE, sid) is None
     # Past the window (181 s): the real worker's sweep marks it offline.
-    other = harness.register(api, org)  # a live host, to see the sweep ran
+    other = records.register(api, org)  # a live host, to see the sweep ran
     clock.advance(2)
     api.post(
         f"/api/workers/{other['workerId']}/heartbeat",
@@ -42,7 +43,7 @@ def test_sweep_marks_offline_and_requeues(api, org, r, celery_worker):
         json={"activeCount": 0},
     )
     sweeps.offline_hosts.delay()
-    harness.wait_for(
+    wait_for(
         lambda: r.hget(keys.host(w["workerId"]), "status") == "offline",
         timeout=20,
         message="the sweep to mark the host offline",
@@ -68,9 +69,9 @@ def test_sweep_marks_offline_and_requeues(api, org, r, celery_worker):
 def test_sweep_twice_changes_nothing_twice(api, org, r):
     from dispatchyard.state import heartbeats
 
-    harness.project(api, org)
-    w = harness.register(api, org)
-    sid = harness.enqueue(api, org)["sessionId"]
+    records.project(api, org)
+    w = records.register(api, org)
+    sid = records.enqueue(api, org)["sessionId"]
     api.get(f"/api/workers/{w['workerId']}/poll", w["runtimeToken"])
     now = clock.now_ms() + 200_000
     first = heartbeats.sweep_offline(r, now, 180_000)

@@ -19,8 +19,6 @@ contract's bound. The measured figures are written to `var/test-figures/redis_re
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,15 +26,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
 from api_shim import create_app
-from dispatchyard.cli.devstack import free_port, start_redis
+from dispatchyard.cli.devstack import free_port
 from dispatchyard.settings import get_settings
 from dispatchyard.state import clock, keys
-from tests import harness
-from tests.e2e.conftest import Stack
+from tests.support import records
+from tests.support.http import Api
+from tests.support.redis_server import RedisServer
+from tests.support.stack import Stack
+from tests.support.waits import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / "var" / "test-figures" / "redis_restart.json"
@@ -51,36 +51,10 @@ RECOVERY_BOUND_S = 10.0  # redis-server answering again -> the shim acknowledgin
 OUTAGE_MIN_S = 2.0
 
 
-class PrivateRedis:
-    """A redis-server of one test, with the shipped redis.conf, restartable on its data dir."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.dir = tmp / "redis"
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        # Waits until it answers PING, so after the AOF is loaded.
-        self.proc = start_redis(self.port, self.dir, conf=ROOT / "redis.conf")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=5)
-
-
 @pytest.fixture
 def private_redis(tmp_path):
-    red = PrivateRedis(tmp_path)
+    """A redis-server of this test, with the shipped redis.conf, restartable on its data dir."""
+    red = RedisServer(tmp_path / "redis", durable=True)
     red.start()
     try:
         yield red
@@ -200,8 +174,8 @@ def test_redis_sigkilled_under_write_load_then_restarted_on_its_aof(
         stack.worker()
         stack.beat()
         load.base = stack.url
-        api = harness.Api(stack.url)
-        harness.wait_for(
+        api = Api(stack.url)
+        wait_for(
             lambda: health(stack.url)[1]["beat"]["alive"],
             timeout=30,
             interval=0.1,
@@ -217,7 +191,7 @@ def test_redis_sigkilled_under_write_load_then_restarted_on_its_aof(
         # Enough writes acknowledged well before the kill (older than the window); the kill
         # then lands in the middle of the load.
         window = EVERYSEC_WINDOW_S + WINDOW_MARGIN_S
-        harness.wait_for(
+        wait_for(
             lambda: load.acked_before(time.monotonic() - window) >= 300,
             timeout=30,
             interval=0.05,
@@ -241,13 +215,13 @@ def test_redis_sigkilled_under_write_load_then_restarted_on_its_aof(
                 and "beat: Redis unavailable" in stack.log("beat")
             )
 
-        harness.wait_for(outage_seen, timeout=30, interval=0.1, message="the outage to be seen")
+        wait_for(outage_seen, timeout=30, interval=0.1, message="the outage to be seen")
         restarted_at, restart_clock_ms = time.monotonic(), clock.now_ms()
         red.start()
         redis_back_at = time.monotonic()
 
         # ---- recovery, by themselves --------------------------------------------------------
-        harness.wait_for(
+        wait_for(
             lambda: load.acked_after(redis_back_at) >= 20,
             timeout=RECOVERY_BOUND_S,
             interval=0.05,
@@ -267,7 +241,7 @@ def test_redis_sigkilled_under_write_load_then_restarted_on_its_aof(
             json={"title": "after", "prompt": "p", "path": str(tmp_path), "backend": "claude-code"},
         )
         assert fired.status_code == 200, fired.text
-        done = harness.wait_job(api, fired.json()["job_id"], timeout=30)
+        done = records.wait_job(api, fired.json()["job_id"], timeout=30)
         assert done["state"] == "completed", done
         fire_now_done_s = time.monotonic() - restarted_at
 
@@ -278,9 +252,7 @@ def test_redis_sigkilled_under_write_load_then_restarted_on_its_aof(
             tick = clock.parse_ms(beat["last_tick_at"])
             return beat["alive"] and tick is not None and tick > restart_clock_ms
 
-        harness.wait_for(
-            beat_ticked_since_restart, timeout=20, interval=0.1, message="a beat tick after"
-        )
+        wait_for(beat_ticked_since_restart, timeout=20, interval=0.1, message="a beat tick after")
         beat_tick_s = time.monotonic() - restarted_at
         created = api.post(
             "/jobs",
@@ -294,13 +266,13 @@ def test_redis_sigkilled_under_write_load_then_restarted_on_its_aof(
         )
         assert created.status_code == 200, created.text
         cal_id = created.json()["calendar_id"]
-        child_id = harness.wait_for(
-            lambda: harness.job(api, cal_id).get("last_occurrence_work_id"),
+        child_id = wait_for(
+            lambda: records.job(api, cal_id).get("last_occurrence_work_id"),
             timeout=30,
             interval=0.1,
             message="the template's first fire",
         )
-        assert harness.wait_job(api, child_id, timeout=30)["state"] == "completed"
+        assert records.wait_job(api, child_id, timeout=30)["state"] == "completed"
         template_fired_s = time.monotonic() - restarted_at
 
         # Every process rode it out.
@@ -378,7 +350,7 @@ def test_fire_now_with_the_broker_down_answers_503_at_once(r, tmp_path):
     settings = get_settings().model_copy(update={"redis_url": dead_broker})
     server = make_server("127.0.0.1", 0, create_app(settings, r), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    shim = harness.Api(f"http://127.0.0.1:{server.server_port}")
+    shim = Api(f"http://127.0.0.1:{server.server_port}")
     job_id = None
     try:
         body = {"title": "now", "prompt": "p", "path": str(tmp_path), "backend": "claude-code"}

@@ -19,8 +19,8 @@ import pytest
 from dispatchyard.state import clock, deliveries, keys, schedule_rules, schedules
 from dispatchyard.state.clock import iso, parse_ms
 from tasks import schedules as schedule_tasks
-from tests import harness
-from tests.e2e.conftest import Stack
+from tests.support.stack import Stack
+from tests.support.waits import wait_for
 
 RATE = 12
 MINUTE = 60_000
@@ -72,11 +72,11 @@ def wait_fires(api, schedule_id: str, count: int, timeout: float = 60) -> dict:
         outcome = doc.get("last_outcome") or {}
         return doc["fire_count"] >= count and outcome.get("status") != "firing" and doc
 
-    return harness.wait_for(fired, timeout=timeout, interval=0.1, message=f"{schedule_id} x{count}")
+    return wait_for(fired, timeout=timeout, interval=0.1, message=f"{schedule_id} x{count}")
 
 
 def wait_clock(until_ms: int) -> None:
-    harness.wait_for(
+    wait_for(
         lambda: clock.now_ms() > until_ms,
         timeout=(until_ms - clock.now_ms()) / RATE / 1000 + 30,
         interval=0.05,

@@ -33,9 +33,11 @@ from dispatchyard.settings import (
     sentinel_url,
 )
 from dispatchyard.state import keys
-from tests import harness
-from tests.e2e.conftest import Stack
-from tests.mesh_client import MeshPeer
+from tests.support import records
+from tests.support.http import Api
+from tests.support.mesh_client import MeshPeer
+from tests.support.stack import Stack
+from tests.support.waits import wait_for
 
 FIGURES = Path(__file__).resolve().parents[2] / "var" / "test-figures" / "sentinel_failover.json"
 MASTER = "dy-sentinel-test"
@@ -90,7 +92,7 @@ def topology(tmp_path):
             topo.replica_port, tmp_path / "replica", conf=conf, persist=False
         )
         replica = topo.node(topo.replica_port)
-        harness.wait_for(
+        wait_for(
             lambda: replica.info("replication").get("master_link_status") == "up",
             timeout=15,
             message="the replica to sync",
@@ -121,7 +123,7 @@ def topology(tmp_path):
             except redis.RedisError:
                 return False
 
-        harness.wait_for(sentinels_ready, timeout=20, interval=0.1, message="sentinels to meet")
+        wait_for(sentinels_ready, timeout=20, interval=0.1, message="sentinels to meet")
         yield topo
     finally:
         for proc in topo.procs.values():
@@ -217,8 +219,8 @@ def test_master_killed_under_load_everything_follows(topology, tmp_path):
         stack.gunicorn()
         stack.worker()
         stack.beat()
-        api = harness.Api(stack.url)
-        harness.wait_for(
+        api = Api(stack.url)
+        wait_for(
             lambda: (h := api.get("/health").json())["beat"]["alive"] and h["workers"]["online"],
             timeout=30,
             interval=0.1,
@@ -230,7 +232,7 @@ def test_master_killed_under_load_everything_follows(topology, tmp_path):
         load_started = time.monotonic()
         for t in threads:
             t.start()
-        harness.wait_for(
+        wait_for(
             lambda: time.monotonic() - load_started > 2 * LAG_S and len(fires.acked()) >= 5,
             timeout=20,
             message="some load",
@@ -240,7 +242,7 @@ def test_master_killed_under_load_everything_follows(topology, tmp_path):
         topology.procs["master"].send_signal(signal.SIGKILL)
         topology.procs["master"].wait(5)
 
-        harness.wait_for(
+        wait_for(
             lambda: any(
                 topology.master_addr(p) == topology.replica_port for p in topology.sentinel_ports
             ),
@@ -251,19 +253,19 @@ def test_master_killed_under_load_everything_follows(topology, tmp_path):
         promoted_s = time.monotonic() - killed_at
         # Requests in flight at the kill may still be answered by the old master: recovery is
         # the first write acknowledged after the shim noticed the outage.
-        first_503 = harness.wait_for(
+        first_503 = wait_for(
             lambda: next((t for t, code, _ in writes.answers if code == 503 and t > killed_at), 0),
             timeout=10,
             message="the shim to notice the outage",
         )
-        first_ok = harness.wait_for(
+        first_ok = wait_for(
             lambda: next((t for t, code, _ in writes.answers if code == 200 and t > first_503), 0),
             timeout=30,
             interval=0.05,
             message="the shim to write again",
         )
         recovered_s = first_ok - killed_at
-        harness.wait_for(
+        wait_for(
             lambda: time.monotonic() - first_ok > 2 and fires.acked(after=first_ok),
             timeout=15,
             message="more load after the failover",
@@ -305,7 +307,7 @@ def test_master_killed_under_load_everything_follows(topology, tmp_path):
 
         # The hub followed: its subscription is back (on the new master) and a notify reaches
         # the peer's socket.
-        harness.wait_for(
+        wait_for(
             lambda: new_master.pubsub_numsub(keys.ASKS_RESOLVED)[0][1] >= 1,
             timeout=20,
             message="the hub to subscribe on the new master",
@@ -321,7 +323,7 @@ def test_master_killed_under_load_everything_follows(topology, tmp_path):
         # one acknowledged after the failover, completes.
         must_run = fires.acked(before=killed_at - LAG_S) + fires.acked(after=first_ok)
         for job_id in must_run:
-            done = harness.wait_job(api, job_id, timeout=30)
+            done = records.wait_job(api, job_id, timeout=30)
             assert done["state"] == "completed", done
 
         # Beat followed: its scheduler tick fires a job that falls due after the failover, and
@@ -333,10 +335,10 @@ def test_master_killed_under_load_everything_follows(topology, tmp_path):
             | {"backend": "claude-code", "due_at": due},
         )
         assert resp.status_code == 200, resp.text
-        done = harness.wait_job(api, resp.json()["job_id"], timeout=30)
+        done = records.wait_job(api, resp.json()["job_id"], timeout=30)
         assert done["state"] == "completed", done
         before_tick = int(time.time() * 1000)
-        harness.wait_for(
+        wait_for(
             lambda: int(new_master.get(keys.BEAT_LAST_TICK) or 0) > before_tick,
             timeout=20,
             interval=0.2,
@@ -344,7 +346,7 @@ def test_master_killed_under_load_everything_follows(topology, tmp_path):
         )
         assert stack.procs["beat"].poll() is None and stack.procs["worker"].poll() is None
         window = [j for j in fires.acked() if j not in must_run]
-        states = [harness.job(api, j)["state"] if j in present else "lost" for j in window]
+        states = [records.job(api, j)["state"] if j in present else "lost" for j in window]
         figures |= {
             "fire_now_acknowledged": len(fires.acked()),
             "fire_now_checked_completed": len(must_run),

@@ -13,8 +13,8 @@ import time
 import requests
 
 from dispatchyard.state import jobs
-from tests import harness
-from tests.e2e.conftest import Stack
+from tests.support.stack import Stack
+from tests.support.waits import wait_for
 
 LATER = "2999-01-01T00:00:00Z"
 
@@ -29,7 +29,7 @@ def test_gunicorn_worker_killed_under_load(tmp_path, r):
     stack.gunicorn()
     try:
         master = stack.procs["shim"].pid
-        harness.wait_for(lambda: len(workers_of(master)) == 2, timeout=30)
+        wait_for(lambda: len(workers_of(master)) == 2, timeout=30)
         acked: list[str] = []
         statuses: list[int] = []
         dropped = [0]
@@ -65,12 +65,12 @@ def test_gunicorn_worker_killed_under_load(tmp_path, r):
         holders = [threading.Thread(target=blocking_wait, args=(i,)) for i in range(4)]
         for t in loaders + holders:
             t.start()
-        harness.wait_for(lambda: len(acked) > 50, timeout=30)
+        wait_for(lambda: len(acked) > 50, timeout=30)
         victim = workers_of(master)[0]
         os.kill(victim, signal.SIGKILL)
         before = len(acked)
-        harness.wait_for(lambda: len(acked) > before + 50, timeout=30, message="load goes on")
-        harness.wait_for(
+        wait_for(lambda: len(acked) > before + 50, timeout=30, message="load goes on")
+        wait_for(
             lambda: len([p for p in workers_of(master) if p != victim]) == 2,
             timeout=30,
             message="the master to start a new worker",
@@ -83,12 +83,12 @@ def test_gunicorn_worker_killed_under_load(tmp_path, r):
         held = [threading.Thread(target=blocking_wait, args=(i,)) for i in range(4, 8)]
         for t in held:
             t.start()
-        harness.wait_for(lambda: all(r.exists(f"ask:kill-{i}") for i in range(4, 8)), timeout=10)
+        wait_for(lambda: all(r.exists(f"ask:kill-{i}") for i in range(4, 8)), timeout=10)
         for pid in workers_of(master):
             os.kill(pid, signal.SIGKILL)
         for t in held:
             t.join(40)
-        harness.wait_for(stack._healthy, timeout=30, message="the shim back by itself")
+        wait_for(stack._healthy, timeout=30, message="the shim back by itself")
     finally:
         stack.stop_all()
     assert all(s == 200 for s in statuses), sorted(set(statuses))

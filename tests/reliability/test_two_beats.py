@@ -15,8 +15,8 @@ from collections import defaultdict
 import pytest
 
 from dispatchyard.state import clock, keys, template_rules, templates
-from tests import harness
-from tests.e2e.conftest import Stack
+from tests.support.stack import Stack
+from tests.support.waits import wait_for
 
 TEMPLATES = 200
 RATE = 12
@@ -57,9 +57,7 @@ def test_two_beats_materialize_each_due_time_once(fast_time, r):
     fast_time.beat("beat-1")
     fast_time.beat("beat-2")
     end = first_due + MINUTES * 60_000
-    harness.wait_for(
-        lambda: clock.now_ms() > end + 20_000, timeout=MINUTES * 60 / RATE + 30, interval=0.2
-    )
+    wait_for(lambda: clock.now_ms() > end + 20_000, timeout=MINUTES * 60 / RATE + 30, interval=0.2)
     for name in ("beat-1", "beat-2"):
         fast_time.stop(name)
     logs = fast_time.log("beat-1") + fast_time.log("beat-2")
@@ -136,16 +134,16 @@ def test_leader_killed_the_other_beat_takes_over_with_nothing_missed_or_doubled(
         first_due = clock.parse_ms(templates.get(r, cal_ids[0])["next_due_at"])
         stack.worker("fo-worker", machine="fo-host")
         stack.beat("fo-beat-1")
-        harness.wait_for(lambda: "Acquired lock" in stack.log("fo-beat-1"), timeout=30)
+        wait_for(lambda: "Acquired lock" in stack.log("fo-beat-1"), timeout=30)
         stack.beat("fo-beat-2")
         # After the first due minute, the leader dies without a word.
-        harness.wait_for(lambda: clock.now_ms() > first_due + 5_000, timeout=60, interval=0.1)
+        wait_for(lambda: clock.now_ms() > first_due + 5_000, timeout=60, interval=0.1)
         killed_at = time.monotonic()
         stack.stop("fo-beat-1", sig=signal.SIGKILL)
-        harness.wait_for(lambda: "Acquired lock" in stack.log("fo-beat-2"), timeout=30)
+        wait_for(lambda: "Acquired lock" in stack.log("fo-beat-2"), timeout=30)
         takeover_s = time.monotonic() - killed_at
         end = first_due + 3 * 60_000
-        harness.wait_for(lambda: clock.now_ms() > end + 20_000, timeout=60, interval=0.2)
+        wait_for(lambda: clock.now_ms() > end + 20_000, timeout=60, interval=0.2)
         stack.stop("fo-beat-2")
     finally:
         stack.stop_all()

@@ -9,8 +9,8 @@ import signal
 import pytest
 
 from dispatchyard.state import clock, jobs, liveness
-from tests import harness
-from tests.e2e.conftest import Stack
+from tests.support.stack import Stack
+from tests.support.waits import wait_for
 from workers import executors
 
 KILLS = 20
@@ -49,27 +49,27 @@ def test_sigkill_mid_fire(stack, api, r, tmp_path):
         )
         job_ids.append(resp.json()["job_id"])
         # The job waits for a live worker on its machine, then runs there.
-        harness.wait_for(marker.exists, timeout=60, message=f"executor {i} to start")
+        wait_for(marker.exists, timeout=60, message=f"executor {i} to start")
         assert proc.poll() is None
         stack.stop(name, sig=signal.SIGKILL)
 
     # A worker comes back on that host: it reaps what the dead ones left; the lease sweep ends
     # their attempts.
     stack.worker("kill-worker-final", machine=MACHINE, DISPATCHYARD_JOB_LEASE_S="2")
-    harness.wait_for(lambda: liveness.machine_alive(r, MACHINE, clock.now_ms()), timeout=30)
+    wait_for(lambda: liveness.machine_alive(r, MACHINE, clock.now_ms()), timeout=30)
 
     def all_terminal():
         docs = [api.get(f"/jobs/{j}").json()["status"] for j in job_ids]
         return all(d["state"] in ("unavailable", "cancelled", "failed") for d in docs) and docs
 
-    docs = harness.wait_for(all_terminal, timeout=90, message="every job to end")
+    docs = wait_for(all_terminal, timeout=90, message="every job to end")
     for doc in docs:
         assert doc["state"] == "unavailable" and doc["state_reason"] == "runner_interrupted"
         attempts = doc["runner"]["attempts"]
         assert len(attempts) == 1, "a second attempt started"
         assert attempts[0]["ended_at"] is not None
     attempt_ids = [d["runner"]["attempts"][0]["attempt_id"] for d in docs]
-    harness.wait_for(
+    wait_for(
         lambda: not any(executors.pids_of(a) for a in attempt_ids),
         timeout=60,
         message="every leftover executor and child to be reaped",
@@ -84,17 +84,15 @@ def test_sigkill_while_dispatching(stack, api, r, tmp_path):
     for i in range(10):
         name = f"dispatch-worker-{i}"
         proc = stack.worker(name, machine=MACHINE, DISPATCHYARD_JOB_LEASE_S="2")
-        harness.wait_for(lambda: liveness.machine_alive(r, MACHINE, clock.now_ms()), timeout=30)
+        wait_for(lambda: liveness.machine_alive(r, MACHINE, clock.now_ms()), timeout=30)
         if job_ids:
             # The previous frozen worker's job first ends (lease sweep) and its leftovers are
             # reaped by this worker; otherwise this worker, frozen next, could take that reap
             # task with it (an unacknowledged task returns only after the visibility timeout).
             previous = job_ids[-1]
-            harness.wait_for(
-                lambda j=previous: jobs.flags(r, j).get("state") == "unavailable", timeout=30
-            )
+            wait_for(lambda j=previous: jobs.flags(r, j).get("state") == "unavailable", timeout=30)
             attempt = jobs.flags(r, previous)["attempt"]
-            harness.wait_for(lambda a=attempt: not executors.pids_of(a), timeout=30)
+            wait_for(lambda a=attempt: not executors.pids_of(a), timeout=30)
         marker = tmp_path / f"dispatch-started-{i}"
         body = {
             "title": f"frozen {i}",
@@ -105,7 +103,7 @@ def test_sigkill_while_dispatching(stack, api, r, tmp_path):
         }
         job_id = api.post("/jobs", json=body).json()["job_id"]
         job_ids.append(job_id)
-        harness.wait_for(
+        wait_for(
             lambda j=job_id: jobs.flags(r, j).get("state") != "queued", timeout=30, interval=0.0005
         )
         os.killpg(proc.pid, signal.SIGSTOP)
@@ -120,12 +118,12 @@ def test_sigkill_while_dispatching(stack, api, r, tmp_path):
         docs = [api.get(f"/jobs/{j}").json()["status"] for j in job_ids]
         return all(d["state"] not in ("queued", "dispatching", "running") for d in docs) and docs
 
-    docs = harness.wait_for(all_ended, timeout=90, message="every job to end")
+    docs = wait_for(all_ended, timeout=90, message="every job to end")
     for doc in docs:
         assert (doc["state"], doc["state_reason"]) == ("unavailable", "runner_interrupted")
         assert len(doc["runner"]["attempts"]) == 1, "a second attempt started"
     attempt_ids = [d["runner"]["attempts"][0]["attempt_id"] for d in docs]
-    harness.wait_for(
+    wait_for(
         lambda: not any(executors.pids_of(a) for a in attempt_ids),
         timeout=60,
         message="every executor a frozen worker may have started to be reaped",

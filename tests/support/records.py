@@ -1,39 +1,14 @@
-"""Helpers the tests share: an HTTP client, orgs with keys, projects, registered workers."""
+"""Records made and read through the API: orgs with an owner key, projects, keys, registered
+hosts, queued sessions, and the status of jobs and templates."""
 
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
-
-class Api:
-    """A thin requests wrapper: `api.post(path, token, json=...)`."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.http = requests.Session()
-
-    def request(self, method: str, path: str, token: str | None = None, **kw: Any):
-        headers = kw.pop("headers", {})
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        return self.http.request(method, self.base + path, headers=headers, timeout=30, **kw)
-
-    def get(self, path, token=None, **kw):
-        return self.request("GET", path, token, **kw)
-
-    def post(self, path, token=None, **kw):
-        return self.request("POST", path, token, **kw)
-
-    def patch(self, path, token=None, **kw):
-        return self.request("PATCH", path, token, **kw)
-
-    def delete(self, path, token=None, **kw):
-        return self.request("DELETE", path, token, **kw)
+from tests.support.http import Api
+from tests.support.waits import wait_for
 
 
 @dataclass
@@ -104,18 +79,6 @@ def enqueue(api: Api, org: Org, project_slug: str = "app", **body: Any) -> dict:
     resp = api.post("/api/sessions", org.key, json=body)
     assert resp.status_code == 201, resp.text
     return resp.json()
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = ""):
-    """Poll `predicate` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
-        time.sleep(interval)
 
 
 JOB_TERMINAL = ("completed", "failed", "cancelled", "expired", "unavailable")

@@ -143,7 +143,9 @@ def legacy_org(r) -> records.Org:
 
 @pytest.fixture(scope="session")
 def celery_worker():
-    """A real Celery worker consuming the private Redis, in this process."""
+    """A real Celery worker consuming the suite's private Redis, in this process, for the rest
+    of the run once a test asks for it (so a subprocess stack has a Redis of its own: see
+    tests/support/stack.py)."""
     from celery.contrib.testing.worker import start_worker
 
     from workers import app

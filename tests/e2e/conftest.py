@@ -1,5 +1,5 @@
-"""Fixtures of the e2e tests: real gunicorn, Celery worker and beat processes
-(tests/support/stack.py)."""
+"""Fixtures of the e2e tests: real gunicorn, Celery worker and beat processes, on a Redis of
+their own (tests/support/stack.py), so a test passes through them or not at all."""
 
 from __future__ import annotations
 

@@ -21,9 +21,9 @@ def fast_stack(tmp_path_factory):
         yield s
 
 
-def test_silent_host_goes_offline_and_its_session_is_requeued(fast_stack, r):
+def test_silent_host_goes_offline_and_its_session_is_requeued(fast_stack):
     api = Api(fast_stack.url)
-    org = records.new_org(r)
+    org = records.new_org(fast_stack.r)
     records.project(api, org)
     w = records.register(api, org)
     sid = records.enqueue(api, org, priority=2)["sessionId"]

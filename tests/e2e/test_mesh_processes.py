@@ -18,13 +18,11 @@ from tests.support.waits import wait_for
 @pytest.fixture(scope="module")
 def shims(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mesh")
-    one, two = Stack(tmp / "one"), Stack(tmp / "two")
-    for s in (one, two):
-        s.tmp.mkdir()
-        s.gunicorn()
-    yield one, two
-    one.stop_all()
-    two.stop_all()
+    # Two shims on one Redis (the first stack's own).
+    with Stack(tmp / "one") as one, Stack(tmp / "two", redis_url=one.redis_url) as two:
+        for s in (one, two):
+            s.gunicorn()
+        yield one, two
 
 
 def post(stack: Stack, path: str, **body):

@@ -16,9 +16,9 @@ from tests.support.waits import wait_for
 BIN = Path(sys.executable).parent
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / "dispatchyard"), *args], capture_output=True, text=True, timeout=60
+        [str(BIN / "dispatchyard"), *args], capture_output=True, text=True, timeout=60, env=env
     )
 
 
@@ -38,7 +38,9 @@ def test_cli_help_and_org_create():
 
 def test_worker_lifecycle_through_gunicorn(stack):
     api = Api(stack.url)
-    body = json.loads(cli("org", "create", "Flow", "--slug", "flow-e2e", "--json").stdout)
+    # The CLI bootstraps the org in the stack's Redis, where the stack's gunicorn reads it.
+    created = cli("org", "create", "Flow", "--slug", "flow-e2e", "--json", env=stack.environ)
+    body = json.loads(created.stdout)
     org = records.Org(body["orgId"], body["slug"], body["key"])
     records.project(api, org, "svc", repository="github.com/acme/svc")
     w = records.register(api, org, capacity=2, machineId="box-1")
@@ -62,18 +64,20 @@ def test_worker_lifecycle_through_gunicorn(stack):
     assert listed["summary"]["totalWorkers"] == 1 and listed["summary"]["totalActive"] == 0
 
 
-def test_beat_and_worker_run_the_tick(stack, r):
+def test_beat_and_worker_run_the_tick(stack):
     from dispatchyard.state import liveness
 
+    r = stack.r
     first = wait_for(lambda: liveness.last_beat_tick(r), timeout=30, message="a beat tick")
     wait_for(lambda: (liveness.last_beat_tick(r) or 0) > first, timeout=30, message="a second tick")
 
 
-def test_health_reports_redis_workers_and_beat(stack, r):
+def test_health_reports_redis_workers_and_beat(stack):
     import requests
 
     from dispatchyard.state import liveness
 
+    r = stack.r
     wait_for(lambda: liveness.last_beat_tick(r), timeout=30, message="a beat tick")
 
     def healthy():

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import secrets
-import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -194,7 +193,7 @@ def test_gunicorn_workers_add_up(tmp_path):
         for _ in range(4):  # whichever worker answers, it sums both
             assert requests_total(scrape(stack.url), "/health") >= sent
     finally:
-        stack.stop("shim", signal.SIGTERM)
+        stack.close()
 
 
 def test_sessions_by_status_follow_every_move(api, shim_url, org, r):

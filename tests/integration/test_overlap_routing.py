@@ -94,18 +94,17 @@ def test_allow_starts_anyway(api, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def host_b(tmp_path_factory, r):
-    s = Stack(tmp_path_factory.mktemp("host-b"))
-    s.worker("worker-b", machine="host-b")
-    try:
+def host_b(tmp_path_factory, r, redis_url):
+    """A second machine: a Celery worker process on the suite's Redis (where the in-process
+    shim sends its fires), with host-b as its machine."""
+    with Stack(tmp_path_factory.mktemp("host-b"), redis_url=redis_url) as s:
+        s.worker("worker-b", machine="host-b")
         wait_for(
             lambda: liveness.machine_alive(r, "host-b", clock.now_ms()),
             timeout=30,
             message="host-b's worker",
         )
         yield s
-    finally:
-        s.stop_all()
 
 
 def test_a_fire_for_one_machine_runs_only_there(api, tmp_path, host_b):

@@ -43,18 +43,18 @@ SENDING = "Scheduler: Sending due task"
 
 @pytest.fixture
 def beats(tmp_path):
+    """A restartable redis-server with the shipped redis.conf, and a stack on it."""
     red = RedisServer(tmp_path / "redis", durable=True)
     red.start()
-    stack = Stack(
-        tmp_path,
-        DISPATCHYARD_REDIS_URL=red.url,
-        DISPATCHYARD_BEAT_LOCK_TIMEOUT_S=str(LOCK_TIMEOUT_S),
-        DISPATCHYARD_TEMPLATE_TICK_S="0.2",
-    )
     try:
-        yield red, stack
+        with Stack(
+            tmp_path,
+            redis_url=red.url,
+            DISPATCHYARD_BEAT_LOCK_TIMEOUT_S=str(LOCK_TIMEOUT_S),
+            DISPATCHYARD_TEMPLATE_TICK_S="0.2",
+        ) as stack:
+            yield red, stack
     finally:
-        stack.stop_all()
         red.stop()
 
 

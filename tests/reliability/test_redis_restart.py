@@ -68,19 +68,18 @@ def fast_stack(private_redis, tmp_path):
     process reads too, and short ticks."""
     anchor = int(time.time() * 1000)
     clock.configure(RATE, anchor)
-    stack = Stack(
-        tmp_path,
-        DISPATCHYARD_REDIS_URL=private_redis.url,
-        DISPATCHYARD_CLOCK_RATE=str(RATE),
-        DISPATCHYARD_CLOCK_ANCHOR_MS=str(anchor),
-        DISPATCHYARD_TEMPLATE_TICK_S="0.2",
-        # A lease in sped-up time: 60 s of schedule is five real seconds.
-        DISPATCHYARD_JOB_LEASE_S="60",
-    )
     try:
-        yield stack
+        with Stack(
+            tmp_path,
+            redis_url=private_redis.url,
+            DISPATCHYARD_CLOCK_RATE=str(RATE),
+            DISPATCHYARD_CLOCK_ANCHOR_MS=str(anchor),
+            DISPATCHYARD_TEMPLATE_TICK_S="0.2",
+            # A lease in sped-up time: 60 s of schedule is five real seconds.
+            DISPATCHYARD_JOB_LEASE_S="60",
+        ) as stack:
+            yield stack
     finally:
-        stack.stop_all()
         clock.configure(1.0, 0)
 
 

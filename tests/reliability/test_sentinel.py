@@ -209,7 +209,7 @@ def present_on(node: redis.Redis, job_ids: list[str]) -> set[str]:
 
 def test_master_killed_under_load_everything_follows(topology, tmp_path):
     url = topology.url
-    stack = Stack(tmp_path, DISPATCHYARD_REDIS_URL=url)
+    stack = Stack(tmp_path, redis_url=url)
     state = redis_client(Settings(redis_url=url))  # the state client, through the sentinels
     assert state.ping() and state.connection_pool.get_master_address()[1] == topology.master_port
     writes, fires = Load(stack.url, tmp_path), Load(stack.url, tmp_path, fire_now=True)
@@ -366,4 +366,4 @@ def test_master_killed_under_load_everything_follows(topology, tmp_path):
         if peer is not None:
             with contextlib.suppress(Exception):
                 peer.close()
-        stack.stop_all()
+        stack.close()

@@ -24,80 +24,84 @@ def workers_of(master: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def test_gunicorn_worker_killed_under_load(tmp_path, r):
-    stack = Stack(tmp_path)
-    stack.gunicorn()
-    try:
-        master = stack.procs["shim"].pid
-        wait_for(lambda: len(workers_of(master)) == 2, timeout=30)
-        acked: list[str] = []
-        statuses: list[int] = []
-        dropped = [0]
-        stop = threading.Event()
+def test_gunicorn_worker_killed_under_load(tmp_path):
+    with Stack(tmp_path) as stack:
+        r = stack.r
+        stack.gunicorn()
+        try:
+            master = stack.procs["shim"].pid
+            wait_for(lambda: len(workers_of(master)) == 2, timeout=30)
+            acked: list[str] = []
+            statuses: list[int] = []
+            dropped = [0]
+            stop = threading.Event()
 
-        def load() -> None:
-            http = requests.Session()
-            while not stop.is_set():
+            def load() -> None:
+                http = requests.Session()
+                while not stop.is_set():
+                    try:
+                        resp = http.post(
+                            stack.url + "/jobs", json={"title": "k", "due_at": LATER}, timeout=10
+                        )
+                    except requests.ConnectionError:
+                        dropped[0] += 1  # in flight on the killed worker: never acknowledged
+                        http = requests.Session()
+                        continue
+                    statuses.append(resp.status_code)
+                    if resp.status_code == 200:
+                        acked.append(resp.json()["job_id"])
+
+            waits: list[tuple[str, float]] = []
+
+            def blocking_wait(i: int) -> None:
+                body = {"prompt": "hold", "timeout_seconds": 6, "correlation_id": f"kill-{i}"}
+                started = time.monotonic()
                 try:
-                    resp = http.post(
-                        stack.url + "/jobs", json={"title": "k", "due_at": LATER}, timeout=10
+                    resp = requests.post(
+                        stack.url + "/questions/ask-blocking", json=body, timeout=30
                     )
+                    waits.append((f"answered {resp.status_code}", time.monotonic() - started))
                 except requests.ConnectionError:
-                    dropped[0] += 1  # in flight on the killed worker: never acknowledged
-                    http = requests.Session()
-                    continue
-                statuses.append(resp.status_code)
-                if resp.status_code == 200:
-                    acked.append(resp.json()["job_id"])
+                    waits.append(("connection closed", time.monotonic() - started))
 
-        waits: list[tuple[str, float]] = []
-
-        def blocking_wait(i: int) -> None:
-            body = {"prompt": "hold", "timeout_seconds": 6, "correlation_id": f"kill-{i}"}
-            started = time.monotonic()
-            try:
-                resp = requests.post(stack.url + "/questions/ask-blocking", json=body, timeout=30)
-                waits.append((f"answered {resp.status_code}", time.monotonic() - started))
-            except requests.ConnectionError:
-                waits.append(("connection closed", time.monotonic() - started))
-
-        loaders = [threading.Thread(target=load) for _ in range(4)]
-        holders = [threading.Thread(target=blocking_wait, args=(i,)) for i in range(4)]
-        for t in loaders + holders:
-            t.start()
-        wait_for(lambda: len(acked) > 50, timeout=30)
-        victim = workers_of(master)[0]
-        os.kill(victim, signal.SIGKILL)
-        before = len(acked)
-        wait_for(lambda: len(acked) > before + 50, timeout=30, message="load goes on")
-        wait_for(
-            lambda: len([p for p in workers_of(master) if p != victim]) == 2,
-            timeout=30,
-            message="the master to start a new worker",
-        )
-        stop.set()
-        for t in loaders + holders:
-            t.join(40)
-        # Waits held by a worker that dies: every worker dies here, so every wait is held by
-        # one; each client sees its connection closed at once, not a hang until the cap.
-        held = [threading.Thread(target=blocking_wait, args=(i,)) for i in range(4, 8)]
-        for t in held:
-            t.start()
-        wait_for(lambda: all(r.exists(f"ask:kill-{i}") for i in range(4, 8)), timeout=10)
-        for pid in workers_of(master):
-            os.kill(pid, signal.SIGKILL)
-        for t in held:
-            t.join(40)
-        wait_for(stack._healthy, timeout=30, message="the shim back by itself")
-    finally:
-        stack.stop_all()
-    assert all(s == 200 for s in statuses), sorted(set(statuses))
-    missing = [j for j in acked if jobs.get(r, j) is None]
-    assert not missing, f"{len(missing)} acknowledged jobs lost"
-    assert len(waits) == 8, waits
-    for outcome, seconds in waits[:4]:
-        # Held by the survivor: answered at its 6 s cap; by the victim: closed at once.
-        assert outcome in ("answered 200", "connection closed"), outcome
-        assert seconds < 6 + 5, f"{outcome} after {seconds:.1f} s"
-    for outcome, seconds in waits[4:]:
-        assert outcome == "connection closed" and seconds < 6, (outcome, seconds)
+            # Daemons: should the test fail before `stop`, they must not keep pytest from exiting.
+            loaders = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+            holders = [threading.Thread(target=blocking_wait, args=(i,)) for i in range(4)]
+            for t in loaders + holders:
+                t.start()
+            wait_for(lambda: len(acked) > 50, timeout=30)
+            victim = workers_of(master)[0]
+            os.kill(victim, signal.SIGKILL)
+            before = len(acked)
+            wait_for(lambda: len(acked) > before + 50, timeout=30, message="load goes on")
+            wait_for(
+                lambda: len([p for p in workers_of(master) if p != victim]) == 2,
+                timeout=30,
+                message="the master to start a new worker",
+            )
+            stop.set()
+            for t in loaders + holders:
+                t.join(40)
+            # Waits held by a worker that dies: every worker dies here, so every wait is held by
+            # one; each client sees its connection closed at once, not a hang until the cap.
+            held = [threading.Thread(target=blocking_wait, args=(i,)) for i in range(4, 8)]
+            for t in held:
+                t.start()
+            wait_for(lambda: all(r.exists(f"ask:kill-{i}") for i in range(4, 8)), timeout=10)
+            for pid in workers_of(master):
+                os.kill(pid, signal.SIGKILL)
+            for t in held:
+                t.join(40)
+            wait_for(stack._healthy, timeout=30, message="the shim back by itself")
+        finally:
+            stack.stop_all()
+        assert all(s == 200 for s in statuses), sorted(set(statuses))
+        missing = [j for j in acked if jobs.get(r, j) is None]
+        assert not missing, f"{len(missing)} acknowledged jobs lost"
+        assert len(waits) == 8, waits
+        for outcome, seconds in waits[:4]:
+            # Held by the survivor: answered at its 6 s cap; by the victim: closed at once.
+            assert outcome in ("answered 200", "connection closed"), outcome
+            assert seconds < 6 + 5, f"{outcome} after {seconds:.1f} s"
+        for outcome, seconds in waits[4:]:
+            assert outcome == "connection closed" and seconds < 6, (outcome, seconds)

@@ -33,15 +33,15 @@ def fast_time(tmp_path_factory):
         "DISPATCHYARD_JOB_LEASE_S": "60",
     }
     clock.configure(RATE, anchor)
-    s = Stack(tmp_path_factory.mktemp("beats"), **env)
     try:
-        yield s
+        with Stack(tmp_path_factory.mktemp("beats"), **env) as s:
+            yield s
     finally:
-        s.stop_all()
         clock.configure(1.0, 0)
 
 
-def test_two_beats_materialize_each_due_time_once(fast_time, r):
+def test_two_beats_materialize_each_due_time_once(fast_time):
+    r = fast_time.r
     cal_ids = []
     now = clock.now_ms()
     for i in range(TEMPLATES):
@@ -109,7 +109,7 @@ def test_racing_materializations_make_one_child(r):
         assert results == ["created", "stale", "stale", "stale"], results
 
 
-def test_leader_killed_the_other_beat_takes_over_with_nothing_missed_or_doubled(tmp_path, r):
+def test_leader_killed_the_other_beat_takes_over_with_nothing_missed_or_doubled(tmp_path):
     """Two beats; the leader is SIGKILLed after the first due minute. The other takes the lock
     within the lock timeout (2 s here: 24 s of schedule, under one due interval), and every
     due time of every template is still materialized exactly once."""
@@ -121,43 +121,44 @@ def test_leader_killed_the_other_beat_takes_over_with_nothing_missed_or_doubled(
         "DISPATCHYARD_JOB_LEASE_S": "60",
         "DISPATCHYARD_BEAT_LOCK_TIMEOUT_S": "2",
     }
-    clock.configure(RATE, anchor)
-    stack = Stack(tmp_path, **env)
-    try:
-        now = clock.now_ms()
-        cal_ids = []
-        for i in range(100):
-            body = {"title": f"fo-{i}", "cron": "* * * * *", "overlap": "allow", "circle": "fo"}
-            doc = template_rules.new_doc(body, now)
-            templates.create(r, doc, now)
-            cal_ids.append(doc["calendar_id"])
-        first_due = clock.parse_ms(templates.get(r, cal_ids[0])["next_due_at"])
-        stack.worker("fo-worker", machine="fo-host")
-        stack.beat("fo-beat-1")
-        wait_for(lambda: "Acquired lock" in stack.log("fo-beat-1"), timeout=30)
-        stack.beat("fo-beat-2")
-        # After the first due minute, the leader dies without a word.
-        wait_for(lambda: clock.now_ms() > first_due + 5_000, timeout=60, interval=0.1)
-        killed_at = time.monotonic()
-        stack.stop("fo-beat-1", sig=signal.SIGKILL)
-        wait_for(lambda: "Acquired lock" in stack.log("fo-beat-2"), timeout=30)
-        takeover_s = time.monotonic() - killed_at
-        end = first_due + 3 * 60_000
-        wait_for(lambda: clock.now_ms() > end + 20_000, timeout=60, interval=0.2)
-        stack.stop("fo-beat-2")
-    finally:
-        stack.stop_all()
-        clock.configure(1.0, 0)
-    assert takeover_s < 2 + 3, f"takeover took {takeover_s:.1f} s"
-    due_times = defaultdict(list)
-    for raw in r.hvals(keys.JOB_DOCS):
-        doc = json.loads(raw)
-        if doc.get("source_kind") == "calendar" and doc.get("circle") == "fo":
-            due_times[doc["source_id"]].append(
-                clock.parse_ms(doc["provenance"]["calendar"]["scheduled_due_at"])
-            )
-    expected = list(range(first_due, end + 1, 60_000))
-    for cal_id in cal_ids:
-        times = sorted(due_times[cal_id])
-        assert len(times) == len(set(times)), f"{cal_id}: a due time materialized twice"
-        assert [t for t in times if t <= end] == expected, f"{cal_id}: missed {times}"
+    with Stack(tmp_path, **env) as stack:
+        r = stack.r
+        clock.configure(RATE, anchor)
+        try:
+            now = clock.now_ms()
+            cal_ids = []
+            for i in range(100):
+                body = {"title": f"fo-{i}", "cron": "* * * * *", "overlap": "allow", "circle": "fo"}
+                doc = template_rules.new_doc(body, now)
+                templates.create(r, doc, now)
+                cal_ids.append(doc["calendar_id"])
+            first_due = clock.parse_ms(templates.get(r, cal_ids[0])["next_due_at"])
+            stack.worker("fo-worker", machine="fo-host")
+            stack.beat("fo-beat-1")
+            wait_for(lambda: "Acquired lock" in stack.log("fo-beat-1"), timeout=30)
+            stack.beat("fo-beat-2")
+            # After the first due minute, the leader dies without a word.
+            wait_for(lambda: clock.now_ms() > first_due + 5_000, timeout=60, interval=0.1)
+            killed_at = time.monotonic()
+            stack.stop("fo-beat-1", sig=signal.SIGKILL)
+            wait_for(lambda: "Acquired lock" in stack.log("fo-beat-2"), timeout=30)
+            takeover_s = time.monotonic() - killed_at
+            end = first_due + 3 * 60_000
+            wait_for(lambda: clock.now_ms() > end + 20_000, timeout=60, interval=0.2)
+            stack.stop("fo-beat-2")
+        finally:
+            stack.stop_all()
+            clock.configure(1.0, 0)
+        assert takeover_s < 2 + 3, f"takeover took {takeover_s:.1f} s"
+        due_times = defaultdict(list)
+        for raw in r.hvals(keys.JOB_DOCS):
+            doc = json.loads(raw)
+            if doc.get("source_kind") == "calendar" and doc.get("circle") == "fo":
+                due_times[doc["source_id"]].append(
+                    clock.parse_ms(doc["provenance"]["calendar"]["scheduled_due_at"])
+                )
+        expected = list(range(first_due, end + 1, 60_000))
+        for cal_id in cal_ids:
+            times = sorted(due_times[cal_id])
+            assert len(times) == len(set(times)), f"{cal_id}: a due time materialized twice"
+            assert [t for t in times if t <= end] == expected, f"{cal_id}: missed {times}"

@@ -19,19 +19,19 @@ MACHINE = "kill-host"
 
 @pytest.fixture
 def stack(tmp_path_factory):
-    s = Stack(
+    """gunicorn and beat on a Redis of their own; the test starts (and kills) the workers."""
+    with Stack(
         tmp_path_factory.mktemp("kills"),
         DISPATCHYARD_SWEEP_INTERVAL_S="0.5",
         DISPATCHYARD_JOB_LEASE_S="2",
-    )
-    s.beat()
-    try:
+    ) as s:
+        s.gunicorn()
+        s.beat()
         yield s
-    finally:
-        s.stop_all()
 
 
-def test_sigkill_mid_fire(stack, api, r, tmp_path):
+def test_sigkill_mid_fire(stack, tmp_path):
+    api, r = stack.api, stack.r
     job_ids = []
     for i in range(KILLS):
         name = f"kill-worker-{i}"
@@ -76,10 +76,11 @@ def test_sigkill_mid_fire(stack, api, r, tmp_path):
     )
 
 
-def test_sigkill_while_dispatching(stack, api, r, tmp_path):
+def test_sigkill_while_dispatching(stack, tmp_path):
     """Workers killed between the acquire (`dispatching`) and the executor's start: the worker
     is frozen (SIGSTOP) the moment its job reads `dispatching`, then SIGKILLed. Every job still
     ends (`runner_interrupted` from the lease sweep), runs one attempt, and leaves no process."""
+    api, r = stack.api, stack.r
     job_ids, hits = [], 0
     for i in range(10):
         name = f"dispatch-worker-{i}"

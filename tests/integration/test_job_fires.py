@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dispatchyard.state import clock, jobs
+from dispatchyard.state.errors import Conflict
 from tasks import jobs as fire_tasks
 from tasks import scheduler
 from tests.support import records
@@ -207,7 +208,7 @@ def test_redelivered_fire_message_starts_no_second_attempt(api, r, tmp_path):
     assert done["runner"]["attempt_count"] == 1
     assert done["runner"]["fire_keys"] == ["run:same-key"]
     # And directly: the key is spent.
-    with pytest.raises(jobs.Refused) as refused:
+    with pytest.raises(Conflict) as refused:
         jobs.acquire(
             r,
             job_id,
@@ -217,7 +218,7 @@ def test_redelivered_fire_message_starts_no_second_attempt(api, r, tmp_path):
             lease_ms=3000,
             machine="test-host",
         )
-    assert refused.value.reason == "duplicate_fire"
+    assert refused.value.message == "duplicate_fire"
 
 
 def test_no_worker_for_machine_waits(api, tmp_path):

@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from dispatchyard.state import asks, clock, connections, events, keys
+from dispatchyard.state.errors import Conflict
 from dispatchyard.state.models import PeerState
 from tests.support.waits import wait_for
 
@@ -64,8 +65,7 @@ def info(api, ident, **params):
 
 
 def connect(r, peer_id):
-    outcome, _ = connections.connect(r, peer_id, NODE, clock.now_ms())
-    assert outcome == "ok"
+    connections.connect(r, peer_id, NODE, clock.now_ms())
 
 
 def dead_pid() -> int:
@@ -222,7 +222,9 @@ def test_terminal_offline_retires_and_only_a_live_agent_registers_it_again(api, 
     shown = info(api, peer_id)
     assert (shown["status"], shown["ws_connected"]) == ("offline", False)
     assert r.hget(keys.peer(peer_id), "status") == PeerState.RETIRED
-    assert connections.connect(r, peer_id, NODE, clock.now_ms())[0] == "retired"
+    with pytest.raises(Conflict) as refused:
+        connections.connect(r, peer_id, NODE, clock.now_ms())
+    assert refused.value.state == PeerState.RETIRED
 
     # Same identity, no live agent: 409 as repowire words it; nothing changes.
     for pid in (None, dead_pid()):

@@ -24,7 +24,7 @@ from dispatchyard.state.errors import StateError
 from dispatchyard.state.job_shape import RuntimeBinding, target_machine
 from dispatchyard.state.models import JOB_TERMINAL, JobState
 from tasks import names, peer_delivery, per_fire
-from tasks.store import redis_client
+from tasks.connection import redis_client
 from workers import attempts, executors
 from workers.app import task
 from workers.supervisor import Fire, Supervisor

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dispatchyard.state import clock, liveness
 from tasks import names
-from tasks.store import redis_client
+from tasks.connection import redis_client
 from workers.app import task
 
 

@@ -27,7 +27,7 @@ TASK_MODULES = [
     "tasks.liveness",
     "tasks.sweeps",
     "tasks.jobs",
-    "tasks.scheduler",
+    "tasks.tick",
     "tasks.schedules",
 ]
 

@@ -17,7 +17,7 @@ from dispatchyard.state import clock, messaging, schedule_rules, schedules, trac
 from dispatchyard.state.schedule_rules import DeliveryError, Outcome, ScheduleDoc
 from dispatchyard.state.store import Redis
 from tasks import names
-from tasks.store import redis_client
+from tasks.connection import redis_client
 from workers.app import task
 
 log = logging.getLogger(__name__)

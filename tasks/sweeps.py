@@ -12,7 +12,7 @@ from dispatchyard.state.errors import StateError
 from dispatchyard.state.job_rules import current_attempt
 from dispatchyard.state.models import JobState
 from tasks import names
-from tasks.store import redis_client
+from tasks.connection import redis_client
 from workers.app import app, task
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import pytest
 from dispatchyard.state import clock, jobs
 from dispatchyard.state.errors import Conflict
 from tasks import jobs as fire_tasks
-from tasks import scheduler
+from tasks import tick
 from tests.support import records
 from tests.support.waits import wait_for
 from workers import executors
@@ -167,7 +167,7 @@ def test_due_later_then_fired_by_the_tick(api, r, tmp_path):
     job_id = agent_job(api, tmp_path, "later", due_at=due)
     assert status(api, job_id)["state"] == "queued"
     clock.advance(601)
-    scheduler.fire_due(r, clock.now_ms())
+    tick.fire_due(r, clock.now_ms())
     assert wait_state(api, job_id)["state"] == "completed"
 
 
@@ -181,7 +181,7 @@ def test_expired_before_start(api, r, tmp_path):
         expires_at=(now + timedelta(minutes=1)).isoformat(),
     )
     clock.advance(6 * 60)
-    scheduler.fire_due(r, clock.now_ms())
+    tick.fire_due(r, clock.now_ms())
     done = wait_state(api, job_id)
     assert done["state"] == "expired" and done["runner"]["attempt_count"] == 0
 

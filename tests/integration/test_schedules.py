@@ -10,8 +10,8 @@ import pytest
 
 from dispatchyard.state import clock, deliveries, schedules
 from dispatchyard.state.clock import iso, parse_ms
-from tasks import scheduler
 from tasks import schedules as schedule_tasks
+from tasks import tick
 from tests.support.mesh_client import MeshPeer
 from tests.support.waits import wait_for
 
@@ -53,7 +53,7 @@ def polling_peer(api, c: str, name: str = "bob") -> str:
 
 def tick_on_worker():
     """One scheduler tick, run by the real worker (as beat would send it)."""
-    scheduler.tick.delay()
+    tick.tick.delay()
 
 
 def wait_fired(api, schedule_id, count=1):
@@ -225,7 +225,7 @@ def test_past_due_one_shot_fires_once_and_is_kept_as_a_record(api, r, worker):
     # The same due time again, however it comes (a second beat, a redelivered task): stale.
     due = parse_ms(doc["fire_at"])
     assert schedule_tasks.fire([(sid, due), (sid, due)]) == {"fired": 0, "failed": 0, "stale": 2}
-    scheduler.tick()
+    tick.tick()
     assert get(api, sid)["fire_count"] == 1
     queued = deliveries.drain(r, bob, 50)
     assert [(d["kind"], d["text"], d["from_peer"]) for d in queued] == [
@@ -272,7 +272,7 @@ def test_recurring_fires_once_per_due_time_and_no_backfill_after_downtime(api, r
     fired = wait_fired(api, sid, 3)
     assert fired["last_due_at"] == iso(first + 2 * 60_000)
     assert parse_ms(fired["fire_at"]) == (clock.now_ms() // 60_000 + 1) * 60_000
-    scheduler.tick()
+    tick.tick()
     assert get(api, sid)["fire_count"] == 3
     assert [d["text"] for d in deliveries.drain(r, bob, 50)] == ["tick"] * 3
     listed = api.get("/schedules", params={"from_peer": "sched-sender"}).json()["schedules"]
@@ -332,5 +332,5 @@ def test_deleted_schedule_does_not_fire(api, r, worker):
     clock.advance(61)
     due = parse_ms(doc["fire_at"])
     assert schedule_tasks.fire([(doc["schedule_id"], due)])["stale"] == 1
-    scheduler.tick()
+    tick.tick()
     assert deliveries.drain(r, bob, 50) == []

@@ -19,7 +19,7 @@ from typing import Any
 from dispatchyard.state import asks, clock, job_shape, jobs, keys, locks
 from dispatchyard.state.errors import Conflict
 from dispatchyard.state.models import JobState
-from tasks import scheduler
+from tasks import tick
 
 
 def race(*calls: Callable[[], Any]) -> list[Any]:
@@ -44,7 +44,7 @@ def race(*calls: Callable[[], Any]) -> list[Any]:
 def test_tick_lock_is_released_only_by_its_holder(r, monkeypatch):
     # A tick whose lock expires while it runs (1 ms here), and a later tick that takes it: the
     # first tick's release must leave the later tick's lock alone.
-    monkeypatch.setattr(scheduler, "LOCK_MS", 1)
+    monkeypatch.setattr(tick, "LOCK_MS", 1)
     interleaved = 0
     for _ in range(30):
         r.delete(keys.SCHEDULER_LOCK)
@@ -58,7 +58,7 @@ def test_tick_lock_is_released_only_by_its_holder(r, monkeypatch):
             return None
 
         def first_tick(stop: threading.Event = stop) -> None:
-            scheduler.tick()
+            tick.tick()
             stop.set()
 
         _, later = race(first_tick, take_over)

@@ -101,9 +101,9 @@ def next_due(api: Api, cal_id: str) -> dict:
     """Move the clock to a template's next due time, run one scheduler tick (its task body, in
     this process; the fires go to the real worker), and return the template after it."""
     from dispatchyard.state import clock
-    from tasks import scheduler
+    from tasks import tick
 
     template = job(api, cal_id)
     clock.advance((clock.parse_ms(template["next_due_at"]) - clock.now_ms()) / 1000 + 0.5)
-    scheduler.tick()
+    tick.tick()
     return job(api, cal_id)

@@ -13,8 +13,8 @@ from dispatchyard.state.job_shape import JobDoc, JobSummary, target_machine
 from dispatchyard.state.models import JobState
 from dispatchyard.state.store import Redis
 from tasks import names, schedules
+from tasks.connection import redis_client
 from tasks.jobs import send_fire
-from tasks.store import redis_client
 from workers.app import task
 
 log = logging.getLogger(__name__)

@@ -62,6 +62,9 @@ def pytest_configure(config):
             # Short leases and grace periods: reliability tests must not wait out production
             # timeouts.
             "DISPATCHYARD_JOB_LEASE_S": "3",
+            # Every 2xx JSON body is checked against the model its route declares (a mismatch
+            # answers 500): the whole suite proves the API's answer models.
+            "DISPATCHYARD_CHECK_RESPONSES": "1",
             "DISPATCHYARD_JOB_KILL_GRACE_S": "1",
             # A private tmux server for the pane routes, never the user's (the tests that use
             # it start and kill it).

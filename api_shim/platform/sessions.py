@@ -16,7 +16,6 @@ from api_shim.declare import declare
 from api_shim.errors import ApiError
 from api_shim.platform import blueprint, session_answers, views
 from api_shim.platform.hosts import load_host
-from api_shim.platform.session_list import project_from_referer as project_from_referer
 from api_shim.platform.session_requests import (
     SESSION_ID,
     ActivityBody,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api_shim.platform.sessions import project_from_referer
+from api_shim.platform.session_list import project_from_referer
 from dispatchyard.state.health import Thresholds, assess
 
 MIN = 60_000

@@ -9,7 +9,8 @@ import redis
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from dispatchyard.settings import Settings, get_settings, redis_client
+from dispatchyard.clients import redis_client
+from dispatchyard.settings import Settings, get_settings
 from dispatchyard.state import clock
 
 

@@ -14,7 +14,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from api_shim.errors import BrokerUnavailable
-from dispatchyard.settings import celery_broker
+from dispatchyard.clients import celery_broker
 from dispatchyard.state import dispatch
 from dispatchyard.state.job_shape import Doc, target_machine
 from dispatchyard.state.store import Redis

@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, Response, g, jsonify, request
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from dispatchyard.state import errors as state_errors
 from dispatchyard.state.errors import StateError
 
 log = logging.getLogger("dispatchyard.shim")
@@ -97,25 +98,35 @@ def envelope(err: ApiError) -> Response:
     return resp
 
 
-# A state refusal's status, by its class (the most specific class listed wins); each route
-# group hands its table to `answers_refusals` once.
-RefusalStatus = dict[type[StateError], int]
+# A state refusal's status, by its class (the most specific class listed wins). Both route
+# groups answer a kind of refusal with the same status; each group's envelope carries it.
+REFUSAL_STATUS: dict[type[StateError], int] = {
+    state_errors.NotFound: 404,
+    state_errors.Forbidden: 403,
+    state_errors.Conflict: 409,
+    state_errors.Gone: 410,
+    state_errors.TooLarge: 413,
+    state_errors.QuotaExceeded: 507,
+    state_errors.Unauthorized: 401,
+    state_errors.Invalid: 400,
+    state_errors.Unavailable: 503,
+    StateError: 400,
+}
 
 
-def refusal(err: StateError, statuses: RefusalStatus) -> ApiError:
-    """The answer to a state refusal: the group's status for its class, its message (or
-    `detail`, for the daemon body), its fields beside `error` in the platform body."""
-    status = next(statuses[cls] for cls in type(err).__mro__ if cls in statuses)
+def refusal(err: StateError) -> ApiError:
+    """The answer to a state refusal: the status for its class, its message (or `detail`, for
+    the daemon body), its fields beside `error` in the platform body."""
+    status = next(REFUSAL_STATUS[cls] for cls in type(err).__mro__ if cls in REFUSAL_STATUS)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return ApiError(status, err.message, detail=err.detail, headers=headers, **err.fields)
 
 
-def answers_refusals(blueprint: Blueprint, statuses: RefusalStatus) -> None:
-    """Every StateError raised by the group's routes answers with `statuses`."""
-    assert StateError in statuses, "the base class needs a status too"
+def answers_refusals(blueprint: Blueprint) -> None:
+    """Every StateError raised by the group's routes answers in the group's envelope."""
 
     def handle(err: StateError) -> Response:
-        return envelope(refusal(err, statuses))
+        return envelope(refusal(err))
 
     blueprint.register_error_handler(StateError, handle)
 

@@ -7,7 +7,8 @@ import time
 
 from celery import Celery
 
-from dispatchyard.settings import celery_broker, get_settings, redis_client
+from dispatchyard.clients import celery_broker, redis_client
+from dispatchyard.settings import get_settings
 
 broker_url, broker_options = celery_broker(get_settings().redis_url)
 app = Celery("bare", broker=broker_url)

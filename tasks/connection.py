@@ -6,8 +6,8 @@ import functools
 
 import redis
 
+from dispatchyard.clients import redis_client as _client
 from dispatchyard.settings import get_settings
-from dispatchyard.settings import redis_client as _client
 
 
 @functools.cache

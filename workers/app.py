@@ -10,13 +10,8 @@ from kombu import Exchange, Queue
 from redbeat.schedulers import REDBEAT_REDIS_KEY
 
 import beat_schedule
-from dispatchyard.settings import (
-    celery_broker,
-    get_settings,
-    redbeat_config,
-    redis_client,
-    sentinel_url,
-)
+from dispatchyard.clients import celery_broker, redbeat_config, redis_client
+from dispatchyard.settings import get_settings, sentinel_url
 from dispatchyard.state import clock
 from tasks import names
 from workers import broker_fixes
@@ -78,7 +73,7 @@ app.conf.update(
 if sentinel_url(settings.redis_url) is not None:
     # RedBeat's own Sentinel client (the options above) is built anew on every use, a new
     # master connection each time, with no connect timeout; RedBeat takes a client already on
-    # the app instead: the Sentinel-managed one every process builds (settings.redis_client).
+    # the app instead: the Sentinel-managed one every process builds (clients.redis_client).
     setattr(app, REDBEAT_REDIS_KEY, redis_client(settings))
 app.steps["worker"].add(Liveness)
 

@@ -11,7 +11,8 @@ import redis
 from celery import bootsteps
 from kombu.asynchronous.timer import Entry, Timer
 
-from dispatchyard.settings import get_settings, redis_client
+from dispatchyard.clients import redis_client
+from dispatchyard.settings import get_settings
 from dispatchyard.state import clock, liveness
 
 log = logging.getLogger(__name__)

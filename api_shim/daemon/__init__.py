@@ -12,27 +12,12 @@ from flask import Blueprint, request
 
 from api_shim.context import settings
 from api_shim.errors import ApiError, answers_refusals
-from dispatchyard.state import errors
 
 blueprint = Blueprint("daemon", __name__)
 
 # How the daemon group answers what state/ refuses (`{"detail": message or detail}`, as
 # repowire does).
-answers_refusals(
-    blueprint,
-    {
-        errors.NotFound: 404,
-        errors.Forbidden: 403,
-        errors.Conflict: 409,
-        errors.Gone: 410,
-        errors.TooLarge: 413,
-        errors.QuotaExceeded: 507,
-        errors.Unauthorized: 401,
-        errors.Invalid: 400,
-        errors.Unavailable: 503,
-        errors.StateError: 400,
-    },
-)
+answers_refusals(blueprint)
 
 OPEN_PATHS = ("/health", "/dashboard")
 

@@ -26,7 +26,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def bootstrap_redis(settings: Settings) -> redis.Redis:
     """The Redis the bootstrap commands write to: the same client every process builds, so a
     `sentinel://` setting works here too."""
-    from dispatchyard.settings import redis_client
+    from dispatchyard.clients import redis_client
 
     return redis_client(settings)
 

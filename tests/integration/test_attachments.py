@@ -15,7 +15,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from api_shim import create_app
-from dispatchyard.settings import get_settings, redis_client
+from dispatchyard.clients import redis_client
+from dispatchyard.settings import get_settings
 from dispatchyard.state import attachments, clock
 from tests.support.http import Api
 

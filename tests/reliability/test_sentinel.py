@@ -25,13 +25,8 @@ import redis
 import requests
 
 from dispatchyard.cli.devstack import free_port, start_redis
-from dispatchyard.settings import (
-    Settings,
-    celery_broker,
-    redbeat_config,
-    redis_client,
-    sentinel_url,
-)
+from dispatchyard.clients import celery_broker, redbeat_config, redis_client
+from dispatchyard.settings import Settings, sentinel_url
 from dispatchyard.state import keys
 from tests.support import records
 from tests.support.http import Api

@@ -16,20 +16,30 @@ PACKAGES = ("dispatchyard", "api_shim", "tasks", "workers", "tools")
 TOP_MODULES = ("beat_schedule",)
 STATE = "dispatchyard.state"
 SETTINGS = "dispatchyard.settings"
+CLIENTS = "dispatchyard.clients"
 
 # What each part may import from the project, besides itself.
 ALLOWED = {
     STATE: set(),
     SETTINGS: set(),
-    "dispatchyard.cli": {STATE, SETTINGS, "beat_schedule"},
+    # The Redis clients every process builds from the settings.
+    CLIENTS: {SETTINGS},
+    "dispatchyard.cli": {STATE, SETTINGS, CLIENTS, "beat_schedule"},
     # tmux calls, shared by the pane routes and the pane hook: the standard library only.
     "dispatchyard.tmux": set(),
     # The pane hook is a WebSocket client program beside the agent: no shim, no state.
     "dispatchyard.pane_hook": {"dispatchyard.tmux"},
     # The shim reads tmux for its pane routes and starts the pane hook program.
-    "api_shim": {STATE, SETTINGS, "tasks.names", "dispatchyard.tmux", "dispatchyard.pane_hook"},
-    "tasks": {STATE, "workers", SETTINGS, "tasks.names"},
-    "workers": {STATE, SETTINGS, "tasks.names", "beat_schedule"},
+    "api_shim": {
+        STATE,
+        SETTINGS,
+        CLIENTS,
+        "tasks.names",
+        "dispatchyard.tmux",
+        "dispatchyard.pane_hook",
+    },
+    "tasks": {STATE, "workers", SETTINGS, CLIENTS, "tasks.names"},
+    "workers": {STATE, SETTINGS, CLIENTS, "tasks.names", "beat_schedule"},
     "beat_schedule": {"tasks.names"},
     # Developer tools (the docs renderers) read the shim and the settings; nothing imports them.
     "tools": {"api_shim", SETTINGS, STATE},

@@ -6,8 +6,11 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test bench lint format install system-deps test-deps clean
 
+# `make run PORT=8081` serves the shim on another port.
+PORT ?= 8080
+
 run: install system-deps
-	DISPATCHYARD_DEV_MODE=$${DISPATCHYARD_DEV_MODE:-1} $(BIN)/dispatchyard run
+	DISPATCHYARD_DEV_MODE=$${DISPATCHYARD_DEV_MODE:-1} $(BIN)/dispatchyard run --port $(PORT)
 
 test: install system-deps test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)

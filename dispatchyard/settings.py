@@ -236,6 +236,40 @@ class Settings(BaseSettings):
         default=24 * 3600, gt=0, description="how long an attachment is kept"
     )
 
+    # Request budgets (api_shim/budgets.py): RATE requests per second on average, BURST at once.
+    # Each budget is BURST requests per sliding window of BURST / RATE seconds (a whole number,
+    # at least 1), counted in Redis for every shim process together; over it, 429 with
+    # `Retry-After`. A RATE of 0 turns that budget off.
+    api_rate_per_s: float = Field(
+        default=200.0,
+        ge=0,
+        description="each org's budget on the platform routes (/api) but heartbeat and poll, "
+        "counted after its credential (API key, runtime token, legacy or runner token) is "
+        "resolved; 0: no budget",
+    )
+    api_burst: int = Field(
+        default=2000, ge=1, description="requests an org may send at once (the window's size)"
+    )
+    host_rate_per_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="each host's own budget for its `heartbeat` and `poll`, apart from its "
+        "org's; 0: no budget",
+    )
+    host_burst: int = Field(
+        default=200, ge=1, description="heartbeats and polls a host may send at once"
+    )
+    peer_rate_per_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="each sending peer's (`from_peer`) budget for /ask, /ask-many, /notify, "
+        "/broadcast, /questions/ask-blocking and /query; senders that name none share one; "
+        "0: no budget",
+    )
+    peer_burst: int = Field(
+        default=200, ge=1, description="asks and notifications a peer may send at once"
+    )
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
@@ -356,3 +390,13 @@ def _host_port(item: str) -> tuple[str, int]:
     if not host or (port and not port.isdigit()):
         raise ValueError(f"bad sentinel address {item!r}")
     return host, int(port or SENTINEL_PORT)
+
+
+def shown_url(url: str) -> str:
+    """The URL with its password replaced by `***`, for messages (secrets never reach output)."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return parts._replace(netloc=f"{user}:***@{hosts}").geturl()

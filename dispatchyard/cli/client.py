@@ -25,10 +25,20 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def bootstrap_redis(settings: Settings) -> redis.Redis:
     """The Redis the bootstrap commands write to: the same client every process builds, so a
-    `sentinel://` setting works here too."""
+    `sentinel://` setting works here too. Exits with one line when it does not answer."""
     from dispatchyard.clients import redis_client
+    from dispatchyard.settings import shown_url
 
-    return redis_client(settings)
+    r = redis_client(settings)
+    try:
+        r.ping()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        fail(
+            f"cannot reach Redis at {shown_url(settings.redis_url)}. Start the stack with "
+            "`make run` (it starts a Redis when none answers), or point DISPATCHYARD_REDIS_URL "
+            "at your Redis."
+        )
+    return r
 
 
 @dataclass
@@ -64,7 +74,10 @@ class Api:
             with urllib.request.urlopen(request, timeout=60) as response:
                 raw = response.read()
         except urllib.error.HTTPError as e:
-            fail(f"{method} {path}: HTTP {e.code}: {api_message(e.read(), e.reason)}")
+            message = api_message(e.read(), e.reason)
+            if e.code == 503:
+                message += " (the shim cannot reach Redis: start it, e.g. with `make run`)"
+            fail(f"{method} {path}: HTTP {e.code}: {message}")
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             fail(

@@ -43,6 +43,17 @@ def free_port() -> int:
         return port
 
 
+def port_taken(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:port (a server we would start there
+    could not bind it)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
 def redis_argv(
     port: int, data_dir: Path, *, conf: Path | None = None, persist: bool = True
 ) -> list[str]:
@@ -61,9 +72,11 @@ def redis_argv(
 def start_redis(
     port: int, data_dir: Path, *, conf: Path | None = None, persist: bool = True
 ) -> subprocess.Popen[bytes]:
-    """Start a redis-server on 127.0.0.1:port with its files in data_dir; waits until it answers."""
+    """Start a redis-server on 127.0.0.1:port with its files in data_dir; waits until it answers.
+    In a session of its own: a terminal's Ctrl-C goes to whoever started it, who stops it last
+    (the others need it to shut down cleanly)."""
     argv = redis_argv(port, data_dir, conf=conf, persist=persist)
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = spawn_redis(argv)
     client = redis.Redis(port=port, socket_connect_timeout=0.2)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -76,6 +89,13 @@ def start_redis(
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError("redis-server did not answer within 15 s")
+
+
+def spawn_redis(argv: list[str]) -> subprocess.Popen[bytes]:
+    """The redis-server process, out of the caller's process group (see start_redis)."""
+    return subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def procfile() -> dict[str, str]:

@@ -19,15 +19,16 @@ from urllib.parse import urlparse
 import click
 import redis
 
-from dispatchyard.cli.client import bootstrap_redis
 from dispatchyard.cli.devstack import (
     PROBE_MARK,
     REDIS_CONF,
     ROOT,
     Child,
     Printer,
+    port_taken,
     procfile,
     redis_argv,
+    spawn_redis,
     start_redis,
     terminate,
 )
@@ -35,6 +36,8 @@ from dispatchyard.cli.devstack import (
 if TYPE_CHECKING:
     from dispatchyard.settings import Settings
 
+# Flower's port in the Procfile.
+FLOWER_PORT = 5555
 # The banner waits this long for a worker and beat to show in /health, then says what is late.
 BANNER_WAIT_S = 60.0
 
@@ -72,7 +75,7 @@ def banner(port: int, flower: bool) -> str:
         f"  API        {base}/api  and  {base}/jobs\n"
         f"  dashboard  {base}/dashboard\n"
         f"  health     {base}/health\n"
-        + ("  flower     http://127.0.0.1:5555\n" if flower else "")
+        + (f"  flower     http://127.0.0.1:{FLOWER_PORT}\n" if flower else "")
         + "\nFirst API key (shown once):\n"
         f"  {first_key}\n"
         "A process that exits is restarted; Ctrl-C stops everything.\n"
@@ -80,7 +83,14 @@ def banner(port: int, flower: bool) -> str:
 
 
 @click.command("run")
-@click.option("--port", type=int, default=8080, show_default=True, help="The shim's port.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    envvar="PORT",
+    help="The shim's port (env PORT; `make run PORT=…`).",
+)
 @click.option("--no-flower", is_flag=True, help="Do not start Flower.")
 @click.option(
     "--verbose",
@@ -106,20 +116,32 @@ def routine_tasks(settings: Settings) -> set[str]:
 
 
 def cmd_run(port: int, no_flower: bool, verbose: bool = False) -> int:
-    from dispatchyard.settings import get_settings, sentinel_url
+    from dispatchyard.clients import redis_client
+    from dispatchyard.settings import get_settings, sentinel_url, shown_url
 
     settings = get_settings()
+    if port_taken(port):
+        # Before anything starts: gunicorn would be restarted over and over on a taken port.
+        print(
+            f"error: port {port} is already in use; start on another one with "
+            f"`make run PORT=<port>` or `dispatchyard run --port <port>`",
+            file=sys.stderr,
+        )
+        return 1
+    if not no_flower and port_taken(FLOWER_PORT):
+        print(f"flower: port {FLOWER_PORT} is in use; not starting Flower", file=sys.stderr)
+        no_flower = True
     commands = {n: c for n, c in procfile().items() if not (n == "flower" and no_flower)}
     printer = Printer(["redis", *commands], routine=() if verbose else routine_tasks(settings))
     children: dict[str, Child] = {}
     try:
-        bootstrap_redis(settings).ping()
-        printer.system(f"redis: using {settings.redis_url}")
-    except redis.exceptions.ConnectionError:
+        redis_client(settings).ping()
+        printer.system(f"redis: using {shown_url(settings.redis_url)}")
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
         url = urlparse(settings.redis_url)
         local = url.hostname in ("127.0.0.1", "localhost", "::1")
         if not local or sentinel_url(settings.redis_url) is not None:
-            print(f"error: no Redis answers at {settings.redis_url}", file=sys.stderr)
+            print(f"error: no Redis answers at {shown_url(settings.redis_url)}", file=sys.stderr)
             return 1
         data = settings.data_dir / "redis"
         redis_port = url.port or 6379
@@ -127,9 +149,7 @@ def cmd_run(port: int, no_flower: bool, verbose: bool = False) -> int:
         redis_cmd = redis_argv(redis_port, data, conf=REDIS_CONF)
         children["redis"] = Child(
             "redis",
-            lambda: subprocess.Popen(
-                redis_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            ),
+            functools.partial(spawn_redis, redis_cmd),
             proc=start_redis(redis_port, data, conf=REDIS_CONF),
             started_at=time.monotonic(),
             printer=printer,

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import redis
+from click.testing import CliRunner
 from werkzeug.serving import make_server
 
 from api_shim import create_app
+from dispatchyard.cli import cli
 from dispatchyard.cli.devstack import free_port
 from dispatchyard.settings import get_settings
 from tests.support.http import Api
+
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +47,33 @@ def test_health_answers_503_with_the_same_shape(dead_shim):
     assert resp.status_code == 503
     body = resp.json()
     assert body["status"] != "ok" and body["redis"]["ok"] is False
+
+
+def test_cli_with_the_shim_up_and_redis_down_says_what_to_start(dead_shim):
+    result = CliRunner().invoke(cli, ["--url", dead_shim.base, "job", "list"])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "HTTP 503" in line and "cannot reach Redis" in line and "make run" in line
+
+
+def test_bootstrap_commands_with_redis_down_say_what_to_start(tmp_path):
+    """`org create` and `key create` go straight to Redis: one line, no traceback, and the
+    password of the Redis URL never printed."""
+    url = f"redis://someone:hunter2@127.0.0.1:{free_port()}/0"
+    env = {**os.environ, "DISPATCHYARD_REDIS_URL": url, "DISPATCHYARD_DATA_DIR": str(tmp_path)}
+    for argv in (["org", "create", "Acme", "--slug", "acme"], ["key", "create", "--org", "x"]):
+        done = subprocess.run(
+            [str(BIN / "dispatchyard"), *argv, "--name", "k"]
+            if argv[0] == "key"
+            else [str(BIN / "dispatchyard"), *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 1, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert (
+            "cannot reach Redis" in line and "make run" in line and "DISPATCHYARD_REDIS_URL" in line
+        )
+        assert "hunter2" not in done.stderr + done.stdout and "Traceback" not in done.stderr

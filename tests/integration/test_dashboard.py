@@ -21,22 +21,13 @@ from werkzeug.serving import make_server
 from api_shim import create_app
 from dispatchyard.settings import get_settings
 from tests.support import records
+from tests.support.browser import ARGS, CHROMIUM, WAIT_MS, open_view, row
 from tests.support.http import Api
 from tests.support.mesh_client import MeshPeer
 from tests.support.waits import wait_for
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 FUTURE = "2999-01-01T00:00:00Z"
-WAIT_MS = 10_000
 TOKEN = "daemon-token-for-the-dashboard"
 
 
@@ -188,16 +179,6 @@ def guarded():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
-
-
-def open_view(page, name: str):
-    page.click(f"#tabs button[data-view='{name}']")
-    expect(page.locator("#view")).to_have_attribute("data-view", name)
-    expect(page.locator("#status")).to_be_empty()
-
-
-def row(page, table: str, record_id: str):
-    return page.locator(f"table[data-table='{table}'] tr[data-id='{record_id}']")
 
 
 def screenshot(page, name: str) -> None:

@@ -73,7 +73,8 @@ async function peers() {
   const data = await daemon("GET", "/peers");
   return [
     table("peers", [
-      ["Peer", (p) => el("span", {}, el("strong", {}, p.display_name || p.name), el("br"), mono(p.peer_id))],
+      ["Peer", (p) => el("span", {}, el("strong", {}, p.display_name || p.name), el("br"), mono(p.peer_id),
+        p.description ? el("small", { className: "clip description" }, p.description) : null)],
       ["Circle", (p) => p.circle],
       ["Status", (p) => badge(p.status)],
       ["Role", (p) => p.role],

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import jwt
 from flask import g, request
 
-from api_shim import tokens
+from api_shim import budgets, tokens
 from api_shim.context import ctx, r, settings
 from api_shim.errors import ApiError
 from dispatchyard.state import apikeys, hosts, keys, orgs, sessions
@@ -155,7 +155,15 @@ def authenticate(*accept: str, defer_revocation: bool = False) -> Credential:
             cred = None
     if cred is None:
         raise unauthorized()
+    return _resolved(cred)
+
+
+def _resolved(cred: Credential) -> Credential:
+    """The caller is known: note the credential and charge the request to its budget (its
+    org's, or its host's on heartbeat and poll; 429 when spent). Nothing is charged before: a
+    request without a valid credential is a 401 that costs no one's budget."""
     g.credential = cred
+    budgets.charge_caller(cred.org_id, cred.worker_id)
     return cred
 
 
@@ -193,8 +201,7 @@ def session_worker(scope: str, session_id: str) -> Credential:
         cred = _runner(token, session_id)
         if cred is None:
             raise unauthorized()
-        g.credential = cred
-        return cred
+        return _resolved(cred)
     return worker(scope, None)
 
 

@@ -243,9 +243,10 @@ class Settings(BaseSettings):
     api_rate_per_s: float = Field(
         default=200.0,
         ge=0,
-        description="each org's budget on the platform routes (/api) but heartbeat and poll, "
-        "counted after its credential (API key, runtime token, legacy or runner token) is "
-        "resolved; 0: no budget",
+        description="each org's request budget on the platform routes (/api) but heartbeat and "
+        "poll, charged once its credential is resolved: this many a second on average, "
+        "`API_BURST` at once (`API_BURST` per sliding window of `API_BURST / API_RATE_PER_S` s, "
+        "shared by every shim process; 429 with `Retry-After` beyond); 0: no budget",
     )
     api_burst: int = Field(
         default=2000, ge=1, description="requests an org may send at once (the window's size)"
@@ -254,7 +255,7 @@ class Settings(BaseSettings):
         default=20.0,
         ge=0,
         description="each host's own budget for its `heartbeat` and `poll`, apart from its "
-        "org's; 0: no budget",
+        "org's (`HOST_BURST` per window of `HOST_BURST / HOST_RATE_PER_S` s); 0: no budget",
     )
     host_burst: int = Field(
         default=200, ge=1, description="heartbeats and polls a host may send at once"
@@ -263,8 +264,8 @@ class Settings(BaseSettings):
         default=20.0,
         ge=0,
         description="each sending peer's (`from_peer`) budget for /ask, /ask-many, /notify, "
-        "/broadcast, /questions/ask-blocking and /query; senders that name none share one; "
-        "0: no budget",
+        "/broadcast, /questions/ask-blocking and /query (`PEER_BURST` per window of "
+        "`PEER_BURST / PEER_RATE_PER_S` s); senders that name none share one; 0: no budget",
     )
     peer_burst: int = Field(
         default=200, ge=1, description="asks and notifications a peer may send at once"

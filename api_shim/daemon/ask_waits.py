@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api_shim import bodies, hub
+from api_shim import bodies, budgets, hub
 from api_shim.context import r
 from api_shim.daemon import blueprint, message_answers
 from api_shim.daemon.ask_requests import (
@@ -73,7 +73,11 @@ def wait_on_ask(correlation_id: str) -> dict[str, Any]:
 
 
 @blueprint.post("/questions/ask-blocking")
-@declare(body=AskBlockingBody, responses={200: message_answers.BlockingAnswer})
+@declare(
+    body=AskBlockingBody,
+    responses={200: message_answers.BlockingAnswer, 429: budgets.PeerOverBudget},
+)
+@budgets.per_peer
 def ask_blocking() -> dict[str, Any]:
     body = bodies.parse(AskBlockingBody)
     if body.scope == "tool_permission" and not body.options:
@@ -113,7 +117,8 @@ def ask_blocking() -> dict[str, Any]:
 
 
 @blueprint.post("/query")
-@declare(body=QueryBody, responses={200: message_answers.QueryAnswer})
+@declare(body=QueryBody, responses={200: message_answers.QueryAnswer, 429: budgets.PeerOverBudget})
+@budgets.per_peer
 def query() -> dict[str, Any]:
     body = bodies.parse(QueryBody)
     found = peers.resolve(r(), body.to_peer, body.circle)

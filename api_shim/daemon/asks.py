@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import request
 
-from api_shim import bodies
+from api_shim import bodies, budgets
 from api_shim.answers import Ok
 from api_shim.context import r
 from api_shim.daemon import blueprint, message_answers, views
@@ -41,7 +41,8 @@ def _refs(items: list[Any]) -> list[dict[str, Any]]:
 
 
 @blueprint.post("/ask")
-@declare(body=AskBody, responses={200: message_answers.AskOpened})
+@declare(body=AskBody, responses={200: message_answers.AskOpened, 429: budgets.PeerOverBudget})
+@budgets.per_peer
 def open_ask() -> dict[str, Any]:
     body = bodies.parse(AskBody)
     question = body.question.model_dump() if body.question else None
@@ -171,7 +172,10 @@ def pending_deliveries() -> dict[str, Any]:
 
 
 @blueprint.post("/ask-many")
-@declare(body=AskManyBody, responses={200: message_answers.AskManyOpened})
+@declare(
+    body=AskManyBody, responses={200: message_answers.AskManyOpened, 429: budgets.PeerOverBudget}
+)
+@budgets.per_peer
 def ask_many() -> dict[str, Any]:
     body = bodies.parse(AskManyBody)
     if not body.to_peers:

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Response, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api_shim import bodies
+from api_shim import bodies, budgets
 from api_shim.answers import Ok
 from api_shim.context import r
 from api_shim.daemon import answers, blueprint, message_answers
@@ -53,7 +53,8 @@ class ChatTurnBody(BaseModel):
 
 
 @blueprint.post("/notify")
-@declare(body=NotifyBody, responses={200: message_answers.Notified})
+@declare(body=NotifyBody, responses={200: message_answers.Notified, 429: budgets.PeerOverBudget})
+@budgets.per_peer
 def notify() -> dict[str, Any]:
     body = bodies.parse(NotifyBody)
     attachments = [a.model_dump(exclude_none=True) for a in body.attachments]
@@ -70,7 +71,10 @@ def notify() -> dict[str, Any]:
 
 
 @blueprint.post("/broadcast")
-@declare(body=BroadcastBody, responses={200: message_answers.Broadcast})
+@declare(
+    body=BroadcastBody, responses={200: message_answers.Broadcast, 429: budgets.PeerOverBudget}
+)
+@budgets.per_peer
 def broadcast() -> dict[str, Any]:
     body = bodies.parse(BroadcastBody)
     return messaging.broadcast(

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api_shim import auth, bodies
+from api_shim import auth, bodies, budgets
 from api_shim.context import r, settings
 from api_shim.declare import declare
 from api_shim.errors import ApiError
@@ -61,7 +61,8 @@ class HeartbeatBody(BaseModel):
 
 
 @blueprint.post("/workers/<worker_id>/heartbeat")
-@declare(body=HeartbeatBody, responses={200: answers.HeartbeatAnswer})
+@budgets.per_host
+@declare(body=HeartbeatBody, responses={200: answers.HeartbeatAnswer, 429: budgets.OverBudget})
 def heartbeat(worker_id: str) -> dict[str, Any]:
     cred = auth.worker("worker:heartbeat", worker_id, defer_revocation=True)
     body = bodies.parse(HeartbeatBody)

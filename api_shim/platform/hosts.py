@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api_shim import auth, bodies, tokens
+from api_shim import auth, bodies, budgets, tokens
 from api_shim.context import r, settings
 from api_shim.declare import declare
 from api_shim.errors import ApiError
@@ -51,7 +51,7 @@ def _token_response(host: dict[str, Any]) -> dict[str, Any]:
 
 
 @blueprint.post("/workers/register")
-@declare(body=RegisterBody, responses={201: answers.Registered})
+@declare(body=RegisterBody, responses={201: answers.Registered, 429: budgets.OverBudget})
 def register() -> tuple[dict[str, Any], int]:
     cred = auth.authenticate("api_key", "legacy")
     if not (cred.has_scope("worker:register") or cred.at_least("admin")):
@@ -90,7 +90,11 @@ def register() -> tuple[dict[str, Any], int]:
 
 
 @blueprint.post("/workers/<worker_id>/refresh-token")
-@declare(body=bodies.Empty, optional_body=True, responses={200: answers.RuntimeToken})
+@declare(
+    body=bodies.Empty,
+    optional_body=True,
+    responses={200: answers.RuntimeToken, 429: budgets.OverBudget},
+)
 def refresh_token(worker_id: str) -> dict[str, Any]:
     cred = auth.authenticate("api_key", "legacy")
     bodies.parse(bodies.Empty, allow_empty=True)  # no fields, but a malformed body is a 400
@@ -101,7 +105,8 @@ def refresh_token(worker_id: str) -> dict[str, Any]:
 
 
 @blueprint.get("/workers/<worker_id>/poll")
-@declare(responses={200: answers.Poll})
+@budgets.per_host
+@declare(responses={200: answers.Poll, 429: budgets.OverBudget})
 def poll(worker_id: str) -> dict[str, Any]:
     cred = auth.worker("worker:poll", worker_id, defer_revocation=True)
     if not WORKER_ID.match(worker_id):
@@ -122,7 +127,7 @@ def poll(worker_id: str) -> dict[str, Any]:
 
 
 @blueprint.delete("/workers/<worker_id>")
-@declare(responses={200: answers.Deregistered})
+@declare(responses={200: answers.Deregistered, 429: budgets.OverBudget})
 def deregister(worker_id: str) -> dict[str, Any]:
     cred = auth.authenticate("api_key", "jwt", "legacy")
     if cred.kind == "jwt" and cred.worker_id != worker_id:
@@ -135,7 +140,7 @@ def deregister(worker_id: str) -> dict[str, Any]:
 
 
 @blueprint.get("/workers")
-@declare(responses={200: answers.Hosts})
+@declare(responses={200: answers.Hosts, 429: budgets.OverBudget})
 def list_workers() -> dict[str, Any]:
     cred = auth.api_key()
     now = clock.now_ms()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api_shim import auth, bodies
+from api_shim import auth, bodies, budgets
 from api_shim.context import r
 from api_shim.declare import declare
 from api_shim.errors import ApiError
@@ -68,7 +68,7 @@ class MutationBody(BaseModel):
 
 
 @blueprint.post("/daemon/mutations")
-@declare(body=MutationBody, responses={201: answers.MutationCreated})
+@declare(body=MutationBody, responses={201: answers.MutationCreated, 429: budgets.OverBudget})
 def enqueue_mutation() -> tuple[dict[str, Any], int]:
     cred = auth.api_key("admin")
     body = bodies.parse(MutationBody)
@@ -102,7 +102,7 @@ class ListQuery(BaseModel):
 
 
 @blueprint.get("/daemon/mutations")
-@declare(query=ListQuery, responses={200: answers.Mutations})
+@declare(query=ListQuery, responses={200: answers.Mutations, 429: budgets.OverBudget})
 def list_mutations() -> dict[str, Any]:
     cred = auth.api_key()
     q = bodies.validate(ListQuery, request.args.to_dict(), loc="query")
@@ -121,7 +121,7 @@ def _load(mutation_id: str, cred: auth.Credential) -> dict[str, Any]:
 
 
 @blueprint.get("/daemon/mutations/<mutation_id>")
-@declare(responses={200: answers.MutationFound})
+@declare(responses={200: answers.MutationFound, 429: budgets.OverBudget})
 def get_mutation(mutation_id: str) -> dict[str, Any]:
     cred = auth.api_key()
     record = _load(mutation_id, cred)
@@ -129,7 +129,7 @@ def get_mutation(mutation_id: str) -> dict[str, Any]:
 
 
 @blueprint.delete("/daemon/mutations/<mutation_id>")
-@declare(responses={200: answers.Cancelled, 409: answers.CancelRefused})
+@declare(responses={200: answers.Cancelled, 409: answers.CancelRefused, 429: budgets.OverBudget})
 def cancel_mutation(mutation_id: str) -> dict[str, Any] | tuple[dict[str, Any], int]:
     cred = auth.api_key("admin")
     _load(mutation_id, cred)

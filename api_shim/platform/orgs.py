@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api_shim import auth, bodies
+from api_shim import auth, bodies, budgets
 from api_shim.context import r
 from api_shim.declare import declare
 from api_shim.errors import ApiError
@@ -44,7 +44,7 @@ def own_org(cred: auth.Credential, org_id: str) -> None:
 
 
 @blueprint.post("/org/<org_id>/projects")
-@declare(body=ProjectBody, responses={201: answers.ProjectCreated})
+@declare(body=ProjectBody, responses={201: answers.ProjectCreated, 429: budgets.OverBudget})
 def create_project(org_id: str) -> tuple[dict[str, Any], int]:
     cred = auth.api_key("admin")
     own_org(cred, org_id)
@@ -56,7 +56,7 @@ def create_project(org_id: str) -> tuple[dict[str, Any], int]:
 
 
 @blueprint.get("/org/<org_id>/projects")
-@declare(responses={200: answers.Projects})
+@declare(responses={200: answers.Projects, 429: budgets.OverBudget})
 def list_projects(org_id: str) -> dict[str, Any]:
     cred = auth.api_key()
     own_org(cred, org_id)
@@ -65,7 +65,7 @@ def list_projects(org_id: str) -> dict[str, Any]:
 
 
 @blueprint.post("/org/<org_id>/keys")
-@declare(body=KeyBody, responses={201: answers.KeyCreated})
+@declare(body=KeyBody, responses={201: answers.KeyCreated, 429: budgets.OverBudget})
 def create_key(org_id: str) -> tuple[dict[str, Any], int]:
     cred = auth.api_key()
     own_org(cred, org_id)
@@ -98,7 +98,7 @@ def create_key(org_id: str) -> tuple[dict[str, Any], int]:
 
 
 @blueprint.get("/org/<org_id>/keys")
-@declare(responses={200: answers.Keys})
+@declare(responses={200: answers.Keys, 429: budgets.OverBudget})
 def list_keys(org_id: str) -> dict[str, Any]:
     cred = auth.api_key("admin")
     own_org(cred, org_id)
@@ -106,7 +106,7 @@ def list_keys(org_id: str) -> dict[str, Any]:
 
 
 @blueprint.delete("/org/<org_id>/keys/<key_id>")
-@declare(responses={200: answers.Revoked})
+@declare(responses={200: answers.Revoked, 429: budgets.OverBudget})
 def revoke_key(org_id: str, key_id: str) -> dict[str, Any]:
     cred = auth.api_key()
     own_org(cred, org_id)

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from flask import request
 
-from api_shim import auth, bodies
+from api_shim import auth, bodies, budgets
 from api_shim.context import r, settings
 from api_shim.declare import declare
 from api_shim.errors import ApiError
@@ -41,7 +41,7 @@ def project_from_referer(referer: str | None) -> str | None:
 
 
 @blueprint.get("/sessions")
-@declare(query=ListQuery, responses={200: session_answers.SessionList})
+@declare(query=ListQuery, responses={200: session_answers.SessionList, 429: budgets.OverBudget})
 def list_sessions() -> dict[str, Any]:
     cred = auth.api_key()
     q = bodies.validate(ListQuery, request.args.to_dict(), loc="query")

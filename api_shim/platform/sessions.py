@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Response, make_response
 
-from api_shim import auth, bodies
+from api_shim import auth, bodies, budgets
 from api_shim.context import r, settings
 from api_shim.declare import declare
 from api_shim.errors import ApiError
@@ -70,7 +70,7 @@ def _unheld(record: Record) -> ApiError:
 
 
 @blueprint.post("/sessions")
-@declare(body=EnqueueBody, responses={201: session_answers.Enqueued})
+@declare(body=EnqueueBody, responses={201: session_answers.Enqueued, 429: budgets.OverBudget})
 def enqueue() -> tuple[dict[str, Any], int]:
     cred = auth.api_key("member")
     body = bodies.parse(EnqueueBody)
@@ -155,7 +155,7 @@ DETAIL_FIELDS = (
 
 
 @blueprint.get("/daemon/sessions/<session_id>")
-@declare(responses={200: session_answers.SessionDetail})
+@declare(responses={200: session_answers.SessionDetail, 429: budgets.OverBudget})
 def cloud_runner_detail(session_id: str) -> Response:
     """Full payload only while queued; the body carries secrets, so it is never cached."""
     cred = auth.authenticate("jwt", "legacy")
@@ -169,7 +169,7 @@ def cloud_runner_detail(session_id: str) -> Response:
 
 
 @blueprint.post("/sessions/<session_id>/claim")
-@declare(body=WorkerBody, responses={200: session_answers.ClaimAnswer})
+@declare(body=WorkerBody, responses={200: session_answers.ClaimAnswer, 429: budgets.OverBudget})
 def claim(session_id: str) -> dict[str, Any]:
     cred = auth.worker("worker:session", None)
     body = bodies.parse(WorkerBody)
@@ -186,7 +186,7 @@ def claim(session_id: str) -> dict[str, Any]:
 
 
 @blueprint.post("/sessions/<session_id>/status")
-@declare(body=StatusBody, responses={200: session_answers.StatusUpdated})
+@declare(body=StatusBody, responses={200: session_answers.StatusUpdated, 429: budgets.OverBudget})
 def status(session_id: str) -> dict[str, Any]:
     cred = auth.session_worker("worker:session", session_id)
     body = bodies.parse(StatusBody)
@@ -208,7 +208,9 @@ def status(session_id: str) -> dict[str, Any]:
 
 
 @blueprint.post("/sessions/<session_id>/activity")
-@declare(body=ActivityBody, responses={200: session_answers.ActivityRecorded})
+@declare(
+    body=ActivityBody, responses={200: session_answers.ActivityRecorded, 429: budgets.OverBudget}
+)
 def activity(session_id: str) -> dict[str, Any]:
     cred = auth.session_worker("worker:session", session_id)
     body = bodies.parse(ActivityBody)
@@ -227,7 +229,9 @@ def activity(session_id: str) -> dict[str, Any]:
 
 
 @blueprint.post("/sessions/<session_id>/lock-refresh")
-@declare(body=LockRefreshBody, responses={200: session_answers.LockRefreshed})
+@declare(
+    body=LockRefreshBody, responses={200: session_answers.LockRefreshed, 429: budgets.OverBudget}
+)
 def lock_refresh(session_id: str) -> dict[str, Any]:
     """`{refreshed}`: true while the worker still holds the active session (its last-seen is
     stamped); false once it has moved on, which the runner counts as a strike (three abort the
@@ -241,7 +245,9 @@ def lock_refresh(session_id: str) -> dict[str, Any]:
 
 
 @blueprint.post("/sessions/<session_id>/completion")
-@declare(body=CompletionBody, responses={200: session_answers.CompletionPosted})
+@declare(
+    body=CompletionBody, responses={200: session_answers.CompletionPosted, 429: budgets.OverBudget}
+)
 def completion(session_id: str) -> dict[str, Any]:
     """The runner's completion summary, posted before its terminal status. agentfactory posts it
     to the tracker as comments; here the session record is where it goes (`summary`), so the
@@ -257,7 +263,7 @@ def completion(session_id: str) -> dict[str, Any]:
 
 
 @blueprint.post("/sessions/<session_id>/nack")
-@declare(body=WorkerBody, responses={200: session_answers.Nacked})
+@declare(body=WorkerBody, responses={200: session_answers.Nacked, 429: budgets.OverBudget})
 def nack(session_id: str) -> dict[str, Any]:
     cred = auth.worker("worker:session", None)
     body = bodies.parse(WorkerBody)

@@ -70,7 +70,10 @@ Daemon group, `Error`: `{{"detail": ...}}` (a string, or an object such as
 {daemon}
 ```
 
-A 503 (Redis or the broker unavailable) carries `Retry-After: 1`.
+A 503 (Redis or the broker unavailable) carries `Retry-After: 1`. A 429 (a request budget
+spent: the org's, a host's heartbeats and polls, a sending peer's; see
+`DISPATCHYARD_API_*`, `_HOST_*`, `_PEER_*` in docs/configuration.md) carries `Retry-After`
+in seconds; the operations that can answer it list it.
 """
 
 

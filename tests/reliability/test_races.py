@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -24,50 +25,92 @@ from tasks import tick
 
 def race(*calls: Callable[[], Any]) -> list[Any]:
     """Run the calls in threads released at the same instant; their results (None when one
-    was refused)."""
+    was refused with a Conflict). Any other exception in a thread is raised here, and a thread
+    still running after 10 s fails the test: a race whose side died proves nothing."""
     barrier = threading.Barrier(len(calls))
     results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
 
     def run(i: int, call: Callable[[], Any]) -> None:
-        barrier.wait()
-        with contextlib.suppress(Conflict):
-            results[i] = call()
+        try:
+            barrier.wait(10)
+            with contextlib.suppress(Conflict):
+                results[i] = call()
+        except BaseException as e:  # re-raised in the test's thread below
+            errors.append(e)
 
     threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(10)
+    stuck = [t.name for t in threads if t.is_alive()]
+    assert not stuck, f"race threads still running after 10 s: {stuck}"
+    if errors:
+        raise errors[0]
     return results
 
 
 def test_tick_lock_is_released_only_by_its_holder(r, monkeypatch):
-    # A tick whose lock expires while it runs (1 ms here), and a later tick that takes it: the
-    # first tick's release must leave the later tick's lock alone.
+    """A tick whose lock expired while it ran (1 ms here) and a later tick that took it: the
+    first tick's release must leave the later tick's lock alone. Every round is that case:
+    the first tick's acquire and release are the real ones, wrapped only to order the race —
+    the later tick starts taking the lock once the first holds it, and the first releases
+    only once the later one holds it."""
     monkeypatch.setattr(tick, "LOCK_MS", 1)
-    interleaved = 0
+    acquire, release = locks.acquire, locks.release
+    rounds: list[dict[str, Any]] = []
+
+    def first_tick() -> dict[str, int]:
+        rounds[-1]["thread"] = threading.get_ident()
+        return tick.tick()
+
+    def mine() -> bool:  # a call of the first tick's (any other caller passes through)
+        return rounds[-1].get("thread") == threading.get_ident()
+
+    def first_acquire(client: Any, key: str, ttl_ms: int) -> str | None:
+        token = acquire(client, key, ttl_ms)
+        if not mine():
+            return token
+        rounds[-1]["own"] = token
+        rounds[-1]["first_holds"].set()
+        return token
+
+    def first_release(client: Any, key: str, token: str) -> bool:
+        if not mine():
+            return release(client, key, token)
+        assert rounds[-1]["later_holds"].wait(10), "the later tick never took the lock"
+        rounds[-1]["held_at_release"] = client.get(key)
+        released = release(client, key, token)
+        rounds[-1]["released"] = released
+        return released
+
+    monkeypatch.setattr(locks, "acquire", first_acquire)
+    monkeypatch.setattr(locks, "release", first_release)
+
+    def take_over() -> str:
+        assert rounds[-1]["first_holds"].wait(10), "the first tick never took the lock"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            token = acquire(r, keys.SCHEDULER_LOCK, 60_000)  # the real one
+            if token:
+                rounds[-1]["later_holds"].set()
+                return token
+        raise AssertionError("the first tick's 1 ms lock never expired")
+
     for _ in range(30):
         r.delete(keys.SCHEDULER_LOCK)
-        stop = threading.Event()
-
-        def take_over(stop: threading.Event = stop) -> str | None:
-            while not stop.is_set():
-                token = locks.acquire(r, keys.SCHEDULER_LOCK, 60_000)
-                if token:
-                    return token
-            return None
-
-        def first_tick(stop: threading.Event = stop) -> None:
-            tick.tick()
-            stop.set()
-
+        rounds.append({"first_holds": threading.Event(), "later_holds": threading.Event()})
         _, later = race(first_tick, take_over)
-        if later is not None:
-            # Whether it took the lock before or after the first tick ended, the lock is its.
-            interleaved += 1
-            assert r.get(keys.SCHEDULER_LOCK) == later
+        done = rounds[-1]
+        assert done["own"] is not None, "the first tick did not run"
+        # The lock was the later tick's when the first released: the foreign-lock case ran...
+        assert done["held_at_release"] == later != done["own"], done
+        # ...and the release refused it and left it alone.
+        assert done["released"] is False, done
+        assert r.get(keys.SCHEDULER_LOCK) == later
     r.delete(keys.SCHEDULER_LOCK)
-    assert interleaved > 0, "the later tick never took the lock while the first one ran"
+    assert len(rounds) == 30
 
 
 def test_lock_release_is_compare_and_delete(r):

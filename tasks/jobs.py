@@ -17,10 +17,11 @@ import redis
 from celery import signals
 
 from dispatchyard.settings import get_settings
-from dispatchyard.state import clock, dispatch, jobs, templates
+from dispatchyard.state import clock, dispatch, jobs, liveness, templates
 from dispatchyard.state import executors as executor_records
 from dispatchyard.state.clock import parse_ms
 from dispatchyard.state.errors import StateError
+from dispatchyard.state.executors import ExecutorRecord
 from dispatchyard.state.job_shape import RuntimeBinding, target_machine
 from dispatchyard.state.models import JOB_TERMINAL, JobState
 from tasks import names, peer_delivery, per_fire
@@ -92,13 +93,25 @@ def fire(job_id: str, fire_key: str, why: str = "due") -> str:
 
 @task(names.REAP)
 def reap(attempt_id: str) -> list[int]:
-    """Kill what is left of an attempt on this host (routed to `fires.<machine>`).
-    Idempotent: a second run finds nothing to kill."""
+    """Kill what is left of an attempt on this host (routed to `fires.<machine>`), then drop
+    its executor record. Idempotent: a second run finds nothing to kill (the lease sweep sends
+    it again while the record stays: see `resend_reaps`)."""
     killed = executors.reap(attempt_id)
     executor_records.forget(redis_client(), machine_name(), attempt_id)
     if killed:
         log.warning("reaped %d leftover process(es) of %s", len(killed), attempt_id)
     return killed
+
+
+def _still_running(r: redis.Redis, attempt_id: str, record: ExecutorRecord, now_ms: int) -> bool:
+    """Whether an executor's attempt is still its job's current one, not ended, under a live
+    lease: only then may its processes live."""
+    doc = jobs.get(r, record.get("job_id", ""))
+    if doc is None or doc.get("state") in JOB_TERMINAL:
+        return False
+    runner = doc["runner"]
+    lease = parse_ms(runner.get("lease_until"))
+    return runner.get("current_attempt_id") == attempt_id and lease is not None and lease >= now_ms
 
 
 def reap_orphans(r: redis.Redis) -> list[str]:
@@ -107,16 +120,38 @@ def reap_orphans(r: redis.Redis) -> list[str]:
     now = clock.now_ms()
     reaped = []
     for attempt_id, record in executor_records.on_machine(r, machine_name()).items():
-        doc = jobs.get(r, record.get("job_id", ""))
-        runner = doc["runner"] if doc else None
-        lease = parse_ms(runner.get("lease_until")) if runner else None
-        current = runner is not None and runner.get("current_attempt_id") == attempt_id
-        ended = doc is not None and doc.get("state") in JOB_TERMINAL
-        if not current or ended or lease is None or lease < now:
+        if not _still_running(r, attempt_id, record, now):
             executors.reap(attempt_id)
             executor_records.forget(r, machine_name(), attempt_id)
             reaped.append(attempt_id)
     return reaped
+
+
+def send_reap(machine: str, attempt_id: str) -> None:
+    """Have a worker of `machine` kill what is left of `attempt_id` there."""
+    reap.apply_async((attempt_id,), queue=names.fires_queue(machine))
+
+
+def resend_reaps(r: redis.Redis, now_ms: int) -> list[str]:
+    """The lease sweep's second half: a record whose attempt no longer runs still there a lease
+    after a sweep first saw it means its reap was never run (the worker holding the reap, or
+    the fire, was killed: an unacknowledged task returns only after the broker's visibility
+    timeout). Send the reap again, once a lease, to a machine with a live worker node (a worker
+    starting on a dead machine reaps its records itself). Idempotent: a reap run twice finds
+    nothing the second time. The attempts whose reap was sent again."""
+    every_ms = int(get_settings().job_lease_s * 1000)
+    resent = []
+    for machine in executor_records.machines(r):
+        if not liveness.machine_alive(r, machine, now_ms):
+            continue
+        for attempt_id, record in executor_records.on_machine(r, machine).items():
+            if _still_running(r, attempt_id, record, now_ms):
+                continue
+            if executor_records.reap_due(r, machine, attempt_id, now_ms, every_ms):
+                send_reap(machine, attempt_id)
+                log.warning("reap of %s on %s sent again", attempt_id, machine)
+                resent.append(attempt_id)
+    return resent
 
 
 @signals.worker_ready.connect

@@ -1,6 +1,6 @@
 """A `per_fire` job's fire: start the backend's command in the job's path as its own process
 group, resuming the previous fire's runtime session when the job asks for continuity, record
-the executor, and hand it to this worker process's supervisor."""
+the executor (before it starts), and hand it to this worker process's supervisor."""
 
 from __future__ import annotations
 
@@ -45,12 +45,17 @@ def start(r: redis.Redis, doc: JobDoc, attempt_id: str, supervisor: Supervisor) 
         DISPATCHYARD_URL=s.platform_url,
     )
     log_dir = Path(s.data_dir) / "executors" / job_id / attempt_id
+    # The record comes before the process: a worker killed right after the spawn leaves a
+    # record for the lease sweep and the next worker to reap by, never a process without one.
+    machine = s.machine_name()
+    record: ExecutorRecord = {"job_id": job_id, "pid": 0, "started_ms": clock.now_ms()}
+    executor_records.remember(r, machine, attempt_id, record)
     try:
         executor = executors.spawn(backend.argv(prompt, path, session_id), path, env, log_dir)
     except OSError as e:
+        executor_records.forget(r, machine, attempt_id)
         return attempts.unavailable(r, job_id, attempt_id, f"spawn_failed: {type(e).__name__}")
-    machine = s.machine_name()
-    record: ExecutorRecord = {"job_id": job_id, "pid": executor.pid, "started_ms": clock.now_ms()}
+    record["pid"] = executor.pid
     executor_records.remember(r, machine, attempt_id, record)
     info: ExecutorInfo = {
         "pid": executor.pid,

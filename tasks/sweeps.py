@@ -8,9 +8,11 @@ import logging
 
 from dispatchyard.settings import get_settings
 from dispatchyard.state import clock, heartbeats, job_queries, jobs, mutations
+from dispatchyard.state import executors as executor_records
 from dispatchyard.state.errors import StateError
 from dispatchyard.state.job_rules import current_attempt
 from dispatchyard.state.models import JobState
+from tasks import jobs as reap_jobs
 from tasks import names
 from tasks.connection import redis_client
 from workers.app import app, task
@@ -51,7 +53,8 @@ def stale_mutations() -> int:
 def job_leases() -> list[str]:
     """Attempts whose lease ran out (their worker died mid-fire) end `unavailable` /
     `runner_interrupted` (or `cancelled` if a cancel was pending); the leftover process group
-    is reaped by a task on that attempt's own machine queue."""
+    is reaped by a task on that attempt's own machine queue, sent again once a lease while the
+    attempt's executor record stays (the worker that took the reap may have died with it)."""
     r = redis_client()
     now = clock.now_ms()
     ended = []
@@ -65,8 +68,12 @@ def job_leases() -> list[str]:
         ended.append(job_id)
         attempt = current_attempt(doc)
         machine = (attempt.get("machine") if attempt else None) or ""
+        # A worker killed between its spawn and its record left none: write it, so the reap
+        # below is sent again until done (reap_jobs.resend_reaps) even if its holder dies.
+        executor_records.remember_missing(r, machine, attempt_id, job_id, now)
         app.send_task(names.REAP, (attempt_id,), queue=names.fires_queue(machine))
         log.warning("job %s: attempt %s lost its runner", job_id, attempt_id)
+    reap_jobs.resend_reaps(r, now)
     return ended
 
 

@@ -8,7 +8,8 @@ third of `job_lease_s`; stops the executor's process group (SIGTERM, then SIGKIL
 other means (its own terminal PATCH, the lease sweep); and records the outcome. A worker
 stopping on purpose calls `shutdown`, which stops every executor and ends its attempt
 `unavailable` / `runner_interrupted`. If the worker dies instead, the lease runs out and the
-lease sweep ends the attempt and reaps the process group on that host.
+lease sweep ends the attempt and has a worker of that host reap its processes (sent again once
+a lease while the executor record stays, in case the worker that took it died too).
 """
 
 from __future__ import annotations

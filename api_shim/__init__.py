@@ -26,9 +26,10 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
     from api_shim.daemon import blueprint as daemon_bp
     from api_shim.daemon import ws
     from api_shim.platform import blueprint as platform_bp
+    from api_shim.tokens import keyring
 
     settings = settings or get_settings()
-    settings.verifying_key()  # fail at start, with a clear message, not on the first request
+    keyring(settings)  # fail at start, with a clear message, not on the first request
     clock.configure(settings.clock_rate, settings.clock_anchor_ms)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

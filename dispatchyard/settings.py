@@ -7,15 +7,16 @@ Nothing else in the project reads the environment.
 from __future__ import annotations
 
 import functools
+import json
 import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_BACKENDS: dict[str, dict[str, Any]] = {
     # `{prompt}`, `{session_id}` and `{path}` are filled per fire; argv lists, never a shell string.
@@ -117,6 +118,20 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = Field(default=3600, ge=60, description="runtime token lifetime")
     jwt_leeway_seconds: int = Field(
         default=60, description="clock leeway when checking a runtime token's expiry"
+    )
+    jwt_verify_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="HS256 secrets that verify runtime JWTs but never sign them: the previous "
+        "`JWT_SECRET` while its tokens may still be unexpired after a rotation (and, with "
+        "several shims, the next one before it becomes current); a JSON array or a "
+        "comma-separated list. A token's `kid` (a hash of its key) picks the key; a token "
+        "without one is tried against `JWT_SECRET` and each of these (docs/operations.md, "
+        "Rotating the signing key)",
+    )
+    jwt_verify_public_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="RS256/ES256: PEM public keys that verify runtime JWTs but never sign "
+        "them (a JSON array), as `JWT_VERIFY_SECRETS` for HS256",
     )
     worker_api_key: SecretStr | None = Field(
         default=None, description="the legacy worker key; unset means that path is off"
@@ -276,6 +291,18 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: str) -> str:
         sentinel_url(value)  # a malformed sentinel:// setting fails at start, not on first use
         return value
+
+    @field_validator("jwt_verify_secrets", "jwt_verify_public_keys", mode="before")
+    @classmethod
+    def _key_list(cls, value: Any) -> Any:
+        """A JSON array, or (for secrets) a comma-separated list; empty entries dropped."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        items = json.loads(text) if text.startswith("[") else text.split(",")
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ValueError("a JSON array of strings or a comma-separated list")
+        return [item.strip() for item in items if item.strip()]
 
     @field_validator("backends")
     @classmethod

@@ -46,6 +46,28 @@ def test_valid_token_polls(api, worker):
     assert poll(api, worker["workerId"], worker["runtimeToken"]).status_code == 200
 
 
+def test_token_carries_the_kid_of_the_current_key(worker):
+    from api_shim import tokens
+
+    header = jwt.get_unverified_header(worker["runtimeToken"])
+    assert header["kid"] == tokens.kid_of("HS256", get_settings().signing_key())
+
+
+def test_token_without_kid_verifies(api, worker):
+    """As minted before tokens carried a kid: tried against every configured key."""
+    token = sign(claims_of(worker["runtimeToken"]))
+    assert "kid" not in jwt.get_unverified_header(token)
+    assert poll(api, worker["workerId"], token).status_code == 200
+
+
+def test_unknown_kid_refused(api, worker):
+    claims = claims_of(worker["runtimeToken"])
+    token = jwt.encode(
+        claims, get_settings().signing_key(), algorithm="HS256", headers={"kid": "f" * 16}
+    )
+    assert_401(poll(api, worker["workerId"], token))
+
+
 def test_alg_none_refused(api, worker):
     claims = claims_of(worker["runtimeToken"])
     token = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."

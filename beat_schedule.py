@@ -56,4 +56,6 @@ def entries(settings: Intervals) -> dict[str, Entry]:
         "sweep-offline-hosts": sweep(names.SWEEP_OFFLINE_HOSTS),
         # Mutations delivered max times with no report -> failed/undelivered.
         "sweep-stale-mutations": sweep(names.SWEEP_STALE_MUTATIONS),
+        # Records final for longer than their retention -> deleted, a batch per kind a run.
+        "sweep-retention": sweep(names.SWEEP_RETENTION),
     }

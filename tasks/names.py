@@ -22,6 +22,7 @@ SWEEP_OFFLINE_HOSTS = "sweeps.offline_hosts"
 SWEEP_STALE_MUTATIONS = "sweeps.stale_mutations"
 SWEEP_JOB_LEASES = "sweeps.job_leases"
 SWEEP_JOB_TIMES = "sweeps.job_times"
+SWEEP_RETENTION = "retention.sweep"
 
 TASK_MODULES = [
     "tasks.liveness",
@@ -29,6 +30,7 @@ TASK_MODULES = [
     "tasks.jobs",
     "tasks.tick",
     "tasks.schedules",
+    "tasks.retention",
 ]
 
 

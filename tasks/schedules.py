@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from dispatchyard.settings import get_settings
 from dispatchyard.state import clock, messaging, schedule_rules, schedules, traces
 from dispatchyard.state.schedule_rules import DeliveryError, Outcome, ScheduleDoc
 from dispatchyard.state.store import Redis
 from tasks import names
 from tasks.connection import redis_client
+from tasks.retention import retention_s
 from workers.app import task
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,8 @@ def fire(due: list[tuple[str, int]]) -> dict[str, int]:
 def fire_one(r: Redis, schedule_id: str, due_ms: int) -> Outcome | None:
     """Claim and deliver one due time; its outcome, or None when the due time was not this
     call's to fire (already fired, deleted, not yet due)."""
-    claimed = schedules.claim(r, schedule_id, due_ms, clock.now_ms())
+    kept_ms = int(retention_s(get_settings(), "schedules") * 1000)
+    claimed = schedules.claim(r, schedule_id, due_ms, clock.now_ms(), kept_ms)
     if claimed is None:
         return None
     try:

@@ -27,7 +27,7 @@ from dispatchyard.state.job_shape import (
     new_attempt_id,
     summarize,
 )
-from dispatchyard.state.models import JOB_ACTIVE, JobState
+from dispatchyard.state.models import JOB_ACTIVE, JOB_TERMINAL, Final, JobState
 from dispatchyard.state.store import Pipeline, Redis
 
 EVENTS_MAXLEN = 100_000
@@ -68,6 +68,7 @@ def _index(
         if previous is not None:
             pipe.zrem(keys.jobs_by_state(previous), job_id)
         pipe.zadd(keys.jobs_by_state(state), {job_id: created_score(after)})
+        _final_at(pipe, after, previous, now_ms)
     if state == JobState.QUEUED:
         due_ms = meta.get("due_ms")
         if due_ms is not None:
@@ -108,6 +109,20 @@ def _index(
         traces.append(pipe, job_id, entry)
 
 
+def _final_at(pipe: Pipeline, doc: JobDoc, previous: str | None, now_ms: int) -> None:
+    """The retention index (state/retention.py): a job entering a terminal state is final from
+    now; a retry taking it out of one is not final any more. A template's child that ends also
+    marks its template's history for trimming."""
+    job_id = doc["job_id"]
+    if doc["state"] in JOB_TERMINAL:
+        pipe.zadd(keys.final_at(Final.JOBS), {job_id: now_ms})
+        template_id = doc.get("source_id")
+        if doc.get("source_kind") == "calendar" and template_id:
+            pipe.zadd(keys.TEMPLATES_HISTORY, {template_id: now_ms})
+    elif previous in JOB_TERMINAL:
+        pipe.zrem(keys.final_at(Final.JOBS), job_id)
+
+
 def _job_id(doc: JobDoc) -> str:
     return doc["job_id"]
 
@@ -130,6 +145,9 @@ def write_new(pipe: Pipeline, doc: JobDoc, now_ms: int, *, due_ms: int | None) -
     waits for its release)."""
     score = created_score(doc)
     pipe.zadd(keys.JOBS_ALL, {doc["job_id"]: score})
+    template_id = doc.get("source_id")
+    if doc.get("source_kind") == "calendar" and template_id:
+        pipe.zadd(keys.template_children(template_id), {doc["job_id"]: score})
     for name in FILTERS:
         value = doc.get(name)
         if value:

@@ -163,6 +163,15 @@ schedule = Shape("schedule:{}")
 SCHEDULES_PENDING = "schedules:pending"
 schedules_from = Shape("schedules:from:{}")  # one sender's pending schedules -> due ms
 
+# ---- Retention (state/retention.py) -----------------------------------------------------------
+# ZSET per kind (jobs, templates, sessions, mutations, hosts): record id -> ms it became final,
+# written in the same atomic step as the move into a final state (and removed by a move out of
+# it), so the retention sweep reads only what is due and never scans the keyspace.
+final_at = Shape("final:{}")
+template_children = Shape("template:children:{}")  # ZSET of a template's children -> created
+# ZSET template id -> when a child of it last became final (whose history may need trimming).
+TEMPLATES_HISTORY = "templates:history"
+
 _FIXED = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 

@@ -250,6 +250,19 @@ PROCESS_SCOPES = ("per_fire", "persistent")
 CONTINUITIES = ("resume", "fresh")
 
 
+class Final(StrEnum):
+    """The kinds of record the retention sweep deletes once they have been final long enough
+    (state/retention.py); each has its index `keys.final_at(kind)`, record id -> ms it became
+    final: a job in a terminal state, a cancelled template, a session completed, failed or
+    stopped, a mutation applied, failed or cancelled, a deregistered host."""
+
+    JOBS = "jobs"
+    TEMPLATES = "templates"
+    SESSIONS = "sessions"
+    MUTATIONS = "mutations"
+    HOSTS = "hosts"
+
+
 def may_move(table: Mapping[Any, AbstractSet[Any]], current: str, target: str) -> bool:
     """Whether the machine `table` lets a record in `current` move to `target`."""
     return target in table.get(current, frozenset())

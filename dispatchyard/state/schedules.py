@@ -25,19 +25,20 @@ from dispatchyard.state.documents import dumps
 from dispatchyard.state.schedule_rules import Outcome, ScheduleDoc
 from dispatchyard.state.store import Pipeline, Redis
 
-# How long a fired one-shot stays readable (GET /schedules/{id}) as the record of its fire.
+# How long a fired one-shot stays readable (GET /schedules/{id}) as the record of its fire, by
+# default (the tick passes the retention setting).
 FIRED_KEPT_MS = 7 * 24 * 3600 * 1000
 # A recurring schedule adds two trace stages a fire under its id; the trace keeps the newest.
 TRACE_KEPT = 200
 
 
-def _put(pipe: Pipeline, doc: ScheduleDoc) -> None:
+def _put(pipe: Pipeline, doc: ScheduleDoc, kept_ms: int = FIRED_KEPT_MS) -> None:
     """The commands that store a record and keep its indexes, for the caller's MULTI."""
     schedule_id = doc["schedule_id"]
     due = schedule_rules.due_ms(doc)
     if due is None:
-        # Fired: kept a while as a record, in no index (nothing waits for it any more).
-        pipe.set(keys.schedule(schedule_id), dumps(doc), px=FIRED_KEPT_MS)
+        # Fired: kept `kept_ms` as a record, in no index (nothing waits for it any more).
+        pipe.set(keys.schedule(schedule_id), dumps(doc), px=max(1, kept_ms))
         pipe.zrem(keys.SCHEDULES_PENDING, schedule_id)
         pipe.zrem(keys.schedules_from(doc["from_peer"]), schedule_id)
     else:
@@ -107,11 +108,13 @@ def due(r: Redis, now_ms: int, batch: int = 5000) -> list[tuple[str, int]]:
     return [(schedule_id, int(score)) for schedule_id, score in rows]
 
 
-def claim(r: Redis, schedule_id: str, due_ms: int, now_ms: int) -> ScheduleDoc | None:
+def claim(
+    r: Redis, schedule_id: str, due_ms: int, now_ms: int, kept_ms: int = FIRED_KEPT_MS
+) -> ScheduleDoc | None:
     """Claim due time `due_ms` of a schedule for firing (schedule_rules.claim) and record the
-    `dispatched` trace stage in the same MULTI. The schedule as claimed, or None when it no
-    longer waits for that due time (already fired, deleted, not yet due): then nothing is
-    written and nothing must be delivered."""
+    `dispatched` trace stage in the same MULTI; a one-shot that fires is kept `kept_ms`. The
+    schedule as claimed, or None when it no longer waits for that due time (already fired,
+    deleted, not yet due): then nothing is written and nothing must be delivered."""
 
     def txn(pipe: Pipeline) -> ScheduleDoc | None:
         doc = _read(pipe, schedule_id)
@@ -124,7 +127,7 @@ def claim(r: Redis, schedule_id: str, due_ms: int, now_ms: int) -> ScheduleDoc |
         if not schedule_rules.claim(doc, due_ms, now_ms):
             return None
         pipe.multi()
-        _put(pipe, doc)
+        _put(pipe, doc, kept_ms)
         _trace(
             pipe,
             schedule_id,

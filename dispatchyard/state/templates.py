@@ -17,7 +17,7 @@ from dispatchyard.state.clock import parse_ms
 from dispatchyard.state.documents import IndexMeta, Write
 from dispatchyard.state.errors import NotFound
 from dispatchyard.state.job_shape import JobDoc, RuntimeBinding, summarize
-from dispatchyard.state.models import JOB_TERMINAL, TEMPLATE_TRANSITIONS, TemplateState
+from dispatchyard.state.models import JOB_TERMINAL, TEMPLATE_TRANSITIONS, Final, TemplateState
 from dispatchyard.state.store import Pipeline, Redis
 from dispatchyard.state.template_rules import TemplateDoc
 
@@ -27,7 +27,7 @@ def _scalars(doc: TemplateDoc, now_ms: int) -> dict[str, str | int]:
 
 
 def _index(
-    pipe: Pipeline, _before: TemplateDoc | None, doc: TemplateDoc, _now: int, _meta: IndexMeta
+    pipe: Pipeline, _before: TemplateDoc | None, doc: TemplateDoc, now_ms: int, _meta: IndexMeta
 ) -> None:
     template_id = doc["calendar_id"]
     due = parse_ms(doc["next_due_at"]) or 0
@@ -45,6 +45,8 @@ def _index(
         pipe.sadd(keys.TEMPLATES_BUFFERED, template_id)
     else:
         pipe.srem(keys.TEMPLATES_BUFFERED, template_id)
+    if doc["state"] == TemplateState.CANCELLED:  # final: the retention sweep's index
+        pipe.zadd(keys.final_at(Final.TEMPLATES), {template_id: now_ms}, nx=True)
 
 
 def _template_id(doc: TemplateDoc) -> str:
@@ -159,7 +161,9 @@ def release_buffered(r: Redis, template_id: str, now_ms: int) -> str | None:
     behind = doc.get("provenance", {}).get("buffered_behind")
 
     def rule(d: TemplateDoc, pipe: Pipeline) -> Write | None:
-        if behind and store.hget(pipe, keys.job(behind), "state") not in JOB_TERMINAL:
+        # A child that ended may have been purged since (template history, retention).
+        state = store.hget(pipe, keys.job(behind), "state") if behind else None
+        if state is not None and state not in JOB_TERMINAL:
             return None
         if not template_rules.release(d, buffered):
             return None

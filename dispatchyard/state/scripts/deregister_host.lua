@@ -1,7 +1,8 @@
 --! include lib_sessions
---! keys jwt_revoked
+--! keys jwt_revoked final_at
 --! machines host
--- Deregister a host: requeue its claimed-not-running sessions, revoke its runtime tokens.
+-- Deregister a host: requeue its claimed-not-running sessions, revoke its runtime tokens, file
+-- it in the retention index (a deregistered host is final until it registers again).
 -- KEYS: host hash, host jtis zset, org hosts zset, heartbeats zset.
 -- ARGV: host id, now (ms), leeway (s), the deregistered state.
 -- Returns the requeued session ids; refuses not_found for an unknown host or one HOST does
@@ -25,4 +26,5 @@ redis.call('DEL', jtis_key)
 redis.call('HSET', host_key, 'status', deregistered, 'deregisteredAt', now)
 redis.call('ZREM', org_hosts_key, host_id)
 redis.call('ZREM', heartbeats_key, host_id)
+redis.call('ZADD', K.final_at('hosts'), now, host_id)
 return moved

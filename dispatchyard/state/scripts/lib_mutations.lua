@@ -1,4 +1,5 @@
 --! keys mutation mutation_history host_open_mutations org_mutations_in mutations_inflight
+--! keys final_at
 --! machines mutation
 -- Mutation moves shared by enqueue, cancel, heartbeat and the sweep. Every move is checked
 -- against MUTATION and leaves an audit entry.
@@ -29,9 +30,11 @@ local function mut_move(m, to, now, fields, event, detail)
   for k, v in pairs(fields or {}) do flat[#flat + 1] = k; flat[#flat + 1] = tostring(v) end
   redis.call('HSET', K.mutation(m.id), unpack(flat))
   if next(MUTATION[to]) == nil then
-    -- Final: out of the host's open set and the sweep's in-flight set.
+    -- Final: out of the host's open set and the sweep's in-flight set, into the retention
+    -- index.
     redis.call('ZREM', K.host_open_mutations(m.workerHostId), m.id)
     redis.call('ZREM', K.mutations_inflight, m.id)
+    redis.call('ZADD', K.final_at('mutations'), now, m.id)
   elseif to == 'delivered' then
     redis.call('ZADD', K.mutations_inflight, now, m.id)
   end

@@ -1,5 +1,5 @@
 --! include lib_common
---! keys host
+--! keys host final_at
 --! machines host
 -- Register a host; the same machineId in the same org keeps its host id.
 -- KEYS: machine index (or '' when no machineId), org hosts zset, heartbeats zset.
@@ -24,6 +24,8 @@ if not current then
   fields['hostStatus'] = 'ok'
 end
 hset_table(host_key, fields)
+-- A deregistered host registering again is not final any more.
+redis.call('ZREM', K.final_at('hosts'), host_id)
 redis.call('ZADD', org_hosts_key, 'NX', now, host_id)
 redis.call('ZADD', heartbeats_key, now, host_id)
 return host_id

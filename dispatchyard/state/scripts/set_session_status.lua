@@ -1,8 +1,8 @@
 --! include lib_common
---! keys session_status_counts
+--! keys session_status_counts final_at
 --! machines session
 -- Move a session along SESSION (staying is a repeated report). A terminal status stamps
--- `finishedAt` and takes the session out of its host's set.
+-- `finishedAt`, takes the session out of its host's set and files it in the retention index.
 -- KEYS: session record, host sessions set.
 -- ARGV: host id, new status, now, extra fields JSON.
 -- Returns the record (flat field/value list); refuses not_found, forbidden (another host's) or
@@ -23,7 +23,10 @@ fields['status'] = target
 fields['updatedAt'] = now
 if target == 'running' and (not started_at or started_at == '') then fields['startedAt'] = now end
 if next(SESSION[target]) == nil then
-  if current ~= target then fields['finishedAt'] = now end
+  if current ~= target then
+    fields['finishedAt'] = now
+    redis.call('ZADD', K.final_at('sessions'), now, session_id)
+  end
   redis.call('SREM', host_sessions_key, session_id)
 end
 hset_table(session_key, fields)

@@ -18,7 +18,15 @@ from dispatchyard.state.scripts import scripts
 from dispatchyard.state.store import Redis
 
 TRACE_TTL_S = 24 * 3600  # as state/traces.py keeps traces
-TTL_MS = 30_000  # a holder renews every TTL/3; a dead one's peers go offline within this
+# A holder renews every TTL/3; a dead one's peers go offline within this. The shim sets it from
+# `peer_connection_ttl_s` when it builds its app (`configure`); every reader looks it up here.
+TTL_MS = 30_000
+
+
+def configure(ttl_ms: int) -> None:
+    """Set this process's connection TTL (the shim, from its settings, at start)."""
+    global TTL_MS
+    TTL_MS = ttl_ms
 
 
 def connect(r: Redis, peer_id: str, node: str, now_ms: int) -> str:

@@ -81,6 +81,10 @@ def _default_backends() -> dict[str, dict[str, Any] | None]:
     return dict(DEFAULT_BACKENDS)
 
 
+# The per-kind retention settings' meaning.
+_KEPT = "kept this long once final (unset: `RETENTION_S`)"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DISPATCHYARD_", env_file=".env", extra="ignore", frozen=True
@@ -207,6 +211,29 @@ class Settings(BaseSettings):
 
     # Sweeps
     sweep_interval_s: float = Field(default=10.0, description="how often beat runs the sweeps")
+
+    # Retention (docs/operations.md): a per-kind value unset means `RETENTION_S`
+    retention_s: float = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="a record in a final state is deleted, with its index entries, once it has "
+        "been final this long; it then answers 404 like an id that never existed",
+    )
+    retention_jobs_s: float | None = Field(None, gt=0, description=f"jobs ended: {_KEPT}")
+    retention_sessions_s: float | None = Field(None, gt=0, description=f"sessions ended: {_KEPT}")
+    retention_mutations_s: float | None = Field(None, gt=0, description=f"mutations: {_KEPT}")
+    retention_hosts_s: float | None = Field(None, gt=0, description=f"deregistered hosts: {_KEPT}")
+    retention_templates_s: float | None = Field(None, gt=0, description=f"templates: {_KEPT}")
+    retention_schedules_s: float | None = Field(None, gt=0, description=f"one-shots: {_KEPT}")
+    retention_batch: int = Field(
+        1000, ge=1, description="records of each kind one retention sweep deletes at most"
+    )
+    template_history: int = Field(
+        100,
+        ge=1,
+        description="a template's finished children beyond its last this many fires "
+        "are deleted before their retention",
+    )
 
     # Jobs
     job_lease_s: float = Field(

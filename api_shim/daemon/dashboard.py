@@ -43,6 +43,8 @@ def _static(filename: str) -> Response:
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
 OPEN_SHOWN = 200  # at most this many open asks, newest first
 ASK_FIELDS = ("correlation_id", "kind", "from_peer", "to_peer", "text", "created_at", "question")
 

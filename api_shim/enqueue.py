@@ -13,7 +13,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from api_shim.errors import BrokerUnavailable
+from api_shim.errors import BrokerUnavailable, StoreFull, oom_caused
 from dispatchyard.clients import celery_broker
 from dispatchyard.state import dispatch
 from dispatchyard.state.job_shape import Doc, target_machine
@@ -64,6 +64,8 @@ def send(broker_url: str, task: str, args: list[Any], queue: str) -> None:
             task, args=args, queue=queue, retry_policy=PUBLISH_RETRY_POLICY
         )
     except (OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+        if oom_caused(e):  # the broker answers but refuses the write: Redis is full
+            raise StoreFull() from e
         raise BrokerUnavailable() from e
 
 
@@ -85,4 +87,6 @@ def fire_when_ready(broker_url: str, r: Redis, doc: Doc, now_ms: int) -> bool:
         # The job is stored and `ready` has scheduled its next look: the scheduler tick resends
         # this fire (same key, so at most one attempt) once the broker is back.
         raise BrokerUnavailable(doc["job_id"]) from e.__cause__
+    except StoreFull as e:
+        raise StoreFull(doc["job_id"]) from e.__cause__
     return True

@@ -49,6 +49,27 @@ class BrokerUnavailable(Exception):
         self.recorded_job_id = recorded_job_id
 
 
+class StoreFull(Exception):
+    """Redis refused a write because it reached its `maxmemory` (with `noeviction`, every write
+    fails then), in a task publish. `recorded_job_id` as for BrokerUnavailable."""
+
+    def __init__(self, recorded_job_id: str | None = None) -> None:
+        super().__init__("store full")
+        self.recorded_job_id = recorded_job_id
+
+
+def oom_caused(e: BaseException) -> bool:
+    """Whether `e` is, or was raised from, Redis refusing a write for `maxmemory`."""
+    seen: BaseException | None = e
+    for _ in range(8):  # a chain is short; never follow a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, redis.exceptions.OutOfMemoryError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class _OutageLog:
     """One warning when this process's requests start failing on Redis and one when they
     succeed again: an outage under load is two log lines, not one per request."""
@@ -79,7 +100,24 @@ class _OutageLog:
 
 
 _outage = _OutageLog()
+
+
+class _FullLog:
+    """A warning when Redis refuses a write for its maxmemory, at most one a minute."""
+
+    def __init__(self) -> None:
+        self._last = -60.0
+
+    def warn(self, what: str) -> None:
+        now = time.monotonic()
+        if now - self._last >= 60.0:
+            self._last = now
+            log.warning("redis refuses writes: maxmemory reached (%s); answering 507", what)
+
+
+_full_log = _FullLog()
 RETRY_AFTER = {"Retry-After": "1"}
+STORE_FULL_RETRY = {"Retry-After": "10"}  # memory is freed by deletions, the sweeps' pace
 
 
 def is_platform() -> bool:
@@ -154,6 +192,25 @@ def register(app: Flask) -> None:
     def _redis_down(e: Exception) -> Response:
         _outage.down(e)
         return envelope(ApiError(503, "Store unavailable, retry shortly", headers=RETRY_AFTER))
+
+    @app.errorhandler(redis.exceptions.OutOfMemoryError)
+    @app.errorhandler(StoreFull)
+    def _store_full(e: Exception) -> Response:
+        # Redis refuses a write at its maxmemory (noeviction); a script or a MULTI refused so
+        # wrote nothing. 507, never 500: the request may be retried once memory is freed.
+        _full_log.warn(type(e).__name__)
+        job_id = getattr(e, "recorded_job_id", None)
+        message = "Store full: Redis reached its maxmemory and refuses writes; retry later"
+        if job_id is None:
+            return envelope(ApiError(507, message, headers=STORE_FULL_RETRY))
+        message = (
+            f"Store full: job {job_id} was recorded but not fired yet; it fires once Redis "
+            "accepts writes again. Do not create it again."
+        )
+        detail = {"error": "store_full", "job_id": job_id, "message": message}
+        return envelope(
+            ApiError(507, message, detail=detail, headers=STORE_FULL_RETRY, job_id=job_id)
+        )
 
     @app.errorhandler(BrokerUnavailable)
     @app.errorhandler(OperationalError)  # kombu's, from any publish not made by enqueue.send

@@ -7,8 +7,8 @@ Two kinds of numbers:
   the files of all workers, live and dead, so whichever worker answers, the counts add up;
   without that variable (tests, a single process) they are this process's own;
 - read from Redis at scrape time (queue depth, jobs by state, sessions, peers, WebSocket
-  connections, fire lateness): `state/stats.py`, the same for every process and every shim,
-  including the fires Celery workers acquired.
+  connections, Redis memory against its maxmemory, fire lateness): `state/stats.py`, the same
+  for every process and every shim, including the fires Celery workers acquired.
 """
 
 from __future__ import annotations
@@ -127,6 +127,17 @@ class RedisCollector(Collector):
         for status, n in snap.peers_by_status.items():
             peers.add_metric([status], n)
         yield peers
+        memory = stats.memory(client)
+        yield GaugeMetricFamily(
+            "dispatchyard_redis_used_memory_bytes",
+            "Bytes Redis uses (INFO memory used_memory).",
+            value=memory.used,
+        )
+        yield GaugeMetricFamily(
+            "dispatchyard_redis_maxmemory_bytes",
+            "Redis's maxmemory (0: no limit); with noeviction every write fails once reached.",
+            value=memory.limit,
+        )
         yield GaugeMetricFamily(
             "dispatchyard_websocket_connections",
             "Mesh WebSockets held by all shim processes (peers online or busy).",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from api_shim.answers import Answer, Json, OpenAnswer
 from api_shim.declare import Media
 
@@ -12,6 +14,11 @@ from api_shim.declare import Media
 class RedisHealth(Answer):
     ok: bool
     latency_ms: float | None
+    used_memory: int | None = Field(description="bytes Redis uses (None when it does not answer)")
+    maxmemory: int | None = Field(description="Redis's memory limit in bytes; 0: no limit")
+    memory_used_ratio: float | None = Field(
+        description="used_memory / maxmemory, None without a limit; `degraded` from 0.9"
+    )
 
 
 class WorkersHealth(Answer):
@@ -24,7 +31,9 @@ class BeatHealth(Answer):
 
 
 class Health(Answer):
-    """200 while Redis answers; 503 with the same shape (`degraded`) when it does not."""
+    """200 while Redis answers; 503 with the same shape (`degraded`) when it does not. Also
+    `degraded`, with 200, while Redis uses 90% of its `maxmemory` or more (it refuses every
+    write once full)."""
 
     status: Literal["ok", "degraded"]
     version: str

@@ -1,5 +1,6 @@
-"""What `/metrics` reads from Redis at scrape time: gauges from the existing indexes, and the
-fire-lateness histogram, kept in Redis so every process (shim or Celery worker) sees one.
+"""What `/metrics` (and `/health`) read from Redis at scrape time: gauges from the existing
+indexes, Redis memory against its `maxmemory`, and the fire-lateness histogram, kept in Redis
+so every process (shim or Celery worker) sees one.
 
 Gauges are read in one pipeline from counters Redis already keeps (ZCARD/SCARD/LLEN of
 indexes), never by scanning records. Fire lateness (how long after its `due_at` a fire acquired
@@ -77,6 +78,33 @@ def snapshot(
     snap.sessions_by_status = {status: int(n) for status, n in by_status.items()}
     snap.websocket_connections = sum(snap.peers_by_status[s] for s in CONNECTED)
     return snap
+
+
+# /health says `degraded` once Redis uses this share of its `maxmemory`: with `noeviction`
+# every write fails when it is full.
+MEMORY_NEAR_FULL = 0.9
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Redis memory (`INFO memory`): bytes in use and the `maxmemory` limit (0: none)."""
+
+    used: int
+    limit: int
+
+    @property
+    def ratio(self) -> float | None:
+        """`used / limit`, or None without a limit."""
+        return self.used / self.limit if self.limit else None
+
+    @property
+    def near_full(self) -> bool:
+        return self.ratio is not None and self.ratio >= MEMORY_NEAR_FULL
+
+
+def memory(r: Redis) -> Memory:
+    info = r.info("memory")
+    return Memory(int(info.get("used_memory", 0)), int(info.get("maxmemory", 0)))
 
 
 def _bucket(seconds: float) -> str:

@@ -39,6 +39,9 @@ def sweep() -> dict[str, int]:
     r = redis_client()
     now = clock.now_ms()
     deleted: dict[str, int] = {}
+    filed = retention.backfill(r, now)  # once, after the upgrade that brought retention
+    if filed:
+        log.info("retention: %d record(s) final before the upgrade filed, kept from now", filed)
     for kind in Final:
         cutoff = now - int(retention_s(s, kind) * 1000)
         deleted[kind] = retention.sweep(r, kind, cutoff, now, s.retention_batch)

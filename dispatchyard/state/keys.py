@@ -171,6 +171,8 @@ final_at = Shape("final:{}")
 template_children = Shape("template:children:{}")  # ZSET of a template's children -> created
 # ZSET template id -> when a child of it last became final (whose history may need trimming).
 TEMPLATES_HISTORY = "templates:history"
+# Set once the records final before the retention index existed were filed in it.
+RETENTION_BACKFILLED = "retention:backfilled"
 
 _FIXED = re.compile(r"^[A-Z][A-Z0-9_]*$")
 

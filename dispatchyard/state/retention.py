@@ -12,6 +12,9 @@ A template's children are trimmed sooner: beyond the newest `keep` children (its
 the finished ones are deleted even before their retention. A child that ends marks its
 template in `keys.TEMPLATES_HISTORY`; the trim reads those marks.
 
+Records that were final before this index existed are filed once, by `backfill`, from the
+indexes that list them by state.
+
 What is already bounded without this module: closed asks (`asks.CLOSED_KEPT_S`), traces,
 deliveries, ask-many parents and attachments' records expire on their own; fired one-shot
 schedules expire after the `kept_ms` their claim gave them; the events stream is capped.
@@ -20,12 +23,14 @@ schedules expire after the `kept_ms` their claim gave them; the events stream is
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from dispatchyard.state import keys, store
 from dispatchyard.state.jobs import FILTERS
 from dispatchyard.state.models import (
     JOB_TERMINAL,
+    MUTATION_TRANSITIONS,
+    SESSION_TERMINAL,
     TEMPLATE_TRANSITIONS,
     Final,
     HostState,
@@ -112,3 +117,51 @@ def trim_template_history(r: Redis, keep: int, batch: int, now_ms: int) -> int:
             # the next one ends, or by its retention.)
             r.zrem(keys.TEMPLATES_HISTORY, template_id)
     return deleted
+
+
+_MUTATION_END = [str(s) for s, moves in MUTATION_TRANSITIONS.items() if not moves]
+_SESSION_END = {str(s) for s in SESSION_TERMINAL}
+PAGE = 1000
+
+
+def _pages(r: Redis, key: str) -> Iterator[list[str]]:
+    """The members of a sorted set, a page at a time."""
+    start = 0
+    while page := store.zrange(r, key, start, start + PAGE - 1):
+        yield page
+        start += PAGE
+
+
+def _file(r: Redis, kind: Final, ids: list[str], now_ms: int) -> int:
+    if ids:
+        r.zadd(keys.final_at(kind), dict.fromkeys(ids, now_ms), nx=True)
+    return len(ids)
+
+
+def backfill(r: Redis, now_ms: int) -> int:
+    """Once, after an upgrade: file the records that were final before the retention index
+    existed, as final from `now_ms` (their end time is not indexed, so they go a retention from
+    now), read from the indexes that list them (never a scan). Deregistered hosts are in no
+    index and stay. Safe to run twice or alongside moves (ZADD NX; an entry whose record is no
+    longer final is dropped by its purge). How many records it filed."""
+    if r.exists(keys.RETENTION_BACKFILLED):
+        return 0
+    filed = 0
+    for state in JOB_TERMINAL:
+        for page in _pages(r, keys.jobs_by_state(state)):
+            filed += _file(r, Final.JOBS, page, now_ms)
+    cancelled = sorted(store.smembers(r, keys.templates_by_state(TemplateState.CANCELLED)))
+    filed += _file(r, Final.TEMPLATES, cancelled, now_ms)
+    for org_id in sorted(store.smembers(r, keys.ORGS)):
+        for status in _MUTATION_END:
+            for page in _pages(r, keys.org_mutations_in(org_id, status)):
+                filed += _file(r, Final.MUTATIONS, page, now_ms)
+        for page in _pages(r, keys.org_sessions(org_id)):
+            reads = r.pipeline(transaction=False)
+            for session_id in page:
+                reads.hget(keys.session(session_id), "status")
+            statuses = reads.execute()
+            ended = [i for i, st in zip(page, statuses, strict=True) if st in _SESSION_END]
+            filed += _file(r, Final.SESSIONS, ended, now_ms)
+    r.set(keys.RETENTION_BACKFILLED, now_ms)
+    return filed

@@ -269,3 +269,46 @@ def test_the_sweep_leaves_what_is_not_due(api, r, setup):
     assert r.exists(keys.session(done)) and r.exists(keys.session(active))
     assert retention.final_since(r, Final.SESSIONS, done) is not None
     assert retention.final_since(r, Final.SESSIONS, active) is None
+
+
+def test_records_final_before_the_upgrade_are_filed_once(api, r, setup):
+    """Records that ended before the retention index existed (their entries removed here) are
+    filed by the sweep's one-off backfill, as final from then, and go a retention later."""
+    org, w = setup
+    job_id = api.post(
+        "/jobs",
+        json={
+            "title": "t",
+            "prompt": "p",
+            "path": "/tmp",
+            "backend": "shell",
+            "due_at": "2099-01-01T00:00:00Z",
+        },
+    ).json()["job_id"]
+    api.post(f"/jobs/{job_id}/cancel", json={})
+    sid = records.enqueue(api, org)["sessionId"]
+    token = w["runtimeToken"]
+    api.get(f"/api/workers/{w['workerId']}/poll", token)
+    body = {"workerId": w["workerId"], "status": "failed"}
+    assert api.post(f"/api/sessions/{sid}/status", token, json=body).status_code == 200
+    mid = api.post(
+        "/api/daemon/mutations",
+        org.key,
+        json={"workerHostId": w["workerId"], "op": "project.add", "params": PARAMS},
+    ).json()["mutation"]["id"]
+    api.delete(f"/api/daemon/mutations/{mid}", org.key)
+    made = {Final.JOBS: job_id, Final.SESSIONS: sid, Final.MUTATIONS: mid}
+    for kind, record_id in made.items():  # as before the upgrade
+        r.zrem(keys.final_at(kind), record_id)
+    r.delete(keys.RETENTION_BACKFILLED)
+    clock.advance(60)
+    retention_task.sweep()
+    now = clock.now_ms()
+    for kind, record_id in made.items():
+        assert now - 5000 < retention.final_since(r, kind, record_id) <= now
+    assert r.exists(keys.RETENTION_BACKFILLED)
+    assert retention.backfill(r, now) == 0  # once
+    past_retention()
+    for kind, record_id in made.items():
+        sweep_until_gone(r, kind, record_id)
+        assert holders(r, record_id) == []

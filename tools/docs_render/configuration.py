@@ -23,6 +23,7 @@ SECTIONS = {
     "health_long_running_s": "Session health thresholds",
     "mutation_redeliver_after_s": "Mutations",
     "sweep_interval_s": "Sweeps",
+    "retention_s": "Retention",
     "job_lease_s": "Jobs",
     "clock_rate": "Tests only",
     "max_body_bytes": "Limits",

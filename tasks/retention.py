@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+import redis
+
 from dispatchyard.settings import Settings, get_settings
 from dispatchyard.state import clock, retention
 from dispatchyard.state.models import Final
@@ -39,12 +41,22 @@ def sweep() -> dict[str, int]:
     r = redis_client()
     now = clock.now_ms()
     deleted: dict[str, int] = {}
-    filed = retention.backfill(r, now)  # once, after the upgrade that brought retention
+    try:
+        filed = retention.backfill(r, now)  # once, after the upgrade that brought retention
+    except redis.exceptions.OutOfMemoryError:
+        filed = 0  # filing writes: tried again next run, the deletions go on meanwhile
     if filed:
         log.info("retention: %d record(s) final before the upgrade filed, kept from now", filed)
     for kind in Final:
         cutoff = now - int(retention_s(s, kind) * 1000)
-        deleted[kind] = retention.sweep(r, kind, cutoff, now, s.retention_batch)
+        try:
+            deleted[kind] = retention.sweep(r, kind, cutoff, now, s.retention_batch)
+        except redis.exceptions.OutOfMemoryError:
+            # A deletion's first write is a deletion, which a full Redis accepts; one that must
+            # write first (a host's open mutations end, a template waits) is refused: the
+            # other kinds still free memory.
+            log.warning("retention: Redis is full; %s not swept this run", kind)
+            deleted[kind] = 0
     deleted[HISTORY] = retention.trim_template_history(
         r, s.template_history, s.retention_batch, now
     )

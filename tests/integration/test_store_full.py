@@ -15,7 +15,8 @@ from werkzeug.serving import make_server
 
 from api_shim import create_app
 from dispatchyard.settings import get_settings
-from dispatchyard.state import clock, job_shape, jobs
+from dispatchyard.state import clock, job_shape, jobs, retention
+from dispatchyard.state.models import Final, JobState
 from tests.support import records
 from tests.support.http import Api
 from tests.support.redis_server import RedisServer
@@ -137,3 +138,18 @@ def test_a_refused_task_publish_answers_507(full):
     assert resp.json() == {"detail": FULL}
     assert oom_refusals(r) > refused
     assert dataset(r) == before
+
+
+def test_retention_deletes_while_redis_is_full(full):
+    """A deletion's first write is a deletion, which a full Redis accepts: the retention sweep
+    frees memory while every other write is refused."""
+    r, _ = full
+    now = clock.now_ms()
+    doc = job_shape.new_doc({"title": "t", "request": {"prompt": "p"}}, now)
+    jobs.create(r, doc, now, due_ms=None)
+    jobs.end_without_attempt(r, doc["job_id"], state=JobState.COMPLETED, reason="x", now_ms=now)
+    r.config_set("maxmemory", 1)
+    refused = oom_refusals(r)
+    assert retention.sweep(r, Final.JOBS, now, now, 10) == 1
+    assert oom_refusals(r) == refused
+    assert jobs.get(r, doc["job_id"]) is None and not r.exists(f"job:{doc['job_id']}")

@@ -138,13 +138,12 @@ def charge_caller(org_id: str, worker_id: str | None) -> None:
     if kind == "host":
         host = worker_id or (request.view_args or {}).get("worker_id", "")
         retry = _budgets().spend("host", org_id, str(host))
-        message = f"Too many requests from this worker ({_describe('host')})"
     else:
         retry = _budgets().spend("org", org_id)
-        message = f"Too many requests for this org ({_describe('org')})"
     if retry:
-        headers = {"Retry-After": str(retry)}
-        raise ApiError(429, message, headers=headers, budget=kind)
+        who = "from this worker" if kind == "host" else "for this org"
+        message = f"Too many requests {who} ({_describe(kind)})"
+        raise ApiError(429, message, headers={"Retry-After": str(retry)}, budget=kind)
 
 
 def _sender() -> str:

@@ -290,7 +290,7 @@ class Settings(BaseSettings):
     # at least 1), counted in Redis for every shim process together; over it, 429 with
     # `Retry-After`. A RATE of 0 turns that budget off.
     api_rate_per_s: float = Field(
-        default=200.0,
+        default=500.0,
         ge=0,
         description="each org's request budget on the platform routes (/api) but heartbeat and "
         "poll, charged once its credential is resolved: this many a second on average, "
@@ -298,7 +298,7 @@ class Settings(BaseSettings):
         "shared by every shim process; 429 with `Retry-After` beyond); 0: no budget",
     )
     api_burst: int = Field(
-        default=2000, ge=1, description="requests an org may send at once (the window's size)"
+        default=5000, ge=1, description="requests an org may send at once (the window's size)"
     )
     host_rate_per_s: float = Field(
         default=20.0,

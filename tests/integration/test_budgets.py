@@ -90,8 +90,8 @@ def test_windows_from_the_settings():
     assert budgets.window(0, 100) is None  # a rate of 0: no budget
     item = budgets.window(3, 6)
     assert item is not None and (item.amount, item.multiples) == (6, 2)
-    item = budgets.window(200, 2000)
-    assert item is not None and (item.amount, item.multiples) == (2000, 10)
+    item = budgets.window(500, 5000)
+    assert item is not None and (item.amount, item.multiples) == (5000, 10)
     item = budgets.window(7, 10)  # 1.43 s: rounded up to whole seconds
     assert item is not None and (item.amount, item.multiples) == (10, 2)
 
@@ -202,3 +202,25 @@ def test_senders_that_name_no_peer_share_one_budget(shim):
         "detail": f"Too many requests from senders naming no from_peer ({PEER_BURST} requests "
         f"per {PEER_BURST // PEER_RATE} s)"
     }
+
+
+def test_a_rate_of_zero_turns_the_budgets_off(r):
+    off = budgeted_settings().model_copy(
+        update={"api_rate_per_s": 0, "host_rate_per_s": 0, "peer_rate_per_s": 0}
+    )
+    server = make_server("127.0.0.1", 0, create_app(off), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        unlimited = Api(f"http://127.0.0.1:{server.server_port}")
+        org = records.new_org(r)
+        host = records.register(unlimited, org)
+        sender = f"free-{secrets.token_hex(3)}"
+        for _ in range(max(BURST, HOST_BURST, PEER_BURST) + 2):
+            assert unlimited.get(f"/api/org/{org.id}/projects", org.key).status_code == 200
+            poll = unlimited.get(f"/api/workers/{host['workerId']}/poll", host["runtimeToken"])
+            assert poll.status_code == 200
+            body = {"from_peer": sender, "to_peer": "nobody", "text": "?"}
+            assert unlimited.post("/query", json=body).status_code == 200
+        assert not [k for k in r.scan_iter("budget:*") if org.id in k or sender in k]
+    finally:
+        server.shutdown()

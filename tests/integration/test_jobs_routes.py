@@ -10,6 +10,7 @@ import secrets
 import pytest
 
 from dispatchyard.state import clock
+from tests.support.writes import created, state_keys
 
 LATER = "2999-01-01T00:00:00+00:00"
 
@@ -163,14 +164,14 @@ def test_create_template_shape(api, tmp_path):
     ],
 )
 def test_create_errors(api, r, body, status, detail):
-    before = r.dbsize()
+    before = state_keys(r)
     resp = api.post("/jobs", json={"title": "t", **body})
     assert resp.status_code == status, resp.text
     if detail is not None:
         assert resp.json() == {"detail": detail}
     else:
         assert isinstance(resp.json()["detail"], str)
-    assert r.dbsize() == before
+    assert not created(r, before)
 
 
 @pytest.mark.parametrize(

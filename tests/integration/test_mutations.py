@@ -7,6 +7,7 @@ import pytest
 
 from dispatchyard.state import clock
 from tests.support import records
+from tests.support.writes import created, state_keys
 
 
 @pytest.fixture
@@ -68,11 +69,11 @@ def test_enqueue_shape(api, org, host):
     ],
 )
 def test_enqueue_validation_names_the_field(api, org, host, op, params, field, r):
-    before = r.dbsize()
+    before = state_keys(r)
     resp = mutate(api, org, host, op, params)
     assert resp.status_code == 400
     assert resp.json()["error"].startswith(field)
-    assert r.dbsize() == before
+    assert not created(r, before)
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ SECTIONS = {
     "job_lease_s": "Jobs",
     "clock_rate": "Tests only",
     "max_body_bytes": "Limits",
+    "api_rate_per_s": "Request budgets",
 }
 BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
 INTRO = """# Configuration

@@ -41,7 +41,7 @@ def redis_client(
     opts = {
         "decode_responses": True,
         "socket_connect_timeout": 2,
-        "socket_timeout": 10,
+        "socket_timeout": settings.redis_socket_timeout_s,
         "health_check_interval": 30,
         # Two quick retries ride out a blip; an outage answers 503 in well under a second.
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         "`sentinel://[user:password@]host1:26379,host2:26379/0?master=NAME"
         "[&sentinel_password=…]` (see docs/operations.md)",
     )
+    redis_socket_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="socket timeout of the state Redis client (shim, workers, CLI): a command "
+        "without an answer this long fails, so an outage is noticed quickly; a blocking read "
+        "(`/events/stream`) waits half of it at most",
+    )
     dev_mode: bool = Field(
         default=False,
         description="dev mode generates a JWT secret into `DATA_DIR/jwt_secret` "
@@ -170,6 +177,12 @@ class Settings(BaseSettings):
         description="a peer's connection key (which shim process holds its WebSocket) lives "
         "this long unless that process renews it, every third of it: the peers of a shim "
         "process that dies read offline within this",
+    )
+    event_stream_keepalive_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="`/events/stream` sends a comment line after this long without an event, "
+        "so both ends notice a dead connection",
     )
 
     # Workers and the session queue

@@ -4,23 +4,27 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import redis
 from flask import Response, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api_shim import bodies, budgets
 from api_shim.answers import Ok
-from api_shim.context import r
+from api_shim.context import r, settings
 from api_shim.daemon import answers, blueprint, message_answers
 from api_shim.daemon.ask_requests import AttachmentRef
 from api_shim.declare import declare
 from api_shim.errors import ApiError
 from dispatchyard.state import clock, events, messaging
 
-KEEPALIVE_MS = 15_000
 INITIAL_EVENTS = 100  # what a new stream reader is sent before live events
+OUTAGE_RETRY_S = 1.0  # a stream whose Redis is unreachable tries again this often
+log = logging.getLogger("dispatchyard.events")
 
 
 class NotifyBody(BaseModel):
@@ -110,23 +114,46 @@ def chat_turn() -> dict[str, Any]:
 @declare(responses={200: answers.EVENT_STREAM})
 def stream_events() -> Response:
     """Server-Sent Events of mesh and job events: the recent window first, then each new one
-    as it is written, with a comment line every 15 s so both ends notice a dead connection.
-    Each reader holds one request thread and, while it waits, one Redis connection."""
+    as it is written, with a comment line after `event_stream_keepalive_s` without one so both
+    ends notice a dead connection. Each reader holds one request thread; each read waits at
+    most half the Redis client's socket timeout (so an idle stream never times out) and holds
+    a Redis connection only while it waits. While Redis is unreachable the stream stays open,
+    sends its keepalives and resumes after the last event it sent."""
     store = r()
+    keepalive_s = settings().event_stream_keepalive_s
+    longest_ms = events.longest_block_ms(store)
+    initial = events.recent(store, limit=INITIAL_EVENTS)
+    last = initial[-1]["id"] if initial else events.last_id(store)
 
-    def generate() -> Iterator[str]:
-        initial = events.recent(store, limit=INITIAL_EVENTS)
+    def generate(last: str) -> Iterator[str]:
         for event in initial:
             yield f"data: {json.dumps(event)}\n\n"
-        last = initial[-1]["id"] if initial else events.last_id(store)
+        if not initial:
+            yield ": stream open\n\n"  # the headers go out now, not with a first keepalive
+        quiet_until = time.monotonic() + keepalive_s
+        unreachable = False
         while True:
-            found = events.after(store, last, KEEPALIVE_MS)
-            if not found:
+            left_ms = int((quiet_until - time.monotonic()) * 1000)
+            if left_ms <= 0:
                 yield ": keepalive\n\n"
+                quiet_until = time.monotonic() + keepalive_s
                 continue
+            try:
+                found = events.after(store, last, min(left_ms, longest_ms or left_ms))
+            except redis.exceptions.RedisError as error:
+                if not unreachable:
+                    log.warning("event stream: Redis unreachable (%s); retrying", error)
+                unreachable = True
+                time.sleep(min(OUTAGE_RETRY_S, left_ms / 1000))
+                continue
+            if unreachable:
+                log.warning("event stream: Redis reachable again")
+                unreachable = False
             for event in found:
                 yield f"data: {json.dumps(event)}\n\n"
-            last = found[-1]["id"]
+            if found:
+                last = found[-1]["id"]
+                quiet_until = time.monotonic() + keepalive_s
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return Response(generate(), mimetype="text/event-stream", headers=headers)
+    return Response(generate(last), mimetype="text/event-stream", headers=headers)

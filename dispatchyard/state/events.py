@@ -42,12 +42,21 @@ def recent(r: Redis, since: str | None = None, limit: int = RECENT) -> list[dict
 
 
 def after(r: Redis, last_id: str, block_ms: int) -> list[dict[str, Any]]:
-    """Events after `last_id` ('$' = from now), waiting up to `block_ms` for the first."""
+    """Events after `last_id` ('$' = from now), waiting up to `block_ms` (at least 1: 0 would
+    wait forever) for the first. Keep `block_ms` within `longest_block_ms(r)`: a read still
+    blocked when the client's socket timeout fires raises TimeoutError."""
     found = cast(
         list[tuple[str, list[tuple[str, dict[str, str]]]]],
         r.xread({keys.EVENTS: last_id}, count=100, block=block_ms),
     )
     return [_event(entry_id, fields) for _, rows in found for entry_id, fields in rows]
+
+
+def longest_block_ms(r: Redis) -> int | None:
+    """The longest wait for `after` on this client: half its socket timeout, which leaves the
+    server's answer to an idle read time to arrive (None: the client has no socket timeout)."""
+    timeout = r.connection_pool.connection_kwargs.get("socket_timeout")
+    return None if timeout is None else max(1, int(float(timeout) * 500))
 
 
 def last_id(r: Redis) -> str:

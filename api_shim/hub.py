@@ -3,8 +3,11 @@
 Each gunicorn worker process has one hub, started on first use (after the fork). Its listener
 thread holds a single Redis pub/sub connection subscribed to the process's own channel (frames
 for the sockets it holds, published by any process or Celery worker) and to the channel of
-resolved asks (which wakes the requests waiting on an answer here). A renewer thread keeps the
-process's connection keys alive; if the process dies they expire and its peers go offline.
+resolved asks (which wakes the requests waiting on an answer here). The listener only queues a
+frame on its socket (api_shim/held_socket.py: each socket has a writer thread and a bounded
+backlog), so a peer that stops reading delays no other. A renewer thread keeps the process's
+connection keys alive; if the process dies they expire and its peers go offline. The hub also
+counts the WebSockets open in the process, against the cap `ws_max_sockets`.
 
 Waiting on an answer holds the request's thread for at most its cap and no Redis connection:
 a waiter checks the ask, then sleeps on a local event that the listener sets, checking again
@@ -26,6 +29,7 @@ from typing import Any, TypeVar
 
 import redis
 
+from api_shim.held_socket import BACKLOG_BYTES, Socket, Written, report
 from dispatchyard.state import clock, connections, keys, traces
 
 log = logging.getLogger("dispatchyard.hub")
@@ -33,42 +37,12 @@ T = TypeVar("T")
 RECHECK_S = 1.0  # a waiter looks at the store at least this often, whatever it hears
 
 
-class Socket:
-    """A held WebSocket: sends from several threads are serialized."""
-
-    def __init__(self, ws: Any, peer_id: str) -> None:
-        self.ws = ws
-        self.peer_id = peer_id
-        self.lock = threading.Lock()
-        self.closed = False
-
-    def send(self, frame: dict[str, Any]) -> bool:
-        with self.lock:
-            if self.closed:
-                return False
-            try:
-                self.ws.send(json.dumps(frame))
-                return True
-            except Exception:  # the peer went away mid-send; its handler cleans up
-                self.closed = True
-                return False
-
-    def close(self, code: int, reason: str = "") -> None:
-        with self.lock:
-            if self.closed:
-                return
-            self.closed = True
-            try:
-                self.ws.close(reason=code, message=reason)
-            except Exception:
-                log.debug("close of %s failed", self.peer_id)
-
-
 class Hub:
     def __init__(self, r: redis.Redis) -> None:
         self.r = r
         self.node = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.sockets: dict[str, Socket] = {}
+        self.open = 0  # WebSocket handlers running in this process, peers or not yet
         self.waiters: dict[str, set[threading.Event]] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -78,9 +52,21 @@ class Hub:
 
     # ---- sockets ----------------------------------------------------------------------------
 
-    def attach(self, peer_id: str, ws: Any) -> Socket:
+    def admit(self, limit: int) -> bool:
+        """Count a new WebSocket in, unless `limit` are open in this process already."""
+        with self.lock:
+            if self.open >= limit:
+                return False
+            self.open += 1
+            return True
+
+    def release(self) -> None:
+        with self.lock:
+            self.open -= 1
+
+    def attach(self, peer_id: str, ws: Any, backlog_bytes: int = BACKLOG_BYTES) -> Socket:
         """Hold `ws` for the peer here; an older socket of the same peer here is closed."""
-        held = Socket(ws, peer_id)
+        held = Socket(ws, peer_id, backlog_bytes)
         with self.lock:
             old = self.sockets.get(peer_id)
             self.sockets[peer_id] = held
@@ -107,17 +93,24 @@ class Hub:
             return  # it disconnected meanwhile; the sender's ask stays open
         if "frame" in message:
             frame = message["frame"]
-            sent = held.send(frame)
             trace_id = frame.get("correlation_id") or frame.get("delivery_id")
-            if trace_id:
-                stage = "websocket_sent" if sent else "injection_failed"
-                now = clock.now_ms()
-                traces.stage(self.r, trace_id, stage, now, ok=sent, peer_id=held.peer_id)
+            written = self._tracer(trace_id, held.peer_id) if trace_id else None
+            if not held.send(frame, written):
+                report(written, False)
         if "close" in message:
             close = message["close"]
             if close.get("frame"):
                 held.send(close["frame"])
             held.close(int(close.get("code", 1000)), close.get("reason", ""))
+
+    def _tracer(self, trace_id: str, peer_id: str) -> Written:
+        """The trace stage of a frame: written to the socket, or not."""
+
+        def written(ok: bool) -> None:
+            stage = "websocket_sent" if ok else "injection_failed"
+            traces.stage(self.r, trace_id, stage, clock.now_ms(), ok=ok, peer_id=peer_id)
+
+        return written
 
     # ---- waiting on asks ---------------------------------------------------------------------
 

@@ -178,6 +178,32 @@ class Settings(BaseSettings):
         "this long unless that process renews it, every third of it: the peers of a shim "
         "process that dies read offline within this",
     )
+    ws_connect_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="a WebSocket (`/ws`) that has not sent its connect frame this long after "
+        "opening is closed with 4000 (`First message must be connect`)",
+    )
+    ws_max_message_bytes: int = Field(
+        default=1_048_576,
+        ge=1,
+        description="largest frame a peer may send on `/ws` (characters of a text frame, after "
+        "decompression); a larger one closes the socket with 1009 (message too big)",
+    )
+    ws_send_backlog_bytes: int = Field(
+        default=8 * 1_048_576,
+        ge=1,
+        description="frames waiting to be written to one peer's socket (characters); a frame "
+        "beyond it means the peer stopped reading: its connection is cut (the client sees "
+        "1006) and the frame's trace says `injection_failed`. Other peers are never delayed",
+    )
+    ws_max_sockets: int = Field(
+        default=12,
+        ge=1,
+        description="WebSockets one shim process holds; one more is answered an error frame "
+        "and 1013 (try again later). Each holds a gunicorn thread: keep it below `--threads` "
+        "(the Procfile's 16, less 4 for requests)",
+    )
     event_stream_keepalive_s: float = Field(
         default=15.0,
         gt=0,

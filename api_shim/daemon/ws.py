@@ -7,6 +7,13 @@ the daemon pushes `ask`, `notify`, `query` and `broadcast` frames (from any shim
 worker, through this process's hub), and the peer sends `status` (busy/idle/online), `receipt`
 or `delivery_ack` (a frame was typed into its pane, or not), `response` (the reply to a
 `query`) and `set_circle`. The WebSocket protocol itself is flask-sock's (simple-websocket).
+
+Limits (settings): a socket that sends no connect frame within `ws_connect_timeout_s` is
+refused like a wrong first frame (4000); a frame from the peer larger than
+`ws_max_message_bytes` closes the socket with 1009 (message too big, simple-websocket's own
+check); beyond `ws_max_sockets` open in this process a new socket is answered an error frame and
+1013 (try again later); frames to a peer wait in a backlog of `ws_send_backlog_bytes`, beyond
+which its connection is cut (api_shim/held_socket.py).
 """
 
 from __future__ import annotations
@@ -16,9 +23,12 @@ import hmac
 import json
 import logging
 import re
+import socket
+import threading
 from typing import Any
 
 from flask import Blueprint, current_app, request
+from flask.blueprints import BlueprintSetupState
 from flask_sock import Sock
 
 from api_shim import hub
@@ -26,6 +36,7 @@ from api_shim.context import r, settings
 from api_shim.daemon import is_loopback
 from api_shim.daemon.peers import agent_alive
 from api_shim.declare import declare
+from api_shim.held_socket import Socket
 from dispatchyard.state import asks, clock, connections, deliveries, peer_lifecycle, peers, traces
 from dispatchyard.state.errors import Conflict, NotFound
 from dispatchyard.state.models import AGENT_BACKENDS, PeerState
@@ -36,13 +47,48 @@ sock = Sock()
 
 IDENTIFIER = re.compile(r"^[a-zA-Z0-9._-]{1,64}$")
 ROLES = ("agent", "service", "orchestrator", "human")
-CONNECT_TIMEOUT_S = 10
+CLOSE_LINGER_S = 1.0  # how long a closed socket waits for the peer to answer its close frame
 STATUS_FRAMES = {"busy": PeerState.BUSY, "idle": PeerState.ONLINE, "online": PeerState.ONLINE}
+
+
+class _Reader(threading.Thread):
+    """simple-websocket's reader thread, which wakes the socket's receiver once more as it
+    ends: on a frame over the size limit simple-websocket 1.1 sets the receiver's event before
+    it marks the socket closed, and a receiver woken in between would wait for ever."""
+
+    def __init__(self, target: Any, **kwargs: Any) -> None:
+        super().__init__(target=target, **kwargs)
+        self.ws = getattr(target, "__self__", None)
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            if self.ws is not None:
+                self.ws.event.set()
+
+
+@blueprint.record_once
+def _server_options(state: BlueprintSetupState) -> None:
+    """simple-websocket's own limit on a frame from the peer (it closes with 1009)."""
+    limit = state.app.extensions["dispatchyard"].settings.ws_max_message_bytes
+    state.app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": limit, "thread_class": _Reader}
 
 
 def _refuse(ws: Any, close_code: int, error: str, **extra: Any) -> None:
     ws.send(json.dumps({"type": "error", "error": error, **extra}))
     ws.close(reason=close_code, message=error)
+
+
+def _linger(ws: Any) -> None:
+    """The end of a socket: once a close frame went out, the peer has CLOSE_LINGER_S to answer
+    it; then the connection is cut, so a peer that never answers (or never reads) keeps
+    neither the socket's reader thread nor the connection."""
+    reader = getattr(ws, "thread", None)
+    if not ws.connected and isinstance(reader, threading.Thread):
+        reader.join(CLOSE_LINGER_S)
+    with contextlib.suppress(OSError, AttributeError):
+        ws.sock.shutdown(socket.SHUT_RDWR)
 
 
 def _connect_error(data: dict[str, Any]) -> tuple[int, str] | None:
@@ -91,7 +137,7 @@ def _fields(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _flush_queued(held: hub.Socket, now_ms: int) -> None:
+def _flush_queued(held: Socket, now_ms: int) -> None:
     """Deliveries queued while the peer polled go out on its new socket."""
     for delivery in deliveries.drain(r(), held.peer_id, 50):
         frame = {k: v for k, v in delivery.items() if k not in ("created_at", "expires_at")}
@@ -99,7 +145,7 @@ def _flush_queued(held: hub.Socket, now_ms: int) -> None:
         held.send(frame)
 
 
-def _on_frame(held: hub.Socket, data: dict[str, Any]) -> None:
+def _on_frame(held: Socket, data: dict[str, Any]) -> None:
     kind = data.get("type")
     now = clock.now_ms()
     if kind == "status" and data.get("status") in STATUS_FRAMES:
@@ -126,19 +172,40 @@ def _on_frame(held: hub.Socket, data: dict[str, Any]) -> None:
 
 @declare(listed=False)
 def websocket(ws: Any) -> None:
+    the_hub = hub.get(r())
+    cap = settings().ws_max_sockets
+    if not the_hub.admit(cap):
+        error = f"Try again later: this daemon process holds its maximum of {cap} sockets"
+        _refuse(ws, 1013, error, code="too_many_sockets")
+        _linger(ws)
+        return
+    try:
+        _serve(ws, the_hub)
+    finally:
+        _linger(ws)
+        the_hub.release()
+
+
+def _serve(ws: Any, the_hub: hub.Hub) -> None:
     if settings().daemon_auth_token is None and not is_loopback(request.remote_addr):
         _refuse(ws, 4001, "daemon token not configured")
         return
+    wait_s = settings().ws_connect_timeout_s
+    raw = ws.receive(timeout=wait_s)
+    if raw is None:
+        detail = f"none within {wait_s:g} s"
+        _refuse(ws, 4000, "First message must be connect", code="connect_timeout", detail=detail)
+        return
     try:
-        data = json.loads(ws.receive(timeout=CONNECT_TIMEOUT_S) or "null")
+        data = json.loads(raw)
     except (ValueError, TypeError):
         data = None
     if not isinstance(data, dict):
         _refuse(ws, 4000, "First message must be connect")
         return
-    error = _connect_error(data)
-    if error is not None:
-        _refuse(ws, *error)
+    refusal = _connect_error(data)
+    if refusal is not None:
+        _refuse(ws, *refusal)
         return
     fields = _fields(data)
     now = clock.now_ms()
@@ -151,38 +218,46 @@ def websocket(ws: Any) -> None:
         else:
             _refuse(ws, 4002, "Peer cannot connect from its current status")
         return
-    the_hub = hub.get(r())
-    held = the_hub.attach(peer["peer_id"], ws)
+    held = the_hub.attach(peer["peer_id"], ws, settings().ws_send_backlog_bytes)
     try:
         previous = connections.connect(r(), peer["peer_id"], the_hub.node, now)
     except (NotFound, Conflict) as refused:
         # Removed or retired between its registration and here.
         the_hub.detach(held)
         if refused.state == PeerState.RETIRED:
-            _refuse(ws, 4004, "Peer cannot connect: retired")
+            code, error = 4004, "Peer cannot connect: retired"
         else:
-            _refuse(ws, 4002, f"Peer cannot connect: {refused.message}")
+            code, error = 4002, f"Peer cannot connect: {refused.message}"
+        held.send({"type": "error", "error": error})
+        held.close(code, error)
+        held.finish()
         return
+    try:
+        _hold(held, the_hub, peer, previous, now)
+    finally:
+        held.finish()
+        if the_hub.detach(held):
+            connections.disconnect(r(), held.peer_id, the_hub.node, clock.now_ms())
+
+
+def _hold(held: Socket, the_hub: hub.Hub, peer: dict[str, Any], previous: str, now: int) -> None:
+    """The connected peer's socket: its frames in, until either side closes it."""
     if previous and previous != the_hub.node:
         # The peer reconnected here; its old socket on another process must not linger.
         connections.close_on(r(), previous, peer["peer_id"], 4005, "superseded")
     held.send({"type": "connected", "session_id": peer["peer_id"], "display_name": peer["name"]})
     _flush_queued(held, now)
     current_app.logger.debug("peer %s connected", peer["peer_id"])
-    try:
-        while not held.closed:
-            raw = ws.receive(timeout=None)
-            if raw is None:
-                break
-            try:
-                frame = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(frame, dict):
-                _on_frame(held, frame)
-    finally:
-        if the_hub.detach(held):
-            connections.disconnect(r(), held.peer_id, the_hub.node, clock.now_ms())
+    while not held.closed:
+        raw = held.ws.receive(timeout=None)
+        if raw is None:
+            break
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(frame, dict):
+            _on_frame(held, frame)
 
 
 # flask-sock wraps the view (functools.wraps, so the declaration goes along) and registers the

@@ -1,0 +1,141 @@
+"""A WebSocket held by this process, written by a thread of its own (api_shim/hub.py holds
+them): senders queue, the socket's writer waits on the peer's TCP window alone."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import struct
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+log = logging.getLogger("dispatchyard.hub")
+BACKLOG_BYTES = 8 * 1_048_576  # the default of the setting ws_send_backlog_bytes
+CLOSE_GRACE_S = 5.0  # a close not written by then (the writer is stuck): the connection is cut
+Written = Callable[[bool], None]  # told whether a frame went out (True) or never will (False)
+
+
+class Socket:
+    """A held WebSocket, written by a thread of its own.
+
+    `send` only queues: whoever sends (the hub's listener, a request thread) never waits on the
+    peer's TCP window, so a reader that stops reading delays nobody but itself. The backlog is
+    bounded in characters; a frame that would pass the bound cuts the connection instead (a
+    close frame would queue behind the very bytes the reader is not reading, so the client sees
+    1006). A close is written after the frames queued before it; if that has not happened
+    within CLOSE_GRACE_S (the writer is stuck), the connection is cut too.
+    """
+
+    def __init__(self, ws: Any, peer_id: str, backlog_bytes: int = BACKLOG_BYTES) -> None:
+        self.ws = ws
+        self.peer_id = peer_id
+        self.backlog_bytes = backlog_bytes
+        self.lock = threading.Condition()
+        self.queue: deque[tuple[str, Written | None]] = deque()
+        self.queued = 0  # characters waiting in `queue`
+        self.closed = False  # nothing more is taken
+        self.dropping = False  # what is queued is dropped, not written
+        self.closing: tuple[int, str] | None = None  # the close frame the writer ends with
+        self.writer = threading.Thread(target=self._write, name=f"ws-{peer_id}", daemon=True)
+        self.writer.start()
+
+    def send(self, frame: dict[str, Any], written: Written | None = None) -> bool:
+        """Queue `frame`; False when it will not be written (the socket is closed, or this
+        frame overflowed the backlog and the connection was cut). The writer calls
+        `written(True)` right before the frame goes out, `written(False)` if it never does."""
+        text = json.dumps(frame)
+        with self.lock:
+            if self.closed:
+                return False
+            overflow = bool(self.queue) and self.queued + len(text) > self.backlog_bytes
+            if not overflow:
+                self.queue.append((text, written))
+                self.queued += len(text)
+                self.lock.notify()
+        if overflow:
+            log.warning("peer %s stopped reading (backlog full): connection cut", self.peer_id)
+            self.abort()
+        return not overflow
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Write the close frame after what is queued; cut the connection if it has not gone
+        out within CLOSE_GRACE_S."""
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            self.closing = (code, reason)
+            self.lock.notify()
+        timer = threading.Timer(CLOSE_GRACE_S, self._cut)
+        timer.daemon = True
+        timer.start()
+
+    def abort(self) -> None:
+        """Cut the connection now: queued frames are dropped, a blocked write fails, and the
+        socket's reader sees the end (its handler then cleans up)."""
+        self.end()
+        self._cut()
+
+    def finish(self) -> None:
+        """Its handler is done with the socket: a close already asked for is written first
+        (within CLOSE_GRACE_S), anything else queued is dropped."""
+        with self.lock:
+            closing = self.closing is not None and not self.dropping
+        if closing:
+            self.writer.join(CLOSE_GRACE_S)
+        self.end()
+
+    def end(self) -> None:
+        """Take nothing more; the writer drops what is queued and stops."""
+        with self.lock:
+            self.closed = self.dropping = True
+            self.lock.notify()
+
+    def _cut(self) -> None:
+        """Reset the connection: what the kernel still holds for the peer is discarded when
+        the socket is closed (SO_LINGER 0), and a write or read blocked on it returns now."""
+        with contextlib.suppress(OSError, AttributeError):
+            self.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.ws.sock.shutdown(socket.SHUT_RDWR)
+
+    def _write(self) -> None:
+        while True:
+            with self.lock:
+                while not self.queue and not self.closed:
+                    self.lock.wait()
+                if self.dropping or not self.queue:
+                    dropped = list(self.queue) if self.dropping else []
+                    closing = None if self.dropping else self.closing
+                    self.queue.clear()
+                    self.queued = 0
+                    break
+                text, written = self.queue.popleft()
+                self.queued -= len(text)
+            report(written, True)
+            try:
+                self.ws.send(text)
+            except Exception:  # the peer went away mid-send; its handler cleans up
+                report(written, False)
+                self.end()
+        # Reported here, not by whoever ended the socket (the hub's listener must not wait).
+        for _, written in dropped:
+            report(written, False)
+        if closing is not None:
+            try:
+                self.ws.close(reason=closing[0], message=closing[1])
+            except Exception:
+                log.debug("close of %s failed", self.peer_id)
+
+
+def report(written: Written | None, ok: bool) -> None:
+    if written is not None:
+        try:
+            written(ok)
+        except redis.exceptions.RedisError as error:
+            log.warning("could not record a frame's trace: %s", error)

@@ -24,7 +24,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
 import redis
@@ -47,6 +47,8 @@ HOST_ROUTE = "__budget_per_host__"
 PEER_ROUTE = "__budget_per_peer__"
 # The budget of the senders that name no `from_peer` (/questions/ask-blocking, /query).
 NO_SENDER = "-"
+# Refused callers a process remembers before it forgets those whose wait is over.
+REFUSED_KEPT = 10_000
 
 
 class OverBudget(Answer):
@@ -74,10 +76,16 @@ def window(rate_per_s: float, burst: int) -> RateLimitItem | None:
 
 @dataclass
 class Budgets:
-    """This process's limiter: the windows from the settings, the counts in Redis."""
+    """This process's limiter: the windows from the settings, the counts in Redis.
+
+    A caller refused here is refused by this process, without asking Redis, until the moment
+    its `Retry-After` named: a flood's refusals cost no round trip (what the flood may spend
+    is still decided in Redis alone, so every process together lets through one budget)."""
 
     limiter: SlidingWindowCounterRateLimiter
     windows: dict[Kind, RateLimitItem | None]
+    # (kind, who) -> time.monotonic() until which that caller was told to stay away.
+    refused: dict[tuple[str, ...], float] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, pool: redis.ConnectionPool) -> Budgets:
@@ -94,10 +102,21 @@ class Budgets:
         """Spend one request of `who`'s budget: 0 if it had one left, else the seconds until
         it has (what `Retry-After` says)."""
         item = self.windows[kind]
-        if item is None or self.limiter.hit(item, kind, *who):
+        if item is None:
+            return 0
+        caller, now = (kind, *who), time.monotonic()
+        until = self.refused.get(caller)
+        if until is not None and now < until:
+            return max(1, math.ceil(until - now))
+        if self.limiter.hit(item, kind, *who):
             return 0
         reset, _ = self.limiter.get_window_stats(item, kind, *who)
-        return max(1, math.ceil(reset - time.time()))
+        retry = max(1, math.ceil(reset - time.time()))
+        if len(self.refused) >= REFUSED_KEPT:  # forget the waits that are over (or all)
+            waiting = {c: t for c, t in list(self.refused.items()) if t > now}
+            self.refused = waiting if len(waiting) < REFUSED_KEPT // 2 else {}
+        self.refused[caller] = now + retry
+        return retry
 
 
 def _budgets() -> Budgets:

@@ -224,3 +224,24 @@ def test_a_rate_of_zero_turns_the_budgets_off(r):
         assert not [k for k in r.scan_iter("budget:*") if org.id in k or sender in k]
     finally:
         server.shutdown()
+
+
+def test_a_refused_caller_is_refused_without_redis_until_its_retry_after(r):
+    """Once refused, a process answers that caller 429 itself until the moment it named, even
+    if Redis would now let the request through (here: its counters deleted)."""
+    spender = budgets.Budgets.build(budgeted_settings(), r.connection_pool)
+    who = f"org_{secrets.token_hex(8)}"
+    assert [spender.spend("org", who) for _ in range(BURST)] == [0] * BURST
+    retry = spender.spend("org", who)
+    assert 1 <= retry <= BURST // RATE
+    told = time.monotonic() + retry
+    for key in r.scan_iter(f"{budgets.KEY_PREFIX}:*{who}*"):
+        r.delete(key)
+    assert spender.spend("org", who) >= 1  # Redis would let it through
+    wait_for(
+        lambda: spender.spend("org", who) == 0,
+        timeout=retry + 2,
+        interval=0.05,
+        message="the moment the caller was told",
+    )
+    assert time.monotonic() >= told - 0.1

@@ -152,7 +152,7 @@ def test_reap_held_by_a_killed_worker_is_done_within_a_lease(stack, tmp_path, le
     )
     assert elapsed <= BOUND_S
     wait_for(lambda: attempt_id not in executor_records.on_machine(r, machine), timeout=10)
-    assert f"leftover process(es) of {attempt_id}" in stack.log("keeper")
+    wait_for(lambda: f"leftover process(es) of {attempt_id}" in stack.log("keeper"), timeout=10)
     doc = api.get(f"/jobs/{job_id}").json()["status"]
     assert (doc["state"], doc["state_reason"]) == ("unavailable", "runner_interrupted")
     assert len(doc["runner"]["attempts"]) == 1

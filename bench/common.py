@@ -79,6 +79,10 @@ def bench_env(redis_url: str, **extra: str) -> dict[str, str]:
         "DISPATCHYARD_REDIS_URL": redis_url,
         "DISPATCHYARD_DEV_MODE": "1",
         "DISPATCHYARD_DATA_DIR": tempfile.mkdtemp(prefix="dispatchyard-bench-data-"),
+        # The request budgets off: a benchmark drives one org, host or peer far past them.
+        "DISPATCHYARD_API_RATE_PER_S": "0",
+        "DISPATCHYARD_HOST_RATE_PER_S": "0",
+        "DISPATCHYARD_PEER_RATE_PER_S": "0",
         **extra,
     }
     os.environ.update(env)  # this process reads the same settings as the processes it starts

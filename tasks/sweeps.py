@@ -35,8 +35,9 @@ def offline_hosts() -> dict[str, list[str]]:
 
 @task(names.SWEEP_STALE_MUTATIONS)
 def stale_mutations() -> int:
-    """Delivered mutations that used up `mutation_max_deliveries` with no report become
-    failed/undelivered even if their host never heartbeats again."""
+    """Delivered mutations whose host stays silent become failed/undelivered once the
+    redelivery windows of all their `mutation_max_deliveries` have passed, even if the host
+    never heartbeats again."""
     s = get_settings()
     failed = mutations.sweep_stale(
         redis_client(),

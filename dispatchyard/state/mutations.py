@@ -102,7 +102,8 @@ def list_for(
 def sweep_stale(
     r: redis.Redis, now_ms: int, redeliver_after_ms: int, max_deliveries: int, batch: int = 1000
 ) -> int:
-    """Fail in-flight mutations that used up their deliveries; returns how many failed."""
+    """Fail in-flight mutations whose host let the windows of all their remaining deliveries
+    pass without a heartbeat (sweep_mutation.lua); returns how many failed."""
     ids = store.zrangebyscore(
         r, keys.MUTATIONS_INFLIGHT, "-inf", now_ms - redeliver_after_ms, limit=batch
     )

@@ -3,9 +3,10 @@ Redis of their own), with short settings. Nobody calls a sweep here: the test ac
 HTTP (and a mesh WebSocket) and reads the outcome over HTTP; the worker's log shows the sweep
 that made it.
 
-- A mutation delivered `MUTATION_MAX_DELIVERIES` times to a host that then never heartbeats
-  again ends `failed` / `undelivered` (README "Celery beat runs two sweeps", decisions.md
-  "Redelivery": "or by the beat sweep if the host never comes back").
+- A mutation delivered to a host that then never heartbeats again ends `failed` /
+  `undelivered`, whether it was delivered `MUTATION_MAX_DELIVERIES` times or once: every
+  redelivery window that passes without a heartbeat is a delivery the host missed (README
+  "Celery beat runs two sweeps", decisions.md "Redelivery").
 - A job still queued when its `expires_at` passes ends `expired` / `expires_at_passed`; a
   persistent job handed to a peer (`delivered`, or `running` as the peer reported) whose
   `deadline_at` passes ends `failed` / `deadline_exceeded` (decisions.md "Deadlines and
@@ -50,6 +51,44 @@ def sweep_results(log: str, task: str) -> list[str]:
 
 
 # ---- mutations -------------------------------------------------------------------------------
+
+
+def test_mutation_delivered_once_to_a_host_that_never_comes_back_ends_undelivered(stack):
+    api = stack.api
+    org = records.new_org(stack.r)
+    host = records.register(api, org)
+    resp = api.post(
+        "/api/daemon/mutations",
+        org.key,
+        json={
+            "workerHostId": host["workerId"],
+            "op": "project.add",
+            "params": {"id": "prj_once", "repository": "github.com/a/once"},
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    mid = resp.json()["mutation"]["id"]
+    beat = api.post(
+        f"/api/workers/{host['workerId']}/heartbeat", host["runtimeToken"], json={"activeCount": 0}
+    )
+    assert [m["id"] for m in beat.json()["pendingMutations"]] == [mid]
+    # One delivery, then silence: the windows of the redelivery it missed and of its last
+    # delivery pass, and the sweep fails it.
+    done = wait_for(
+        lambda: (
+            (m := api.get(f"/api/daemon/mutations/{mid}", org.key).json()["mutation"])["status"]
+            != "delivered"
+            and m
+        ),
+        timeout=REDELIVER_S * MAX_DELIVERIES + SWEEP_SLACK_S + 10,
+        interval=0.1,
+        message="the sweep to fail the mutation",
+    )
+    assert (done["status"], done["error"], done["deliveryCount"]) == ("failed", "undelivered", 1)
+    after_s = (parse_ms(done["failedAt"]) - parse_ms(done["lastDeliveredAt"])) / 1000
+    print(f"\nmutation delivered once failed undelivered {after_s:.2f} s after its delivery")
+    windows = MAX_DELIVERIES  # the missed redelivery and the last delivery's window
+    assert REDELIVER_S * windows <= after_s <= REDELIVER_S * windows + SWEEP_SLACK_S, done
 
 
 def test_mutation_of_a_host_that_never_comes_back_ends_undelivered(stack):

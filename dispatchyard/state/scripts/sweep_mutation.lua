@@ -1,8 +1,9 @@
 --! include lib_common
 --! include lib_mutations
--- Sweep one in-flight mutation: fail it as undelivered once it has been delivered max times
--- and the redelivery window has passed with no report (a host that stopped heartbeating).
--- Redelivery itself happens on the host's next heartbeat.
+-- Sweep one in-flight mutation of a host that stopped heartbeating: redelivery happens on the
+-- host's heartbeats, so every redelivery window that passes without one is a delivery it
+-- missed. Once the windows of all its remaining deliveries (and the last one's) have passed
+-- with no report, it fails as undelivered, whether or not the host ever comes back.
 -- ARGV: mutation id, now, redeliver after (ms), max deliveries. Returns 1 if it failed it.
 local id, now = ARGV[1], tonumber(ARGV[2])
 local redeliver_after, max_deliveries = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -12,7 +13,8 @@ if not m or m.status ~= 'delivered' then
   redis.call('ZREM', K.mutations_inflight, id)
   return 0
 end
-if m.deliveryCount < max_deliveries then return 0 end
-mut_redeliver_or_fail(m, now, redeliver_after, max_deliveries)
-if m.status == 'failed' then return 1 end
-return 0
+local windows = math.max(max_deliveries - m.deliveryCount, 0) + 1
+if now - m.lastDeliveredAt < redeliver_after * windows then return 0 end
+mut_move(m, 'failed', now, {failedAt = now, error = 'undelivered'}, 'failed',
+  {error = 'undelivered', deliveryCount = m.deliveryCount})
+return 1

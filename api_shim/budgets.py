@@ -108,7 +108,12 @@ class Budgets:
         until = self.refused.get(caller)
         if until is not None and now < until:
             return max(1, math.ceil(until - now))
-        if self.limiter.hit(item, kind, *who):
+        try:
+            if self.limiter.hit(item, kind, *who):
+                return 0
+        except redis.exceptions.OutOfMemoryError:
+            # A full Redis refuses the counter's write: the request goes on to its route, so
+            # reads keep working and a write is refused there (507), not here for a budget.
             return 0
         reset, _ = self.limiter.get_window_stats(item, kind, *who)
         retry = max(1, math.ceil(reset - time.time()))

@@ -88,8 +88,8 @@ def test_a_refused_script_answers_507_and_writes_nothing(full):
     resp = api.post("/peers", json={"name": "full-peer", "circle": "c"})
     assert resp.status_code == 507, resp.text
     assert resp.json() == {"detail": FULL} and resp.headers["Retry-After"] == "10"
-    # Platform group: its envelope (enqueueing a session is one script, after the org's
-    # request budget, itself refused).
+    # Platform group: its envelope (enqueueing a session is one script; the org's request
+    # budget, whose counter Redis refuses too, lets the request through to it).
     body = {"issueId": "i", "issueIdentifier": "E-1", "project": "app", "prompt": "p"}
     resp = api.post("/api/sessions", org.key, json=body)
     assert resp.status_code == 507, resp.text
@@ -99,6 +99,21 @@ def test_a_refused_script_answers_507_and_writes_nothing(full):
     r.config_set("maxmemory", 0)
     assert api.post("/peers", json={"name": "full-peer", "circle": "c"}).status_code == 200
     assert api.post("/api/sessions", org.key, json=body).status_code == 201
+
+
+def test_reads_keep_working_while_redis_is_full(full):
+    """The request budgets' counters cannot be written either: a full Redis must not turn
+    every platform read into a 507 for want of one."""
+    r, api = full
+    org = records.new_org(r)
+    records.project(api, org, "reads")
+    r.config_set("maxmemory", 1)
+    before = dataset(r)
+    listed = api.get(f"/api/org/{org.id}/projects", org.key)
+    assert listed.status_code == 200, listed.text
+    assert [p["slug"] for p in listed.json()["projects"]] == ["reads"]
+    assert api.get("/peers").status_code == 200
+    assert dataset(r) == before
 
 
 def test_a_refused_multi_answers_507_and_writes_nothing(full):

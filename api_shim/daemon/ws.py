@@ -27,7 +27,7 @@ import socket
 import threading
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 from flask.blueprints import BlueprintSetupState
 from flask_sock import Sock
 
@@ -170,20 +170,31 @@ def _on_frame(held: Socket, data: dict[str, Any]) -> None:
         pass
 
 
+@blueprint.before_request
+def _admit() -> None:
+    """A place among the process's `ws_max_sockets`, taken before the upgrade is answered (so
+    sockets are counted in the order they came) and given back when the request ends."""
+    g.ws_admitted = hub.get(r()).admit(settings().ws_max_sockets)
+
+
+@blueprint.teardown_request
+def _release(_: BaseException | None) -> None:
+    if g.pop("ws_admitted", False):
+        hub.get(r()).release()
+
+
 @declare(listed=False)
 def websocket(ws: Any) -> None:
-    the_hub = hub.get(r())
-    cap = settings().ws_max_sockets
-    if not the_hub.admit(cap):
+    if not g.get("ws_admitted", False):
+        cap = settings().ws_max_sockets
         error = f"Try again later: this daemon process holds its maximum of {cap} sockets"
         _refuse(ws, 1013, error, code="too_many_sockets")
         _linger(ws)
         return
     try:
-        _serve(ws, the_hub)
+        _serve(ws, hub.get(r()))
     finally:
         _linger(ws)
-        the_hub.release()
 
 
 def _serve(ws: Any, the_hub: hub.Hub) -> None:

@@ -10,7 +10,8 @@ import functools
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from dispatchyard.settings import SentinelUrl, Settings, sentinel_url
+from dispatchyard.redis_urls import SentinelUrl, sentinel_url
+from dispatchyard.settings import Settings
 
 if TYPE_CHECKING:
     import redis

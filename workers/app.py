@@ -11,7 +11,8 @@ from redbeat.schedulers import REDBEAT_REDIS_KEY
 
 import beat_schedule
 from dispatchyard.clients import celery_broker, redbeat_config, redis_client
-from dispatchyard.settings import get_settings, sentinel_url
+from dispatchyard.redis_urls import sentinel_url
+from dispatchyard.settings import get_settings
 from dispatchyard.state import clock
 from tasks import names
 from workers import broker_fixes

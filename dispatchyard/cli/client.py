@@ -27,7 +27,7 @@ def bootstrap_redis(settings: Settings) -> redis.Redis:
     """The Redis the bootstrap commands write to: the same client every process builds, so a
     `sentinel://` setting works here too. Exits with one line when it does not answer."""
     from dispatchyard.clients import redis_client
-    from dispatchyard.settings import shown_url
+    from dispatchyard.redis_urls import shown_url
 
     r = redis_client(settings)
     try:

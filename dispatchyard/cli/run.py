@@ -117,7 +117,8 @@ def routine_tasks(settings: Settings) -> set[str]:
 
 def cmd_run(port: int, no_flower: bool, verbose: bool = False) -> int:
     from dispatchyard.clients import redis_client
-    from dispatchyard.settings import get_settings, sentinel_url, shown_url
+    from dispatchyard.redis_urls import sentinel_url, shown_url
+    from dispatchyard.settings import get_settings
 
     settings = get_settings()
     if port_taken(port):

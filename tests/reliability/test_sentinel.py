@@ -26,7 +26,8 @@ import requests
 
 from dispatchyard.cli.devstack import free_port, start_redis
 from dispatchyard.clients import celery_broker, redbeat_config, redis_client
-from dispatchyard.settings import Settings, sentinel_url
+from dispatchyard.redis_urls import sentinel_url
+from dispatchyard.settings import Settings
 from dispatchyard.state import keys
 from tests.support import records
 from tests.support.http import Api

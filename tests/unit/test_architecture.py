@@ -21,10 +21,13 @@ CLIENTS = "dispatchyard.clients"
 # What each part may import from the project, besides itself.
 ALLOWED = {
     STATE: set(),
-    SETTINGS: set(),
+    # The settings read two pure modules: the Redis URL forms and the shipped agent backends.
+    SETTINGS: {"dispatchyard.redis_urls", "dispatchyard.agent_backends"},
+    "dispatchyard.redis_urls": set(),
+    "dispatchyard.agent_backends": set(),
     # The Redis clients every process builds from the settings.
-    CLIENTS: {SETTINGS},
-    "dispatchyard.cli": {STATE, SETTINGS, CLIENTS, "beat_schedule"},
+    CLIENTS: {SETTINGS, "dispatchyard.redis_urls"},
+    "dispatchyard.cli": {STATE, SETTINGS, CLIENTS, "dispatchyard.redis_urls", "beat_schedule"},
     # tmux calls, shared by the pane routes and the pane hook: the standard library only.
     "dispatchyard.tmux": set(),
     # The pane hook is a WebSocket client program beside the agent: no shim, no state.
@@ -39,7 +42,14 @@ ALLOWED = {
         "dispatchyard.pane_hook",
     },
     "tasks": {STATE, "workers", SETTINGS, CLIENTS, "tasks.names"},
-    "workers": {STATE, SETTINGS, CLIENTS, "tasks.names", "beat_schedule"},
+    "workers": {
+        STATE,
+        SETTINGS,
+        CLIENTS,
+        "dispatchyard.redis_urls",
+        "tasks.names",
+        "beat_schedule",
+    },
     "beat_schedule": {"tasks.names"},
     # Developer tools (the docs renderers) read the shim and the settings; nothing imports them.
     "tools": {"api_shim", SETTINGS, STATE},

@@ -6,7 +6,7 @@ that made it.
 - A mutation delivered to a host that then never heartbeats again ends `failed` /
   `undelivered`, whether it was delivered `MUTATION_MAX_DELIVERIES` times or once: every
   redelivery window that passes without a heartbeat is a delivery the host missed (README
-  "Celery beat runs two sweeps", decisions.md "Redelivery").
+  "Celery beat runs its sweeps", decisions.md "Redelivery").
 - A job still queued when its `expires_at` passes ends `expired` / `expires_at_passed`; a
   persistent job handed to a peer (`delivered`, or `running` as the peer reported) whose
   `deadline_at` passes ends `failed` / `deadline_exceeded` (decisions.md "Deadlines and

@@ -42,6 +42,8 @@ from dispatchyard.state import (
 from dispatchyard.state.models import Final, JobState, SessionState
 from dispatchyard.state.scripts import scripts
 from tasks import retention as retention_task
+from tasks.connection import redis_client as task_redis
+from tests.support.redis_server import RedisServer
 
 JOBS = 200_000
 SESSIONS = 50_000
@@ -57,14 +59,22 @@ BUILDERS = 2
 
 
 @pytest.fixture
-def short_retention(monkeypatch):
-    """The settings every process reads, with a short retention and batches that keep up with
-    a round."""
+def private(monkeypatch, tmp_path):
+    """A redis-server of this test's own (its counts and memory are this test's alone, and
+    moving the clock past the retention deletes nobody else's records), and the settings every
+    process reads pointing at it, with a short retention and batches that keep up with a
+    round; the sweep task's Redis client follows."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    monkeypatch.setenv("DISPATCHYARD_REDIS_URL", server.url)
     monkeypatch.setenv("DISPATCHYARD_RETENTION_S", str(RETENTION_S))
     monkeypatch.setenv("DISPATCHYARD_RETENTION_BATCH", str(JOBS))
     get_settings.cache_clear()
-    yield
+    task_redis.cache_clear()
+    yield server.client()
+    server.stop()
     get_settings.cache_clear()  # the environment is restored after this
+    task_redis.cache_clear()
 
 
 def send(r, pipe) -> None:
@@ -162,7 +172,8 @@ def used_memory(r) -> int:
     return int(r.info("memory")["used_memory"])
 
 
-def test_memory_plateaus_under_retention(r, short_retention):
+def test_memory_plateaus_under_retention(private):
+    r = private
     started = time.monotonic()
     org = orgs.create_org(r, "Load", f"load-{secrets.token_hex(4)}", clock.now_ms())
     project = orgs.create_project(r, org["id"], "app", "App", "github.com/x/app", clock.now_ms())

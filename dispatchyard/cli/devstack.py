@@ -194,16 +194,23 @@ class Child:
 
 
 def terminate(children: dict[str, subprocess.Popen[bytes]]) -> None:
-    """Stop every child, Redis last so the workers can ack what they were doing."""
-    order = [n for n in children if n != "redis"] + (["redis"] if "redis" in children else [])
-    for name in order:
-        proc = children[name]
+    """Stop every child and wait for it, then Redis: the others shut down against a live Redis
+    (a worker acks what it was doing, beat releases its lock)."""
+    first = {n: p for n, p in children.items() if n != "redis"}
+    _stop(first, signal_group=True)
+    if "redis" in children:
+        _stop({"redis": children["redis"]}, signal_group=False)
+
+
+def _stop(procs: dict[str, subprocess.Popen[bytes]], *, signal_group: bool) -> None:
+    """SIGTERM each (its whole process group when `signal_group`), then wait up to 15 s in all
+    before SIGKILL."""
+    for proc in procs.values():
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM) if name != "redis" else proc.terminate()
+                os.killpg(proc.pid, signal.SIGTERM) if signal_group else proc.terminate()
     deadline = time.monotonic() + 15
-    for name in order:
-        proc = children[name]
+    for name, proc in procs.items():
         try:
             proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:

@@ -71,7 +71,8 @@ def check_circle(source: Peer | None, dest: Peer, bypass: bool) -> None:
 
 
 def queues_when_offline(peer: Peer) -> bool:
-    """A peer that polls (`metadata.repowire_cli_fallback`) gets deliveries queued."""
+    """A peer that polls (`metadata.repowire_cli_fallback`) gets its asks queued. (Notifies
+    are queued for every peer without a live socket, see `notify`.)"""
     return bool((peer.get("metadata") or {}).get("repowire_cli_fallback"))
 
 
@@ -91,7 +92,9 @@ def notify(
     bypass_circle: bool = False,
     circle: str | None = None,
 ) -> dict[str, Any]:
-    """Send a notification: {delivered, status: sent|queued, delivery_id, peer ids}."""
+    """Send a notification: {delivered, status: sent|queued, delivery_id, peer ids}. A peer
+    with no live socket gets it queued (`status: queued`, as repowire does for any peer): its
+    next socket gets it pushed on connect, or `GET /deliveries/pending` drains it."""
     dest = target(r, to_peer, circle)
     source = sender(r, from_peer, dest.get("circle"))
     check_circle(source, dest, bypass_circle)
@@ -124,10 +127,8 @@ def notify(
     if send_frame(r, dest, frame, delivery_id, now_ms):
         events.append(r, "notify", now_ms, {**event, "text": text[:500]})
         return answer | SENT
-    if queues_when_offline(dest):
-        queue(r, dest, frame, delivery_id, now_ms)
-        return answer | QUEUED
-    raise Unavailable(f"Peer {dest['name']} has no live connection")
+    queue(r, dest, frame, delivery_id, now_ms)
+    return answer | QUEUED
 
 
 def queue(r: Redis, dest: Peer, frame: dict[str, Any], trace_id: str, now_ms: int) -> None:

@@ -288,6 +288,39 @@ def test_notify_to_a_polling_peer_is_queued_and_drained(api, shim_url):
     assert gone.status_code == 404
 
 
+def test_notify_to_a_peer_with_no_socket_is_queued_and_pushed_on_connect(api, shim_url):
+    """As repowire: a notify to a registered peer with no live socket (no polling metadata)
+    answers `queued` with its delivery id; the peer's next socket gets it on connect."""
+    c = circle()
+    peer_id = api.post("/peers", json={"name": "napper", "circle": c}).json()["peer_id"]
+    body = {"from_peer": "cli", "to_peer": "napper", "circle": c, "text": "while you slept"}
+    resp = api.post("/notify", json=body)
+    assert resp.status_code == 200, resp.text
+    answer = resp.json()
+    assert (answer["status"], answer["queued"], answer["reason"]) == (
+        "queued",
+        True,
+        "queued_delivery",
+    )
+    assert answer["to_peer_id"] == peer_id and answer["delivery_id"].startswith("notif-delivery-")
+    stages = [s["stage"] for s in api.get(f"/traces/{answer['delivery_id']}").json()["stages"]]
+    assert stages[-1] == "pending"
+    napper = MeshPeer(shim_url, "napper", c)
+    try:
+        assert napper.peer_id == peer_id
+        frame = napper.expect("notify")
+        assert (frame["delivery_id"], frame["from_peer"], frame["text"]) == (
+            answer["delivery_id"],
+            "cli",
+            "while you slept",
+        )
+        # Pushed once: nothing is left to drain.
+        drained = api.get("/deliveries/pending", params={"peer_id": peer_id}).json()
+        assert drained == {"deliveries": []}
+    finally:
+        napper.close()
+
+
 def test_broadcast_and_ask_many(api, pair):
     alice, bob, c = pair
     carol = MeshPeer(api.base, "carol", c)

@@ -77,7 +77,8 @@ class Api:
             message = api_message(e.read(), e.reason)
             if e.code == 503:
                 message += " (the shim cannot reach Redis: start it, e.g. with `make run`)"
-            fail(f"{method} {path}: HTTP {e.code}: {message}")
+            hint = credential_hint(e.code, path, message, secret is not None)
+            fail(f"{method} {path}: HTTP {e.code}: {message}" + (f". {hint}" if hint else ""))
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             fail(
@@ -85,6 +86,36 @@ class Api:
                 "`make run` (or `dispatchyard run`), or point --url / DISPATCHYARD_URL at it."
             )
         return json.loads(raw) if raw else {}
+
+
+def credential_hint(code: int, path: str, message: str, sent: bool) -> str | None:
+    """What to set when the shim refused the credential the CLI sent (or did not send)."""
+    platform = path.startswith("/api/")
+    if code == 401 and platform:
+        given = "was not accepted" if sent else "was not given"
+        return (
+            f"The API key {given}: set DISPATCHYARD_API_KEY (or pass --key before the group, "
+            "`dispatchyard --key rsk_live_… project list`); `dispatchyard org create` prints an "
+            "org's first key"
+        )
+    if code == 401:
+        given = "was not accepted" if sent else "was not given"
+        return (
+            f"The daemon token {given}: set DISPATCHYARD_DAEMON_AUTH_TOKEN (or pass --token "
+            "before the group) to the shim's DISPATCHYARD_DAEMON_AUTH_TOKEN"
+        )
+    if code == 403 and platform:
+        return (
+            "The API key (DISPATCHYARD_API_KEY / --key) lacks the role, scope or project this "
+            "needs: use one that has it (`dispatchyard key create --org … --name … --role "
+            "admin` mints one)"
+        )
+    if code == 404 and path.startswith("/api/org/") and message == "Organization not found":
+        return (
+            "The org (DISPATCHYARD_ORG / --org) is not the API key's: set DISPATCHYARD_ORG to "
+            "the orgId `org create` printed with that key"
+        )
+    return None
 
 
 def api_message(raw: bytes, reason: str) -> str:

@@ -76,8 +76,9 @@ def banner(port: int, flower: bool) -> str:
         f"  dashboard  {base}/dashboard\n"
         f"  health     {base}/health\n"
         + (f"  flower     http://127.0.0.1:{FLOWER_PORT}\n" if flower else "")
-        + "\nFirst API key (shown once):\n"
+        + "\nFirst API key: run\n"
         f"  {first_key}\n"
+        "(it prints the new org's owner key, shown once)\n"
         "A process that exits is restarted; Ctrl-C stops everything.\n"
     )
 

@@ -4,6 +4,7 @@ their Redis and nothing prints a traceback; a port already in use stops it with 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -58,6 +59,7 @@ def test_ctrl_c_stops_the_children_before_their_redis_without_a_traceback(tmp_pa
             message="the banner",
         )
         assert _answers(redis_port)
+        _first_key_command_prints_a_key(log.read_text(errors="replace"), tmp_path, redis_port)
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(60) == 0
     finally:
@@ -70,6 +72,20 @@ def test_ctrl_c_stops_the_children_before_their_redis_without_a_traceback(tmp_pa
     # The worker and beat shut down against a live Redis, which was stopped last.
     assert "Warm shutdown" in after and "beat: Releasing lock" in after
     assert not _answers(redis_port)
+
+
+def _first_key_command_prints_a_key(text: str, tmp_path: Path, redis_port: int) -> None:
+    """The banner's "First API key: run" is followed by a command; run as printed, it makes an
+    org and prints its owner key."""
+    lines = [line.split(" | ", 1)[-1] for line in text.splitlines()]
+    label = lines.index("First API key: run")
+    argv = shlex.split(lines[label + 1].strip())
+    assert argv[1:] == ["org", "create", "Acme", "--slug", "acme"], argv
+    done = subprocess.run(
+        argv, cwd=ROOT, env=_env(tmp_path, redis_port), capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert "owner key (shown once, store it now): rsk_live_" in done.stdout, done.stdout
 
 
 def test_a_port_in_use_stops_run_with_one_line_and_starts_nothing(tmp_path):

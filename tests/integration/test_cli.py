@@ -166,6 +166,32 @@ def test_errors_and_usage(dy):
     assert dy("nonsense")[0] == 2
 
 
+def test_refused_credentials_name_the_setting_to_fix(dy):
+    slug = f"cli-auth-{secrets.token_hex(4)}"
+    owner = json.loads(dy("org", "create", "Auth Org", "--slug", slug, "--json")[1])
+    org_id = owner["orgId"]
+    code, _, err = dy("project", "list", "--org", org_id)
+    assert code == 1
+    assert "HTTP 401: Unauthorized. The API key was not given: set DISPATCHYARD_API_KEY" in err
+    assert "--key" in err
+    code, _, err = dy("project", "list", "--org", org_id, key="rsk_live_wrong")
+    assert code == 1 and "The API key was not accepted: set DISPATCHYARD_API_KEY" in err
+    # A key of the org, with a role too low to create a project: 403 names the key setting.
+    code, out, err = dy(
+        "key", "create", "--org", org_id, "--name", "m", "--role", "member", "--json"
+    )
+    assert code == 0, err
+    member = json.loads(out)["key"]
+    create = ("project", "create", "--org", org_id, "--slug", "w", "--name", "W")
+    code, _, err = dy(*create, "--repository", "github.com/a/w", key=member)
+    assert code == 1 and "HTTP 403" in err
+    assert "The API key (DISPATCHYARD_API_KEY / --key) lacks the role" in err
+    # The right key with another org's id: the org setting is what to fix.
+    code, _, err = dy("project", "list", "--org", "org_someoneelse", key=owner["key"])
+    assert code == 1 and "HTTP 404: Organization not found" in err
+    assert "The org (DISPATCHYARD_ORG / --org) is not the API key's" in err
+
+
 def test_connection_refused_says_how_to_start(shim_url):
     result = CliRunner().invoke(cli, ["--url", f"http://127.0.0.1:{free_port()}", "job", "list"])
     assert result.exit_code == 1 and "make run" in result.stderr

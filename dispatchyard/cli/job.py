@@ -14,7 +14,7 @@ from dispatchyard.cli.options import command, fields
 from dispatchyard.cli.output import emit, state_of
 from dispatchyard.state.models import JOB_TERMINAL, OVERLAP_POLICIES
 
-JOB_COLUMNS = ("job_id", "state", "title", "backend", "machine", "due_at", "updated_at")
+JOB_COLUMNS = ("job_id", "state", "reason", "title", "backend", "machine", "due_at", "updated_at")
 # `job wait` exit codes: 0 completed, 1 ended otherwise (or an error), 3 still going at timeout.
 WAIT_TIMEOUT_EXIT = 3
 
@@ -90,7 +90,17 @@ def list_jobs(api: Api, state: str | None, limit: int | None) -> dict[str, Any]:
 @click.option("--limit", type=click.IntRange(1, 10_000), help="At most this many jobs.")
 def job_list(api: Api, state: str | None, limit: int | None) -> None:
     """List jobs (recurring templates: `template list`)."""
-    emit(api, list_jobs(api, state, limit), rows="work", columns=JOB_COLUMNS)
+    data = list_jobs(api, state, limit)
+    if not api.as_json:
+        data["work"] = [with_reason(job) for job in data.get("work") or []]
+    emit(api, data, rows="work", columns=JOB_COLUMNS)
+
+
+def with_reason(job: dict[str, Any]) -> dict[str, Any]:
+    """A job with its `reason` column: why it failed (or ended otherwise, or waits), from its
+    `state_reason`; nothing for a completed one."""
+    reason = job.get("state_reason")
+    return {**job, "reason": None if job.get("state") == "completed" else reason}
 
 
 @command(job, "show")

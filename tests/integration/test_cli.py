@@ -166,6 +166,21 @@ def test_errors_and_usage(dy):
     assert dy("nonsense")[0] == 2
 
 
+def test_job_list_shows_why_a_job_failed(dy, celery_worker, tmp_path):
+    title = f"failing {secrets.token_hex(3)}"
+    create = ("job", "create", "--title", title, "--backend", "shell", "--path", str(tmp_path))
+    code, out, err = dy(*create, "--prompt", "exit 3", "--json")
+    assert code == 0, err
+    job_id = json.loads(out)["job_id"]
+    assert dy("job", "wait", job_id, "--timeout", "30")[0] == 1  # ended, not completed
+    code, out, _ = dy("job", "list", "--state", "failed")
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert header.split()[:3] == ["JOB_ID", "STATE", "REASON"]
+    (row,) = [line for line in rows if line.startswith(job_id)]
+    assert row.split()[1:3] == ["failed", "exit_code"]
+
+
 def test_refused_credentials_name_the_setting_to_fix(dy):
     slug = f"cli-auth-{secrets.token_hex(4)}"
     owner = json.loads(dy("org", "create", "Auth Org", "--slug", slug, "--json")[1])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from dispatchyard.state import asks, connections, deliveries, events, peers, traces
+from dispatchyard.state import asks, connections, deliveries, events, keys, peers, traces
 from dispatchyard.state.errors import Conflict, Forbidden, NotFound, Unavailable
 from dispatchyard.state.store import Redis
 
@@ -105,7 +105,11 @@ def notify(
         pipe, delivery_id, "created", now_ms, peer_id=dest["peer_id"], from_peer_id=from_id
     )
     traces.stage(pipe, delivery_id, "resolved_peer", now_ms, peer_id=dest["peer_id"])
-    pipe.execute()
+    # Whether a socket holds the peer, read in the same round trip: a notify to a peer with
+    # none is queued without a `no_connection` failure in its trace (as repowire traces it:
+    # created, resolved_peer, pending), so `repowire trace` exits 0 for it.
+    pipe.exists(keys.peer_ws(dest["peer_id"]))
+    online = bool(pipe.execute()[-1])
     frame: dict[str, Any] = {
         "type": "notify",
         "delivery_id": delivery_id,
@@ -124,7 +128,7 @@ def notify(
         "to_peer_name": dest["name"],
     }
     event = {"delivery_id": delivery_id, "from_peer": from_peer, "to_peer": dest["name"]}
-    if send_frame(r, dest, frame, delivery_id, now_ms):
+    if online and send_frame(r, dest, frame, delivery_id, now_ms):
         events.append(r, "notify", now_ms, {**event, "text": text[:500]})
         return answer | SENT
     queue(r, dest, frame, delivery_id, now_ms)

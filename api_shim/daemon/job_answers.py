@@ -215,5 +215,5 @@ class TraceStage(OpenAnswer):
 
 class Trace(Answer):
     trace_id: str
-    kind: Literal["job", "schedule", "delivery"]
+    kind: Literal["job", "schedule", "ask", "notify"]
     stages: list[TraceStage]

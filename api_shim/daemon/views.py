@@ -67,11 +67,15 @@ def template_result(doc: TemplateDoc) -> Doc:
 
 
 def trace(trace_id: str, stages: list[Doc]) -> Doc:
-    kind = "delivery"  # an ask's correlation id or a notify's delivery id
+    # As repowire names them: `ask` (an ask's, query's or answer's correlation id), `notify`
+    # (a notify's delivery id); a job's and a schedule's fires are ours.
+    kind = "ask"
     if trace_id.startswith("work-"):
         kind = "job"
     elif trace_id.startswith("sched-"):
         kind = "schedule"
+    elif trace_id.startswith("notif-delivery-"):
+        kind = "notify"
     return {"trace_id": trace_id, "kind": kind, "stages": stages}
 
 

@@ -267,7 +267,7 @@ def test_notify_with_receipt_is_traced(api, pair):
         "pane_injected",
     ]
     trace = api.get(trace_url).json()
-    assert trace["kind"] == "delivery"
+    assert trace["kind"] == "notify"  # as repowire names a notify's trace
     assert all(
         {"seq", "stage", "status", "peer_id", "ts", "detail"} <= set(s) for s in trace["stages"]
     )

@@ -22,6 +22,10 @@ from dispatchyard.state.models import PEER_CONNECTED, PeerState
 from dispatchyard.state.scripts import scripts
 
 FIELDS_JSON = ("metadata",)
+# A registration that leaves these unset (None) keeps what an earlier one said: a WebSocket
+# connect frame carries no machine, and a hook that does not report its model keeps the known
+# one.
+KEPT_WHEN_UNSET = ("machine", "model")
 # The filters of `list_all` that have an index, and the index of a value.
 _INDEXED = {"status": keys.peers_in_state, "circle": keys.peers_in_circle}
 
@@ -42,6 +46,7 @@ def register(r: redis.Redis, fields: dict[str, Any], now_ms: int, *, revive: boo
     stored = {
         k: json.dumps(v) if k in FIELDS_JSON else ("" if v is None else v)
         for k, v in fields.items()
+        if not (v is None and k in KEPT_WHEN_UNSET)
     }
     stored["last_seen"] = now_ms
     peer_id = scripts(r).register_peer(

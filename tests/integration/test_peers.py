@@ -17,6 +17,7 @@ import pytest
 from dispatchyard.state import asks, clock, connections, events, keys
 from dispatchyard.state.errors import Conflict
 from dispatchyard.state.models import PeerState
+from tests.support.mesh_client import MeshPeer
 from tests.support.waits import wait_for
 
 NODE = "test-node"
@@ -83,6 +84,23 @@ def dead_pid() -> int:
 
 
 # --- register -------------------------------------------------------------------------------
+
+
+def test_a_socket_connect_keeps_the_registered_machine(api, shim_url):
+    c = circle()
+    peer_id = register(api, "vm-agent", c, machine="vm", model="m-1")["peer_id"]
+    assert info(api, peer_id)["machine"] == "vm"
+    # The connect frame names no machine (nor model): they stay what the registration said.
+    peer = MeshPeer(shim_url, "vm-agent", c, path="/work/vm")
+    try:
+        assert peer.peer_id == peer_id
+        shown = info(api, peer_id)
+        assert shown["status"] == "online" and shown["ws_connected"] is True
+        assert (shown["machine"], shown["model"], shown["path"]) == ("vm", "m-1", "/work/vm")
+        listed = api.get("/peers", params={"circle": c}).json()["peers"]
+        assert [(p["peer_id"], p["machine"]) for p in listed] == [(peer_id, "vm")]
+    finally:
+        peer.close()
 
 
 def test_register_answers_the_identity_and_a_peer_without_a_socket_is_offline(api, r):

@@ -114,6 +114,31 @@ def check_create(body: CreateBody, backends: list[str]) -> None:
         raise ApiError(400, str(e)) from None
 
 
+def check_runnable(request: dict[str, Any], runnable: list[str]) -> None:
+    """Refuse (422, with the list this deployment can run) a `per_fire` job whose backend has
+    no command here: repowire's agent types pass the enum check, but only a persistent peer
+    can run one that is not configured, and a fire of it would end `invalid_backend`."""
+    execution = request.get("execution") or {}
+    backend = (execution.get("target") or {}).get("backend")
+    if execution.get("process_scope") != "per_fire" or backend is None or backend in runnable:
+        return
+    names = ", ".join(f"'{name}'" for name in runnable)
+    msg = (
+        f"backend {backend!r} has no command on this deployment: a per_fire job runs one of "
+        f"{names} (DISPATCHYARD_BACKENDS configures more)"
+    )
+    detail = [
+        {
+            "loc": ["body", "backend"],
+            "msg": msg,
+            "type": "backend_not_runnable",
+            "input": backend,
+            "ctx": {"runnable": runnable},
+        }
+    ]
+    raise ApiError(422, "backend not runnable", detail=detail)
+
+
 def _process_scope(body: CreateBody, execution: dict[str, Any], target: dict[str, Any]) -> Any:
     """As given (`per-fire` read as `per_fire`); else `per_fire` when the request names a path
     and a backend and no peer, since only a process of ours can run it."""

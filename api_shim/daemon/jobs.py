@@ -26,6 +26,7 @@ from api_shim.daemon.job_requests import (
     PatchBody,
     RunBody,
     check_create,
+    check_runnable,
     fields_of,
     request_of,
 )
@@ -106,7 +107,9 @@ def create_job() -> dict[str, Any]:
         peer_id = _canonical_peer(body.assigned_peer_id, body.circle)
         body = body.model_copy(update={"assigned_peer_id": peer_id})
     prompt_file = _read_prompt_file(body.prompt_file) if body.prompt_file else None
-    fields = fields_of(body, request_of(body, prompt_file))
+    request_doc = request_of(body, prompt_file)
+    check_runnable(request_doc, list(settings().backends))
+    fields = fields_of(body, request_doc)
     now = clock.now_ms()
     if body.cron is not None:
         template = templates.create(r(), template_rules.new_doc(fields, now), now)

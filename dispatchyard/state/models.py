@@ -243,8 +243,9 @@ TEMPLATE_TRANSITIONS: dict[TemplateState, frozenset[TemplateState]] = {
     TemplateState.CANCELLED: frozenset(),
 }
 OVERLAP_POLICIES = ("skip", "buffer_one", "allow")
-# repowire's agent types: accepted at create; a fire of one with no configured command ends
-# `unavailable` / `invalid_backend`.
+# repowire's agent types: accepted at create for a job a peer runs; a per_fire job's backend
+# needs a configured command (422 at create otherwise; a fire on a worker configured without it
+# ends `unavailable` / `invalid_backend`).
 AGENT_BACKENDS = ("claude-code", "opencode", "codex", "gemini", "antigravity", "pi", "mcp-http")
 PROCESS_SCOPES = ("per_fire", "persistent")
 CONTINUITIES = ("resume", "fresh")

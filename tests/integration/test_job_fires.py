@@ -3,11 +3,12 @@ can move), which starts the fake agent CLI as the per_fire executor of each job.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatchyard.state import clock, jobs
+from dispatchyard.state import clock, jobs, keys
 from dispatchyard.state.errors import Conflict
 from tasks import jobs as fire_tasks
 from tasks import tick
@@ -317,10 +318,32 @@ def test_events_follow_a_fire(api, r, tmp_path):
     assert states == ["queued", "dispatching", "running", "completed"]
 
 
-def test_agent_type_without_a_command_is_invalid_backend(api, tmp_path):
-    resp = api.post(
-        "/jobs", json={"title": "pi", "prompt": "x", "path": str(tmp_path), "backend": "pi"}
-    )
-    assert resp.status_code == 200  # repowire's agent types are accepted at create
-    done = wait_state(api, resp.json()["job_id"])
-    assert done["state"] == "unavailable" and done["state_reason"] == "invalid_backend"
+def test_agent_type_without_a_command_is_refused_with_what_runs_here(api, r, tmp_path):
+    """repowire's agent types pass the enum, but a per_fire job needs a command here: 422 with
+    the runnable list (the suite configures claude-code over the shipped five), never a job that
+    ends `invalid_backend`."""
+    title = f"not runnable {secrets.token_hex(4)}"
+    runnable = ["claude-code", "codex", "gemini", "opencode", "shell"]
+    for body in (
+        {"path": str(tmp_path), "backend": "pi"},
+        {"path": str(tmp_path), "backend": "antigravity", "cron": "0 9 * * *"},
+        {"request": {"execution": {"target": {"path": str(tmp_path), "backend": "mcp-http"}}}},
+    ):
+        resp = api.post("/jobs", json={"title": title, "prompt": "x", **body})
+        assert resp.status_code == 422, resp.text
+        (problem,) = resp.json()["detail"]
+        assert problem["loc"] == ["body", "backend"] and problem["type"] == "backend_not_runnable"
+        assert sorted(problem["ctx"]["runnable"]) == runnable
+        assert "a per_fire job runs one of 'claude-code'" in problem["msg"]
+    stored = [*r.hvals(keys.JOB_DOCS), *r.hvals(keys.TEMPLATE_DOCS)]
+    assert not [doc for doc in stored if title in doc]  # nothing was created
+    # An unknown name is still the enum's 422; a persistent job's backend is its peer's business.
+    unknown = api.post("/jobs", json={"title": "x", "path": str(tmp_path), "backend": "nope"})
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["type"] == "enum"
+    persistent = {
+        "title": "p",
+        "backend": "pi",
+        "path": str(tmp_path),
+        "process_scope": "persistent",
+    }
+    assert api.post("/jobs", json=persistent).status_code == 200

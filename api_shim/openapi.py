@@ -9,6 +9,7 @@ error status (a lost cancel race, /health's 503) is documented beside the envelo
 
 from __future__ import annotations
 
+import inspect
 import re
 from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
@@ -120,13 +121,16 @@ def _operation(
             {"name": name, "in": "query", "required": name in required, "schema": prop}
             for name, prop in schema.get("properties", {}).items()
         ]
+    doc = inspect.cleandoc(view.__doc__ or "")
     operation: Schema = {
         "operationId": method.lower() + re.sub(r"[^A-Za-z0-9]+", "_", rule.rule).rstrip("_"),
-        "summary": (view.__doc__ or view.__name__.replace("_", " ")).strip().splitlines()[0],
+        "summary": (doc or view.__name__.replace("_", " ")).splitlines()[0],
         "tags": ["platform" if platform else "daemon"],
         "parameters": parameters,
         "responses": _responses(declared, platform, components),
     }
+    if len(doc.splitlines()) > 1:  # the whole docstring; the summary is its first line
+        operation["description"] = " ".join(line.strip() for line in doc.splitlines())
     if declared.body is not None and method in ("POST", "PATCH", "PUT"):
         operation["requestBody"] = {
             "required": not declared.optional_body,

@@ -79,6 +79,13 @@ def wait_on_ask(correlation_id: str) -> dict[str, Any]:
 )
 @budgets.per_peer
 def ask_blocking() -> dict[str, Any]:
+    """Ask a blocking question and hold the request until it is answered or its wait ends (then
+    its default answer: `denied` for a `tool_permission` question, `timed_out` otherwise). The
+    wait is `timeout_seconds` (45 s when absent) capped at 55 s, as repowire's daemon clamps it:
+    a longer wait is not refused (repowire's hook denies the tool on any answer but 200), and the
+    answer's `timeout_seconds` is the wait the shim used, so a client that asked for 900 sees 55.
+    A retry with the same `correlation_id` waits on the same question, or answers its recorded
+    answer at once."""
     body = bodies.parse(AskBlockingBody)
     if body.scope == "tool_permission" and not body.options:
         raise ApiError(422, "tool_permission question requires at least one allow-capable option")
@@ -113,6 +120,7 @@ def ask_blocking() -> dict[str, Any]:
         "outcome": answer.get("outcome", "timed_out"),
         "option_id": answer.get("option_id"),
         "message": answer.get("message"),
+        "timeout_seconds": seconds,
     }
 
 

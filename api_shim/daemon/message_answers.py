@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import RootModel
+from pydantic import Field, RootModel
 
 from api_shim.answers import Answer, Json, OpenAnswer, absent
 
@@ -87,6 +87,10 @@ class BlockingAnswer(Answer):
     outcome: str
     option_id: str | None
     message: str | None
+    timeout_seconds: float = Field(
+        description="The wait the shim used: the request's timeout_seconds (45 when absent) "
+        "capped at 55, so a longer request sees 55 here"
+    )
 
 
 class QueryAnswer(Answer):

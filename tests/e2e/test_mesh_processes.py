@@ -71,6 +71,7 @@ def test_blocking_question_on_one_is_released_by_an_answer_on_the_other(shims):
         "outcome": "answered",
         "option_id": "allow",
         "message": None,
+        "timeout_seconds": 30.0,
     }
 
 

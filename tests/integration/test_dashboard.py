@@ -230,6 +230,7 @@ def test_answering_the_blocking_question_releases_the_request(page, seeded):
         "outcome": "answered",
         "option_id": "allow",
         "message": None,
+        "timeout_seconds": 55.0,
     }
 
 

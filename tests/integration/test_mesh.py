@@ -152,6 +152,7 @@ def test_blocking_tool_permission_times_out_denied(api):
     assert resp.status_code == 200, resp.text
     answer = resp.json()
     assert answer["outcome"] == "denied" and answer["option_id"] is None
+    assert answer["timeout_seconds"] == 0.5  # the wait it asked for, under the cap
     # The default answer was recorded like any answer: a late one is 410.
     late = api.post(
         "/answer", json={"correlation_id": answer["correlation_id"], "option_id": "allow"}
@@ -189,7 +190,36 @@ def test_blocking_question_is_released_by_an_answer(api):
         "outcome": "answered",
         "option_id": "allow",
         "message": None,
+        "timeout_seconds": 20.0,
     }
+
+
+def test_blocking_question_answers_the_wait_it_was_cut_to(api):
+    """A wait past the cap is not refused (repowire's hook denies on anything but 200) but cut
+    to 55 s, and the answer says so."""
+    cid = f"pretool-{secrets.token_hex(4)}"
+    body = {"prompt": "deploy?", "options": [{"id": "allow", "title": "Allow"}]}
+    out = {}
+    waiter = threading.Thread(
+        target=lambda: out.update(
+            api.post(
+                "/questions/ask-blocking",
+                json={**body, "timeout_seconds": 900, "correlation_id": cid},
+            ).json()
+        )
+    )
+    waiter.start()
+    wait_for(
+        lambda: (
+            api.post("/answer", json={"correlation_id": cid, "option_id": "allow"}).status_code
+            == 200
+        )
+    )
+    waiter.join(10)
+    assert out["outcome"] == "answered" and out["timeout_seconds"] == 55.0
+    # No timeout_seconds: the default wait, 45 s (the retry answers the recorded answer at once).
+    again = api.post("/questions/ask-blocking", json={**body, "correlation_id": cid})
+    assert again.json()["timeout_seconds"] == 45.0 and again.json()["outcome"] == "answered"
 
 
 def test_ask_wait_pulls_the_reply(api, pair):

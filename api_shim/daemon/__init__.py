@@ -1,8 +1,8 @@
 """The daemon group at the root: health, durable jobs, traces.
 
-When `DISPATCHYARD_DAEMON_AUTH_TOKEN` is set, every route but /health and /dashboard needs
-`Authorization: Bearer <token>`. Without a token the routes answer loopback clients only:
-they can start processes on this machine.
+When `DISPATCHYARD_DAEMON_AUTH_TOKEN` is set, every route but /health, /dashboard and
+/favicon.ico needs `Authorization: Bearer <token>`. Without a token the routes answer loopback
+clients only: they can start processes on this machine.
 """
 
 import hmac
@@ -19,7 +19,7 @@ blueprint = Blueprint("daemon", __name__)
 # repowire does).
 answers_refusals(blueprint)
 
-OPEN_PATHS = ("/health", "/dashboard")
+OPEN_PATHS = ("/health", "/dashboard", "/favicon.ico")
 
 
 def is_loopback(address: str | None) -> bool:

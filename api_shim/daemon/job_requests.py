@@ -83,12 +83,29 @@ class ListQuery(BaseModel):
     created_by_peer_id: str | None = Short
     repowire_session_id: str | None = Short
     circle: str | None = Short
+    # Beyond repowire (state/job_search.py): the backend, the peer a job is assigned or was
+    # delivered to, and words of the title (all of them, whole words, any case).
+    backend: str | None = Field(None, max_length=100, description="execution.target.backend")
+    peer: str | None = Field(
+        None, max_length=500, description="the peer id a job is assigned or was delivered to"
+    )
+    q: str | None = Field(
+        None, max_length=500, description="words of the title: whole words, all of them, any case"
+    )
     view: str | None = None
     limit: int | None = Field(None, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=500)
 
 
-LIST_FILTERS = ("owner_peer_id", "created_by_peer_id", "repowire_session_id", "circle")
+LIST_FILTERS = (
+    "owner_peer_id",
+    "created_by_peer_id",
+    "repowire_session_id",
+    "circle",
+    "backend",
+    "peer",
+    "q",
+)
 
 
 def check_create(body: CreateBody, backends: list[str]) -> None:

@@ -142,9 +142,12 @@ def list_jobs() -> Response:
     work: list[str] = []
     next_cursor = None
     if q.state is None or q.state in JOB_STATES:
-        work, next_cursor = job_queries.list_ids(
-            store, state=q.state, filters=filters, limit=q.limit, cursor=cursor
-        )
+        try:
+            work, next_cursor = job_queries.list_ids(
+                store, state=q.state, filters=filters, limit=q.limit, cursor=cursor
+            )
+        except ValueError as e:  # a `q` without a word
+            raise ApiError(400, str(e)) from None
     recurring: list[str] = []
     # Templates have no session id; they come on the first page only.
     if (

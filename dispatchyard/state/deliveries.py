@@ -1,5 +1,6 @@
 """Deliveries queued for a peer that polls instead of holding a WebSocket (a peer registered
-with `metadata.repowire_cli_fallback`): `GET /deliveries/pending` drains them. Kept 24 h."""
+with `metadata.repowire_cli_fallback`): `GET /deliveries/pending` drains them (the dashboard
+only peeks). Kept 24 h."""
 
 from __future__ import annotations
 
@@ -27,8 +28,17 @@ def drain(r: Redis, peer_id: str, max_results: int) -> list[dict[str, Any]]:
     """Take up to `max_results` queued deliveries off the queue (delete on drain, so the same
     paste is not replayed), in PendingDelivery's shape."""
     popped = cast(list[str] | None, r.lpop(keys.deliveries(peer_id), max_results))
+    return _shaped(popped or [])
+
+
+def peek(r: Redis, peer_id: str, max_results: int) -> list[dict[str, Any]]:
+    """The first `max_results` queued deliveries, left on the queue (the dashboard's view)."""
+    return _shaped(cast(list[str], r.lrange(keys.deliveries(peer_id), 0, max_results - 1)))
+
+
+def _shaped(raws: list[str]) -> list[dict[str, Any]]:
     out = []
-    for raw in popped or []:
+    for raw in raws:
         frame = json.loads(raw)
         out.append(
             {

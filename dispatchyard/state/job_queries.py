@@ -3,11 +3,10 @@ at a time, and the due/lease/expiry/deadline indexes the scheduler and the sweep
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import cast
 
-from dispatchyard.state import documents, keys, store
+from dispatchyard.state import documents, job_search, keys, store
 from dispatchyard.state.jobs import KIND
 from dispatchyard.state.store import Redis
 
@@ -41,14 +40,43 @@ def raw_chunks(r: Redis, job_ids: list[str], *, summary: bool) -> Iterator[list[
     return documents.raw_chunks(r, KIND, job_ids, summary=summary)
 
 
-def _most_selective(r: Redis, candidates: list[tuple[str, str, str]]) -> tuple[str, str, str]:
-    if len(candidates) == 1:
-        return candidates[0]
+# A filtered page walks its smallest index in batches and checks the other filters by
+# membership (ZMSCORE); it stops after this many entries and hands back a cursor there, so a
+# page costs at most that much however rare the match (it may then hold fewer than `limit`).
+SCAN_BATCH = 500
+SCAN_MAX = 10_000
+
+Candidate = tuple[str, str, str]  # index key, filter name, value
+
+
+def _by_size(r: Redis, candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates, smallest index first."""
+    if len(candidates) < 2:
+        return candidates
     pipe = r.pipeline(transaction=False)
     for key, _, _ in candidates:
         pipe.zcard(key)
     sizes = cast(list[int], pipe.execute())
-    return candidates[min(range(len(candidates)), key=sizes.__getitem__)]
+    order = sorted(range(len(candidates)), key=sizes.__getitem__)
+    return [candidates[i] for i in order]
+
+
+def _members_of_all(r: Redis, others: list[str], ids: list[str]) -> list[bool]:
+    """For each id, whether every index in `others` holds it."""
+    if not others or not ids:
+        return [True] * len(ids)
+    pipe = r.pipeline(transaction=False)
+    for key in others:
+        pipe.zmscore(key, ids)
+    found = cast(list[list[float | None]], pipe.execute())
+    return [all(scores[i] is not None for scores in found) for i in range(len(ids))]
+
+
+def _after(rows: list[tuple[str, float]], cursor: Cursor | None) -> list[tuple[str, float]]:
+    """Drop the rows at or before the cursor (ties on its score come in descending id order)."""
+    if cursor is None:
+        return rows
+    return [(i, s) for i, s in rows if s < cursor[0] or i < cursor[1]]
 
 
 def list_ids(
@@ -59,29 +87,49 @@ def list_ids(
     limit: int | None,
     cursor: Cursor | None,
 ) -> tuple[list[str], Cursor | None]:
-    """Job ids newest first, read from the most selective index (other filters checked on the
-    summaries), and the cursor of the last one when a page was asked for."""
+    """Job ids newest first that match `state` and every filter (ownership fields, and the
+    search ones of state/job_search.py: ValueError for a bad `q`), and the cursor to go on
+    from when a page was asked for (None after the last page). The smallest matching index
+    is walked; the others are checked by membership. A page reads at most SCAN_MAX entries:
+    past that it may hold fewer than `limit` ids, with a cursor to go on."""
     candidates = [(keys.jobs_by_state(state), "state", state)] if state else []
-    candidates += [(keys.jobs_by(name, value), name, value) for name, value in filters.items()]
-    chosen = _most_selective(r, candidates) if candidates else None
-    rest = [(c[1], c[2]) for c in candidates if c is not chosen]
-    index = chosen[0] if chosen else keys.JOBS_ALL
+    candidates += [
+        (keys.jobs_by(name, value), name, value)
+        for name, value in filters.items()
+        if name not in job_search.SEARCH_FILTERS
+    ]
+    candidates += job_search.filter_keys(filters)
+    ordered = _by_size(r, candidates)
+    index = ordered[0][0] if ordered else keys.JOBS_ALL
+    others = [key for key, _, _ in ordered[1:]]
     top: float | str = "+inf" if cursor is None else cursor[0]
-    num = -1 if limit is None or rest else limit + 64  # ties on the cursor's score are skipped
-    rows = cast(
-        list[tuple[str, float]],
-        r.zrevrangebyscore(index, top, "-inf", start=0, num=num, withscores=True),
-    )
-    if cursor is not None:
-        rows = [(i, s) for i, s in rows if s < cursor[0] or i < cursor[1]]
-    if rest:
-        kept = []
-        for row, raw in zip(rows, summaries(r, [i for i, _ in rows]), strict=True):
-            doc = json.loads(raw) if raw else None
-            if doc and all(doc.get(name) == value for name, value in rest):
+    if limit is None:  # the whole list (repowire's shape): every entry of the index
+        rows = _after(
+            cast(list[tuple[str, float]], r.zrevrangebyscore(index, top, "-inf", withscores=True)),
+            cursor,
+        )
+        keep = _members_of_all(r, others, [i for i, _ in rows])
+        return [i for (i, _), ok in zip(rows, keep, strict=True) if ok], None
+    batch = max(limit + 64, SCAN_BATCH) if others else limit + 64
+    kept: list[tuple[str, float]] = []
+    last: tuple[str, float] | None = None
+    offset = scanned = 0
+    while True:
+        got = cast(
+            list[tuple[str, float]],
+            r.zrevrangebyscore(index, top, "-inf", start=offset, num=batch, withscores=True),
+        )
+        offset += len(got)
+        rows = _after(got, cursor)
+        keep = _members_of_all(r, others, [i for i, _ in rows])
+        for row, ok in zip(rows, keep, strict=True):
+            scanned += 1
+            last = row
+            if ok:
                 kept.append(row)
-        rows = kept
-    if limit is not None:
-        rows = rows[:limit]
-    next_cursor = (rows[-1][1], rows[-1][0]) if limit is not None and len(rows) == limit else None
-    return [i for i, _ in rows], next_cursor
+                if len(kept) == limit:
+                    return [i for i, _ in kept], (row[1], row[0])
+        if len(got) < batch:  # the index is exhausted: the last page
+            return [i for i, _ in kept], None
+        if scanned >= SCAN_MAX and last is not None:
+            return [i for i, _ in kept], (last[1], last[0])

@@ -4,8 +4,9 @@ each transition of `state/job_rules.py` applied atomically through the document 
 Besides the document and its summary, a job has a scalar hash `job:{id}` (state, cancel flag,
 current attempt) that supervisors poll, and these indexes, all kept in the same MULTI as the
 document: by state, by ownership field, due (queued jobs whose fire should be sent), leases
-(supervised attempts), expiry and deadlines. A state change also appends a `job_state_changed`
-event to the events stream and a stage to the job's trace.
+(supervised attempts), expiry and deadlines, and the search indexes (state/job_search.py). A
+state change also appends a `job_state_changed` event to the events stream and a stage to the
+job's trace; an acquire counts a fire in its minute (state/fire_stats.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from dispatchyard.state import documents, job_rules, keys, store, traces
+from dispatchyard.state import documents, fire_stats, job_rules, job_search, keys, store, traces
 from dispatchyard.state.clock import parse_ms
 from dispatchyard.state.documents import IndexMeta, Write
 from dispatchyard.state.errors import Conflict, NotFound
@@ -95,6 +96,12 @@ def _index(
             maxlen=EVENTS_MAXLEN,
             approximate=True,
         )
+    job_search.write(pipe, before, after, job_id, created_score(after))
+    if meta.get("stage") == "dispatched":  # an acquire: a fire (job_rules.acquire)
+        due = parse_ms(after.get("due_at"))
+        fired_because_due = (meta.get("detail") or {}).get("fire") == "due"
+        late = now_ms - due if fired_because_due and due is not None else None
+        fire_stats.record(pipe, now_ms, late_ms=late)
     stage = meta.get("stage") or (state if previous != state else None)
     if stage:
         entry: dict[str, object] = {

@@ -122,6 +122,11 @@ NODES_ONLINE = "celery:workers:online"  # ZSET Celery node name -> last seen ms
 job = Shape("job:{}")  # the scalar HASH every change writes and transactions WATCH
 jobs_by_state = Shape("jobs:state:{}")
 jobs_by = Shape("jobs:by:{}:{}")  # an ownership/routing field (owner_peer_id, circle), value
+# SET of the search index keys (state/job_search.py) a job was added to, for its purge.
+job_terms = Shape("job:terms:{}")
+# ZSET per minute (its start, ms) of fires: `fires`, `due`, `late_sum_ms`, `late_max_ms` as
+# member scores (ZINCRBY, ZADD GT), expiring (state/fire_stats.py).
+fires_minute = Shape("stats:fires:{}")
 template = Shape("template:{}")
 templates_by_state = Shape("templates:state:{}")
 trace = Shape("trace:{}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 
-from dispatchyard.state import documents, jobs, keys, store, template_rules
+from dispatchyard.state import documents, job_search, jobs, keys, store, template_rules
 from dispatchyard.state.clock import parse_ms
 from dispatchyard.state.documents import IndexMeta, Write
 from dispatchyard.state.errors import NotFound
@@ -97,7 +97,7 @@ def list_raw(r: Redis, *, state: str | None, filters: dict[str, str], summary: b
         summaries = documents.raw_many(r, KIND, ids, summary=True, keep_missing=True)
         for template_id, raw in zip(ids, summaries, strict=True):
             doc = json.loads(raw) if raw else None
-            if doc and all(doc.get(k) == v for k, v in filters.items()):
+            if doc and job_search.matches(doc, filters):
                 kept.append(template_id)
         ids = kept
     return [v for v in documents.raw_many(r, KIND, ids, summary=summary) if v]

@@ -1,9 +1,9 @@
 --! include lib_common
 --! keys job_docs job_summaries job jobs_all jobs_by_state jobs_by jobs_due jobs_leases
---! keys jobs_expiry jobs_deadlines trace executors template_children final_at
+--! keys jobs_expiry jobs_deadlines trace executors template_children final_at job_terms
 -- Retention (and a template's history): delete jobs final since the cutoff or before, each
 -- with every index entry: the document, its summary and scalar hash, the list, state and
--- ownership indexes, the due/lease/expiry/deadline sets, its trace, the executor records of its
+-- ownership and search indexes, the due/lease/expiry/deadline sets, its trace, the executor records of its
 -- attempts (by retention) and its place among its template's children. The document is only read here (its
 -- state, ownership fields, attempts), never written. An index entry whose job is not in a
 -- terminal state (never expected) is only dropped.
@@ -39,6 +39,10 @@ local function unindex(id, doc)
   if doc.source_kind == 'calendar' and type(doc.source_id) == 'string' then
     redis.call('ZREM', K.template_children(doc.source_id), id)
   end
+  -- The search indexes it was added to (state/job_search.py), listed in its terms set.
+  for _, key in ipairs(redis.call('SMEMBERS', K.job_terms(id))) do
+    redis.call('ZREM', key, id)
+  end
 end
 
 local purged = {}
@@ -51,7 +55,7 @@ for _, id in ipairs({unpack(ARGV, IDS_FROM)}) do
       if doc then unindex(id, doc) end
       redis.call('HDEL', K.job_docs, id)
       redis.call('HDEL', K.job_summaries, id)
-      redis.call('DEL', K.job(id), K.trace(id))
+      redis.call('DEL', K.job(id), K.trace(id), K.job_terms(id))
       for _, index in ipairs({K.jobs_all, K.jobs_due, K.jobs_leases, K.jobs_expiry,
           K.jobs_deadlines}) do
         redis.call('ZREM', index, id)

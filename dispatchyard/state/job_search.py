@@ -1,0 +1,103 @@
+"""The jobs list's search indexes, beside the ownership ones (state/jobs.py): by backend, by
+peer (the assigned peer, and every peer a delivery handed the job to) and by the words of the
+title. Each is a ZSET `jobs:by:<name>:<value>` scored like `jobs:all`, so a filtered page walks
+the smallest matching index newest first (state/job_queries.py) instead of every job.
+
+A job's entries are written in the same MULTI as its document; the keys it was added to are
+kept in the SET `job:terms:<id>`, which the retention purge reads to take it out of each.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from dispatchyard.state import keys
+from dispatchyard.state.store import Pipeline
+
+# The list filters these indexes answer (query names), beside state/jobs.FILTERS.
+SEARCH_FILTERS = ("backend", "peer", "q")
+WORD = re.compile(r"\w+")
+MIN_WORD, MAX_WORD = 2, 40
+MAX_WORDS = 16  # of a title: a long title is found by its first words
+
+
+def words(text: str | None) -> list[str]:
+    """The distinct indexed words of `text`, lower case, in order (at most MAX_WORDS)."""
+    out: list[str] = []
+    for found in WORD.findall((text or "").lower()):
+        if MIN_WORD <= len(found) <= MAX_WORD and found not in out:
+            out.append(found)
+            if len(out) == MAX_WORDS:
+                break
+    return out
+
+
+def _backend(doc: Mapping[str, object]) -> str | None:
+    execution = doc.get("execution")
+    target = execution.get("target") if isinstance(execution, dict) else None
+    backend = target.get("backend") if isinstance(target, dict) else None
+    return str(backend) if backend else None
+
+
+def index_keys(doc: Mapping[str, object]) -> set[str]:
+    """The search index keys a job (or its summary) belongs in now."""
+    out = {keys.jobs_by("word", w) for w in words(str(doc.get("title") or ""))}
+    backend = _backend(doc)
+    if backend:
+        out.add(keys.jobs_by("backend", backend))
+    peer = doc.get("assigned_peer_id")
+    if peer:
+        out.add(keys.jobs_by("peer", str(peer)))
+    return out
+
+
+def write(
+    pipe: Pipeline,
+    before: Mapping[str, object] | None,
+    after: Mapping[str, object],
+    job_id: str,
+    score: float,
+) -> None:
+    """Add the job to the indexes it newly belongs in. An entry is never taken back while the
+    job lives: a job handed to a second peer stays on the first one's list too."""
+    new = index_keys(after) - (index_keys(before) if before else set())
+    if not new:
+        return
+    for key in sorted(new):
+        pipe.zadd(key, {job_id: score})
+    pipe.sadd(keys.job_terms(job_id), *sorted(new))
+
+
+def filter_keys(filters: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(index key, filter name, value) for each search filter given; `q` gives one per word
+    (all must match). ValueError for a `q` without a word to look for."""
+    out = []
+    for name in ("backend", "peer"):
+        value = filters.get(name)
+        if value:
+            out.append((keys.jobs_by(name, value), name, value))
+    text = filters.get("q")
+    if text is not None:
+        found = words(text)
+        if not found:
+            raise ValueError(f"q must hold a word of {MIN_WORD} to {MAX_WORD} letters or digits")
+        out += [(keys.jobs_by("word", w), "q", w) for w in found]
+    return out
+
+
+def matches(doc: Mapping[str, object], filters: Mapping[str, str]) -> bool:
+    """Whether a summary matches every filter (ownership fields by equality, the search ones
+    as their indexes would): for the few records listed without an index (templates)."""
+    for name, value in filters.items():
+        if name == "backend":
+            ok = _backend(doc) == value
+        elif name == "peer":
+            ok = doc.get("assigned_peer_id") == value
+        elif name == "q":
+            ok = set(words(value)) <= set(words(str(doc.get("title") or "")))
+        else:
+            ok = doc.get(name) == value
+        if not ok:
+            return False
+    return True

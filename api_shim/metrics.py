@@ -7,8 +7,10 @@ Two kinds of numbers:
   the files of all workers, live and dead, so whichever worker answers, the counts add up;
   without that variable (tests, a single process) they are this process's own;
 - read from Redis at scrape time (queue depth, jobs by state, sessions, peers, WebSocket
-  connections, Redis memory against its maxmemory, fire lateness): `state/stats.py`, the same
-  for every process and every shim, including the fires Celery workers acquired.
+  connections, Redis memory against its maxmemory, fire lateness, live Celery workers, the beat
+  leader, daemon hosts' heartbeat ages): `state/stats.py`, the same for every process and every
+  shim, including the fires Celery workers acquired. Alert rules over them, and a Grafana
+  dashboard: deploy/.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from prometheus_client.registry import Collector
 from api_shim.context import r
 from api_shim.daemon import answers, blueprint
 from api_shim.declare import declare
-from dispatchyard.state import stats
+from dispatchyard.state import clock, liveness, stats
 from dispatchyard.state.models import JOB_STATES
 from tasks import names
 
@@ -143,6 +145,7 @@ class RedisCollector(Collector):
             "Mesh WebSockets held by all shim processes (peers online or busy).",
             value=snap.websocket_connections,
         )
+        yield from self._liveness(client)
         stats.fold_lateness(client)
         buckets, count, total = stats.lateness(client)
         del count  # the +Inf bucket is the count
@@ -152,6 +155,47 @@ class RedisCollector(Collector):
             buckets=[(bound, float(n)) for bound, n in buckets],
             sum_value=total,
         )
+
+    @staticmethod
+    def _liveness(client: redis.Redis) -> Iterator[Metric]:
+        alive = stats.liveness(
+            client, clock.now_ms(), worker_alive_within_ms=liveness.ALIVE_WITHIN_MS
+        )
+        yield GaugeMetricFamily(
+            "dispatchyard_workers_online",
+            "Celery worker nodes seen in the last 15 s (their liveness bootstep).",
+            value=alive.workers_online,
+        )
+        yield GaugeMetricFamily(
+            "dispatchyard_beat_leader",
+            "1 while a beat holds RedBeat's leader lock (it expires a lock timeout after the "
+            "leader dies).",
+            value=1 if alive.beat_leader else 0,
+        )
+        if alive.beat_tick_age_s is not None:
+            yield GaugeMetricFamily(
+                "dispatchyard_beat_last_tick_age_seconds",
+                "Seconds since beat's liveness tick last ran through a worker (every 5 s).",
+                value=alive.beat_tick_age_s,
+            )
+        hosts = GaugeMetricFamily(
+            "dispatchyard_hosts",
+            "Daemon hosts by status: active, or marked offline by the sweep (silent for "
+            "WORKER_OFFLINE_AFTER_S) and not deregistered.",
+            labels=["status"],
+        )
+        for status, n in alive.hosts_by_status.items():
+            hosts.add_metric([status], n)
+        yield hosts
+        ages = GaugeMetricFamily(
+            "dispatchyard_host_heartbeat_age_seconds",
+            "Seconds since each daemon host's last heartbeat (hosts send one every 30 s); "
+            "active and offline hosts, until one deregisters.",
+            labels=["host"],
+        )
+        for host_id, age in alive.host_heartbeat_age_s.items():
+            ages.add_metric([host_id], age)
+        yield ages
 
 
 @blueprint.get("/metrics")

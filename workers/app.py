@@ -13,7 +13,7 @@ import beat_schedule
 from dispatchyard.clients import celery_broker, redbeat_config, redis_client
 from dispatchyard.redis_urls import sentinel_url
 from dispatchyard.settings import get_settings
-from dispatchyard.state import clock
+from dispatchyard.state import clock, keys
 from tasks import names
 from workers import broker_fixes
 from workers.liveness import Liveness
@@ -66,6 +66,7 @@ app.conf.update(
     beat_scheduler="workers.beat:OutageTolerantScheduler",
     **redbeat_config(settings.redis_url),
     redbeat_key_prefix="redbeat:",
+    redbeat_lock_key=keys.BEAT_LOCK,  # /metrics reads it: dispatchyard_beat_leader
     # A second beat waits on this lock; if the leader dies the lock expires and it takes over.
     redbeat_lock_timeout=settings.beat_lock_timeout_s,
     beat_max_loop_interval=1,

@@ -68,6 +68,9 @@ apikey_hash = Shape("apikey:hash:{}")  # + SHA-256 of the secret -> key id
 
 # ---- Daemon hosts (the platform API calls them "workers", hence the stored names) -------------
 HOST_HEARTBEATS = "workers:heartbeats"  # ZSET host id -> last heartbeat ms (offline sweep)
+# ZSET host id -> last heartbeat ms of the hosts the sweep marked offline, until one heartbeats,
+# registers or deregisters (for /metrics: the hosts missing their heartbeats).
+HOSTS_OFFLINE = "workers:offline"
 host = Shape("worker:{}")
 org_hosts = Shape("org:{}:workers")
 host_machine = Shape("org:{}:worker:machine:{}")
@@ -91,6 +94,8 @@ SESSION_STATUS_COUNTS = "sessions:status_counts"
 
 # ---- Beat ----------------------------------------------------------------------------------------
 BEAT_LAST_TICK = "beat:last_tick"
+# RedBeat's leader lock (workers/app.py sets it): a beat holds it while it leads.
+BEAT_LOCK = "redbeat::lock"
 
 # ---- Daemon config mutations -----------------------------------------------------------------
 mutation = Shape("mutation:{}")

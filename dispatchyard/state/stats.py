@@ -80,6 +80,38 @@ def snapshot(
     return snap
 
 
+@dataclass
+class Liveness:
+    """Who is alive to do the work: Celery worker nodes seen lately, whether a beat holds the
+    leader lock and how long ago beat's liveness tick last ran, and each daemon host's
+    heartbeat age (active ones, and the ones the sweep marked offline)."""
+
+    workers_online: int = 0
+    beat_leader: bool = False
+    beat_tick_age_s: float | None = None  # None: beat never ticked
+    hosts_by_status: dict[str, int] = field(default_factory=dict)
+    host_heartbeat_age_s: dict[str, float] = field(default_factory=dict)  # host id -> seconds
+
+
+def liveness(r: Redis, now_ms: int, *, worker_alive_within_ms: int) -> Liveness:
+    """One pipeline: the live nodes, the beat lock and last tick, and the hosts' heartbeats
+    (bounded by the fleet: one entry per registered host)."""
+    pipe = r.pipeline(transaction=False)
+    pipe.zcount(keys.NODES_ONLINE, now_ms - worker_alive_within_ms, "+inf")
+    pipe.exists(keys.BEAT_LOCK)
+    pipe.get(keys.BEAT_LAST_TICK)
+    pipe.zrange(keys.HOST_HEARTBEATS, 0, -1, withscores=True)
+    pipe.zrange(keys.HOSTS_OFFLINE, 0, -1, withscores=True)
+    nodes, lock, tick, active, offline = pipe.execute()
+    out = Liveness(workers_online=int(nodes), beat_leader=bool(lock))
+    if tick:
+        out.beat_tick_age_s = max(0, now_ms - int(tick)) / 1000
+    out.hosts_by_status = {"active": len(active), "offline": len(offline)}
+    for host_id, last_ms in [*active, *offline]:
+        out.host_heartbeat_age_s[str(host_id)] = max(0.0, now_ms - float(last_ms)) / 1000
+    return out
+
+
 # /health says `degraded` once Redis uses this share of its `maxmemory`: with `noeviction`
 # every write fails when it is full.
 MEMORY_NEAR_FULL = 0.9

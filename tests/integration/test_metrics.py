@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from dispatchyard.state import clock, jobs
+from dispatchyard.state import clock, jobs, keys, liveness
+from tasks import sweeps
 from tests.support import records
 from tests.support.mesh_client import MeshPeer
 from tests.support.waits import wait_for
@@ -154,6 +155,56 @@ def test_fire_lateness_histogram(api, shim_url, r):
             value(after, f"{name}_bucket", le=le) - value(before, f"{name}_bucket", le=le) == grew
         )
     assert api.post(f"/jobs/{job_id}/cancel", json={}).status_code == 200
+
+
+def test_host_heartbeat_gauges_follow_a_host_through_offline_and_back(api, shim_url, org, r):
+    age, hosts = "dispatchyard_host_heartbeat_age_seconds", "dispatchyard_hosts"
+    host = records.register(api, org)
+    host_id, token = host["workerId"], host["runtimeToken"]
+    assert value(scrape(shim_url), age, host=host_id) < 5
+    # Silent past the offline window: the sweep marks it offline and the gauge keeps it, aging,
+    # so an alert on the age stays firing until it heartbeats or is deregistered.
+    clock.advance(181)
+    assert host_id in sweeps.offline_hosts.apply().get()
+    silent = scrape(shim_url)
+    assert 181 <= value(silent, age, host=host_id) < 190
+    assert value(silent, hosts, status="offline") == r.zcard(keys.HOSTS_OFFLINE) >= 1
+    assert value(silent, hosts, status="active") == r.zcard(keys.HOST_HEARTBEATS)
+    beat = api.post(f"/api/workers/{host_id}/heartbeat", token, json={"activeCount": 0})
+    assert beat.status_code == 200, beat.text
+    back = scrape(shim_url)
+    assert value(back, age, host=host_id) < 5
+    assert r.zscore(keys.HOSTS_OFFLINE, host_id) is None
+    assert value(back, hosts, status="offline") == value(silent, hosts, status="offline") - 1
+    # Deregistered: no series any more.
+    assert api.delete(f"/api/workers/{host_id}", org.key).status_code in (200, 204)
+    gone = scrape(shim_url)
+    assert (age, (("host", host_id),)) not in gone
+
+
+def test_worker_and_beat_gauges(shim_url, r):
+    node = f"metrics-probe@{secrets.token_hex(3)}"
+    liveness.node_seen(r, "metrics-machine", node, clock.now_ms())
+    r.set(keys.BEAT_LAST_TICK, clock.now_ms() - 3_000)
+    r.set(keys.BEAT_LOCK, "metrics-test-token", px=60_000)
+    try:
+        seen = scrape(shim_url)
+        assert value(seen, "dispatchyard_workers_online") >= 1
+        assert value(seen, "dispatchyard_beat_leader") == 1
+        assert 3 <= value(seen, "dispatchyard_beat_last_tick_age_seconds") < 10
+        # No leader once the lock is gone; the probe node no longer counts 16 s later.
+        r.delete(keys.BEAT_LOCK)
+        clock.advance(16)
+        later = scrape(shim_url)
+        assert value(later, "dispatchyard_beat_leader") == 0
+        cutoff = clock.now_ms() - liveness.ALIVE_WITHIN_MS
+        assert r.zscore(keys.NODES_ONLINE, node) < cutoff
+        assert value(later, "dispatchyard_workers_online") == r.zcount(
+            keys.NODES_ONLINE, cutoff, "+inf"
+        )
+    finally:
+        r.delete(keys.BEAT_LOCK, keys.BEAT_LAST_TICK)
+        r.zrem(keys.NODES_ONLINE, node)
 
 
 def test_gunicorn_workers_add_up(tmp_path):

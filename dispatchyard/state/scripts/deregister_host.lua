@@ -1,5 +1,5 @@
 --! include lib_sessions
---! keys jwt_revoked final_at
+--! keys jwt_revoked final_at hosts_offline
 --! machines host
 -- Deregister a host: requeue its claimed-not-running sessions, revoke its runtime tokens, file
 -- it in the retention index (a deregistered host is final until it registers again).
@@ -26,5 +26,6 @@ redis.call('DEL', jtis_key)
 redis.call('HSET', host_key, 'status', deregistered, 'deregisteredAt', now)
 redis.call('ZREM', org_hosts_key, host_id)
 redis.call('ZREM', heartbeats_key, host_id)
+redis.call('ZREM', K.hosts_offline, host_id)
 redis.call('ZADD', K.final_at('hosts'), now, host_id)
 return moved

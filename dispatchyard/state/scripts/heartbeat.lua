@@ -1,6 +1,6 @@
 --! include lib_common
 --! include lib_mutations
---! keys apikey org_queue project_queue
+--! keys apikey org_queue project_queue hosts_offline
 --! machines host
 -- One heartbeat, atomically: record the host's report, apply its mutation acks, deliver (or
 -- redeliver) its open mutations, and read what the response needs.
@@ -36,6 +36,7 @@ end
 fields.lastHeartbeat = now
 hset_table(host_key, fields)
 redis.call('ZADD', heartbeats_key, now, host_id)
+redis.call('ZREM', K.hosts_offline, host_id)
 
 local stale = 0
 if allowlist ~= '' then

@@ -1,4 +1,5 @@
 --! include lib_sessions
+--! keys hosts_offline
 --! machines host
 -- Mark a host offline if it is still silent, and requeue its claimed-not-running sessions.
 -- KEYS: host hash, heartbeats zset.
@@ -15,4 +16,5 @@ redis.call('ZREM', heartbeats_key, host_id)
 local status = redis.call('HGET', host_key, 'status')
 if not may_move(HOST, status, offline) then return false end
 redis.call('HSET', host_key, 'status', offline, 'offlineAt', now)
+redis.call('ZADD', K.hosts_offline, last, host_id)
 return requeue_host(host_id, now)

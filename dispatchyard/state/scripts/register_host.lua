@@ -1,5 +1,5 @@
 --! include lib_common
---! keys host final_at
+--! keys host final_at hosts_offline
 --! machines host
 -- Register a host; the same machineId in the same org keeps its host id.
 -- KEYS: machine index (or '' when no machineId), org hosts zset, heartbeats zset.
@@ -28,4 +28,5 @@ hset_table(host_key, fields)
 redis.call('ZREM', K.final_at('hosts'), host_id)
 redis.call('ZADD', org_hosts_key, 'NX', now, host_id)
 redis.call('ZADD', heartbeats_key, now, host_id)
+redis.call('ZREM', K.hosts_offline, host_id)
 return host_id

@@ -395,3 +395,53 @@ def test_trace_status_and_doctor(sides, tmp_path):
         "Daemon reachable" in line and "<daemon>" in line for line in sides[0].shape(ours.out)
     )
     assert "daemon v0.1.0 differs from CLI v0.17.0" in ours.out
+
+
+def test_commands_whose_routes_dispatchyard_does_not_serve(sides, tmp_path):
+    """The relay's share links, role claims and restarts (repowire's tmux spawner) have no
+    route in dispatchyard: each command says so with the daemon's 404/405, where repowire
+    answers from its own subsystems (README, "Using repowire's tools")."""
+    ours, theirs = sides
+    c = circle()
+    mine, its = (register(side, "sharer", c, tmp_path / "sharer") for side in sides)
+
+    shared = ours.cli("share", mine["display_name"])
+    assert (shared.rc, shared.out.strip()) == (0, 'Error: 404 — {"detail":"Not Found"}')
+    reference = theirs.cli("share", its["display_name"])
+    assert "Relay not configured" in reference.out  # the relay is repowire's, off here
+
+    listed = ours.cli("share", "--list")
+    assert listed.rc == 1 and "404" in listed.out
+
+    claimed = ours.cli("peer", "claim-role", "orchestrator", "--peer", mine["display_name"])
+    assert (claimed.rc, claimed.out.strip()) == (1, "Failed to claim role: Method Not Allowed")
+
+    # The restart route's 404 reads, to repowire's CLI, as an unknown peer.
+    restarted = ours.cli("peer", "restart", mine["display_name"], "--dry-run")
+    assert (restarted.rc, restarted.out.strip()) == (1, "Error: Peer 'sharer' not found")
+    assert ours.api.get(f"/peers/{mine['peer_id']}").status_code == 200
+
+
+def test_peer_prune(sides, tmp_path):
+    """Offline peers listed (dry run), then removed; a peer on a live socket stays."""
+    c = circle()
+    for side in sides:
+        register(side, "stale", c, tmp_path / "stale")
+    online = [connect(side, "live", c) for side in sides]
+    try:
+        for side in sides:
+            dry = side.cli("peer", "prune", "--dry-run")
+            shaped = side.shape(dry.out)
+            assert dry.rc == 0 and " • <stale>" in shaped and " • <live>" not in shaped
+            assert re.fullmatch(r"Dry run - would remove \d+ peer\(s\)", shaped[-1]), shaped
+        ours, theirs = both(sides, "peer", "prune", "-f")
+        assert ours.rc == theirs.rc == 0
+        for side, run in zip(sides, (ours, theirs), strict=True):
+            shaped = side.shape(run.out)
+            assert "✓ Removed <stale>" in shaped and shaped[-1].startswith("Pruned ")
+            left = [p["display_name"] for p in side.api.get("/peers").json()["peers"]]
+            assert side.names and _name(side, "<live>") in left
+            assert _name(side, "<stale>") not in left
+    finally:
+        for peer in online:
+            peer.close()

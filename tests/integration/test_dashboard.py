@@ -7,11 +7,9 @@ Set DISPATCHYARD_SCREENSHOTS=1 to rewrite docs/screenshots/<view>.png (1280x800)
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import threading
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -21,12 +19,20 @@ from werkzeug.serving import make_server
 from api_shim import create_app
 from dispatchyard.settings import get_settings
 from tests.support import records
-from tests.support.browser import ARGS, CHROMIUM, WAIT_MS, open_view, row
+from tests.support.browser import (
+    ARGS,
+    CHROMIUM,
+    confirm,
+    feedback,
+    new_page,
+    open_view,
+    row,
+    screenshot,
+)
 from tests.support.http import Api
 from tests.support.mesh_client import MeshPeer
 from tests.support.waits import wait_for
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 FUTURE = "2999-01-01T00:00:00Z"
 TOKEN = "daemon-token-for-the-dashboard"
 
@@ -150,16 +156,6 @@ def browser():
         browser.close()
 
 
-def new_page(browser, url: str):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url)
-    return context, page, errors
-
-
 @pytest.fixture(scope="module")
 def page(browser, shim_url, seeded):
     context, page, errors = new_page(browser, f"{shim_url}/dashboard")
@@ -179,12 +175,6 @@ def guarded():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
-
-
-def screenshot(page, name: str) -> None:
-    if os.environ.get("DISPATCHYARD_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
 def test_each_view_shows_its_records(page, seeded):
@@ -212,6 +202,7 @@ def test_pausing_a_template_shows_it_paused(page, api, seeded):
     cal = seeded["template"]
     open_view(page, "templates")
     row(page, "templates", cal).locator("[data-action=pause]").click()
+    feedback(page, "ok", f"Pause: {cal} is paused.")
     expect(row(page, "templates", cal)).to_contain_text("paused")
     assert records.job(api, cal)["state"] == "paused"
     row(page, "templates", cal).locator("[data-action=resume]").click()
@@ -223,6 +214,7 @@ def test_answering_the_blocking_question_releases_the_request(page, seeded):
     open_view(page, "asks")
     question = row(page, "questions", seeded["question"])
     question.locator("[data-action=answer][data-option=allow]").click()
+    feedback(page, "ok", f"Answered {seeded['question']}: Allow.")
     expect(question).to_have_count(0)
     seeded["waiter"].join(10)
     assert seeded["answered"] == {
@@ -237,7 +229,17 @@ def test_answering_the_blocking_question_releases_the_request(page, seeded):
 def test_cancelling_a_mutation(page, api, seeded):
     mid, org = seeded["mutation"], seeded["org"]
     open_view(page, "mutations")
-    row(page, "mutations", mid).locator("[data-action=cancel]").click()
+    cancel = row(page, "mutations", mid).locator("[data-action=cancel]")
+    # Asked first: keeping it changes nothing.
+    cancel.click()
+    confirm(page, f"Cancel mutation {mid} (project.add)?", accept=False)
+    assert (
+        api.get(f"/api/daemon/mutations/{mid}", org.key).json()["mutation"]["status"] == "pending"
+    )
+    expect(row(page, "mutations", mid)).to_contain_text("pending")
+    cancel.click()
+    confirm(page, f"Cancel mutation {mid}")
+    feedback(page, "ok", f"Cancelled mutation {mid}.")
     expect(row(page, "mutations", mid)).to_contain_text("cancelled")
     expect(row(page, "mutations", mid).locator("[data-action=cancel]")).to_have_count(0)
     stored = api.get(f"/api/daemon/mutations/{mid}", org.key).json()["mutation"]

@@ -4,7 +4,11 @@
 // EventSource cannot send an Authorization header, so with a daemon token it polls
 // `/events?since=<last id>` every two seconds instead. Either way a relevant event reloads
 // the open tab; the platform tabs (no stream) reload every ten seconds.
+//
+// Routes are the hash: `#<tab>`, `#jobs?state=failed&q=nightly` (the list's filters),
+// `#jobs/<job id>` (a job's page), `#peers/<peer id>` (a peer's page).
 
+import { say } from "./actions.js";
 import { creds, daemon } from "./api.js";
 import { el } from "./dom.js";
 import { VIEWS } from "./views.js";
@@ -19,27 +23,39 @@ let current = null;
 let loading = null;
 let again = false;
 
-function viewFromHash() {
-  const name = location.hash.replace(/^#/, "");
-  return VIEWS[name] ? name : "jobs";
+// The hash as {key, name (the view), tab, arg, params}.
+function routeFromHash() {
+  const raw = location.hash.replace(/^#/, "");
+  const cut = raw.indexOf("?");
+  const path = cut < 0 ? raw : raw.slice(0, cut);
+  const params = new URLSearchParams(cut < 0 ? "" : raw.slice(cut + 1));
+  const [tab, ...rest] = path.split("/");
+  const arg = rest.length ? decodeURIComponent(rest.join("/")) : null;
+  const detail = { jobs: "job", peers: "peer" }[tab];
+  if (arg && detail) return { key: raw, name: detail, tab, arg, params };
+  const name = VIEWS[tab] && !VIEWS[tab].detail ? tab : "jobs";
+  return { key: raw, name, tab: name, arg: null, params };
 }
 
 async function render() {
   if (loading) { again = true; return loading; }
-  const name = current;
+  const route = current;
+  const name = route.name;
   const spec = VIEWS[name];
+  const title = typeof spec.title === "function" ? spec.title(route) : spec.title;
   loading = (async () => {
     try {
-      const nodes = await spec.load(render);
-      if (name !== current) return;
-      view.replaceChildren(el("h2", { className: "view-title" }, spec.title), ...nodes);
+      const nodes = await spec.load(render, route);
+      if (route !== current) return;
+      view.replaceChildren(el("h2", { className: "view-title" }, title), ...nodes);
       view.dataset.view = name;
+      view.dataset.route = route.key;
       view.dataset.loaded = String(Date.now());
       status.textContent = "";
       status.className = "status";
     } catch (error) {
-      if (name !== current) return;
-      view.replaceChildren(el("h2", { className: "view-title" }, spec.title));
+      if (route !== current) return;
+      view.replaceChildren(el("h2", { className: "view-title" }, title));
       view.dataset.view = name;
       status.textContent = error.message;
       status.className = "status error";
@@ -49,21 +65,38 @@ async function render() {
   if (again) { again = false; await render(); }
 }
 
-function show(name) {
-  current = name;
+function show(route) {
+  const moved = !current || current.name !== route.name || current.arg !== route.arg;
+  current = route;
   for (const tab of document.querySelectorAll("#tabs button")) {
-    const on = tab.dataset.view === name;
+    const on = tab.dataset.view === route.tab;
     tab.classList.toggle("active", on);
     tab.setAttribute("aria-selected", String(on));
   }
-  view.replaceChildren();
-  view.dataset.view = "";
+  if (moved) {  // a new page starts empty; new filters keep the old rows until the new ones come
+    say("");
+    view.replaceChildren();
+    view.dataset.view = "";
+  }
   return render();
 }
 
+let deferred = false;
+
 function onEvent(event) {
-  const spec = VIEWS[current];
-  if (spec && spec.events && spec.events.test(event.type || "")) render();
+  const spec = VIEWS[current.name];
+  if (!spec || !spec.events || !spec.events.test(event.type || "")) return;
+  // Someone is typing in the view (a filter): re-render once they leave the field, not under
+  // their cursor.
+  const focused = document.activeElement;
+  if (focused && view.contains(focused) && /^(INPUT|SELECT|TEXTAREA)$/.test(focused.tagName)) {
+    if (!deferred) {
+      deferred = true;
+      focused.addEventListener("blur", () => { deferred = false; render(); }, { once: true });
+    }
+    return;
+  }
+  render();
 }
 
 // ---- live events -------------------------------------------------------------------------
@@ -122,8 +155,8 @@ form.addEventListener("submit", (event) => {
 for (const tab of document.querySelectorAll("#tabs button")) {
   tab.addEventListener("click", () => { location.hash = tab.dataset.view; });
 }
-window.addEventListener("hashchange", () => show(viewFromHash()));
-setInterval(() => { if (VIEWS[current]?.platform && !document.hidden) render(); }, PLATFORM_REFRESH_MS);
+window.addEventListener("hashchange", () => show(routeFromHash()));
+setInterval(() => { if (VIEWS[current.name]?.platform && !document.hidden) render(); }, PLATFORM_REFRESH_MS);
 
 startLive();
-show(viewFromHash());
+show(routeFromHash());

@@ -55,3 +55,25 @@ export function summary(items) {
     items.map(([label, value, cls]) => el("div", { className: cls || "" }, el("dt", {}, label), el("dd", {}, value ?? "—"))),
   );
 }
+
+// An SVG element: attributes as given (presentation attributes, never a style), text as text.
+const SVG_NS = "http://www.w3.org/2000/svg";
+export function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "className") node.setAttribute("class", value);
+    else node.setAttribute(name, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+// A block of text kept as written (output, a prompt); "—" when there is none.
+export function pre(text, name) {
+  if (text === undefined || text === null || text === "") return el("p", { className: "empty-text", "data-text": name }, "—");
+  return el("pre", { className: "text", "data-text": name }, typeof text === "string" ? text : JSON.stringify(text, null, 2));
+}

@@ -1,40 +1,93 @@
 // One function per tab: load the records, return the nodes to show.
 
+import { ACTIVE, TERMINAL, action } from "./actions.js";
 import { daemon, platform } from "./api.js";
+import { fires } from "./charts.js";
 import { badge, el, mono, summary, table, when } from "./dom.js";
+import { job } from "./job.js";
+import { jobLink, jobsTable } from "./links.js";
+import { peer } from "./peer.js";
 
-function actionButton(label, action, id, run, extra = {}) {
-  return el("button", { className: `action action-${action}`, "data-action": action, "data-target": id, onclick: run, ...extra }, label);
+const PAGE = 50;
+const FILTERS = ["state", "backend", "peer", "q"];
+const BACKENDS = ["claude-code", "codex", "gemini", "opencode", "shell"];
+const JOB_ID = /^work-[0-9a-f]{12}$/;
+
+// Cursors of the pages before this one, per filter set (the API pages forward only).
+const earlier = new Map();
+
+function jobsHash(params) {
+  const text = params.toString();
+  return text ? `jobs?${text}` : "jobs";
 }
 
-async function jobs() {
-  const data = await daemon("GET", "/jobs?view=summary");
+function filterForm(params) {
+  const field = (label, input) => el("label", {}, label, input);
+  const state = el("select", { name: "state", id: "filter-state" },
+    el("option", { value: "" }, "any"),
+    [...ACTIVE, ...TERMINAL].map((s) => el("option", { value: s, selected: params.get("state") === s }, s)));
+  const input = (name, placeholder, extra = {}) =>
+    el("input", { name, id: `filter-${name}`, value: params.get(name) || "", placeholder, autocomplete: "off", ...extra });
+  return el("form", {
+    id: "job-filters",
+    className: "filters",
+    onsubmit: (event) => {
+      event.preventDefault();
+      const data = new FormData(event.currentTarget);
+      const q = String(data.get("q") || "").trim();
+      if (JOB_ID.test(q)) { location.hash = `jobs/${q}`; return; }  // an id: its page
+      const next = new URLSearchParams();
+      for (const name of FILTERS) {
+        const value = String(data.get(name) || "").trim();
+        if (value) next.set(name, value);
+      }
+      location.hash = jobsHash(next);
+    },
+  },
+  field("State", state),
+  field("Backend", input("backend", "any", { list: "backends" })),
+  el("datalist", { id: "backends" }, BACKENDS.map((b) => el("option", { value: b }))),
+  field("Peer", input("peer", "peer id")),
+  field("Title words", input("q", "words, or a job id", { type: "search" })),
+  el("button", { type: "submit", className: "primary" }, "Filter"),
+  FILTERS.some((n) => params.get(n)) ? el("a", { href: "#jobs", className: "clear-filters" }, "Clear") : null);
+}
+
+async function jobs(refresh, route) {
+  const params = route.params;
+  const query = new URLSearchParams({ view: "summary", limit: String(PAGE) });
+  for (const name of FILTERS) if (params.get(name)) query.set(name, params.get(name));
+  const filterKey = query.toString();
+  const cursor = params.get("cursor");
+  if (cursor) query.set("cursor", cursor);
+  const data = await daemon("GET", `/jobs?${query}`);
   const work = data.work || [];
-  const counts = {};
-  for (const j of work) counts[j.state] = (counts[j.state] || 0) + 1;
-  return [
-    summary([["jobs", work.length], ...Object.entries(counts).sort().map(([s, n]) => [s, n, `state-${s}`])]),
-    table("jobs", [
-      ["Job", (j) => mono(j.job_id)],
-      ["Title", (j) => j.title],
-      ["State", (j) => el("span", {}, badge(j.state), j.state_reason ? el("small", {}, ` ${j.state_reason}`) : null)],
-      ["Backend", (j) => j.execution?.target?.backend],
-      ["Path", (j) => mono(j.execution?.target?.path)],
-      ["Peer", (j) => j.assigned_peer_id],
-      ["Due", (j) => when(j.due_at)],
-      ["Updated", (j) => when(j.updated_at)],
-    ], work, (j) => j.job_id, "No jobs yet."),
-  ];
+  const before = cursor ? (earlier.get(filterKey) || []) : [];
+  if (!cursor) earlier.set(filterKey, []);
+  const pageNumber = before.length + 1;
+  const go = (nextCursor, stack) => () => {
+    earlier.set(filterKey, stack);
+    const next = new URLSearchParams(params);
+    if (nextCursor) next.set("cursor", nextCursor); else next.delete("cursor");
+    location.hash = jobsHash(next);
+  };
+  const pager = el("div", { className: "pager" },
+    el("button", { id: "page-newer", disabled: !cursor, onclick: go(before[before.length - 1], before.slice(0, -1)) }, "← Newer"),
+    el("span", { id: "page-info" }, `page ${pageNumber} · ${work.length} job${work.length === 1 ? "" : "s"}`),
+    el("button", { id: "page-older", disabled: !data.next_cursor, onclick: go(data.next_cursor, [...before, cursor || ""]) }, "Older →"));
+  return [filterForm(params), jobsTable("jobs", work, refresh), pager];
 }
 
 async function templates(refresh) {
-  const data = await daemon("GET", "/jobs?view=summary");
+  // limit=1: the templates come whole on the first page; the jobs are not needed here.
+  const data = await daemon("GET", "/jobs?view=summary&limit=1");
   const recurring = data.recurring || [];
-  const act = (verb, id) => async (event) => {
-    event.target.disabled = true;
-    await daemon("POST", `/jobs/${id}/${verb}`, {});
-    await refresh();
-  };
+  const act = (label, verb, t, extra = {}) => action(label, verb, t.calendar_id, {
+    run: () => daemon("POST", `/jobs/${t.calendar_id}/${verb}`, {}),
+    done: `${label}: ${t.calendar_id} is ${{ pause: "paused", resume: "active", cancel: "cancelled" }[verb]}.`,
+    refresh,
+    ...extra,
+  });
   return [
     table("templates", [
       ["Template", (t) => mono(t.calendar_id)],
@@ -43,11 +96,14 @@ async function templates(refresh) {
       ["Cron", (t) => mono(`${t.cron} ${t.timezone || ""}`.trim())],
       ["Backend", (t) => t.execution?.target?.backend],
       ["Next due", (t) => (t.state === "active" ? when(t.next_due_at) : "—")],
-      ["Last job", (t) => t.last_occurrence_work_id],
+      ["Last job", (t) => (t.last_occurrence_work_id ? jobLink(t.last_occurrence_work_id) : null)],
       ["", (t) => el("span", { className: "actions" },
-        t.state === "active" ? actionButton("Pause", "pause", t.calendar_id, act("pause", t.calendar_id)) : null,
-        t.state === "paused" ? actionButton("Resume", "resume", t.calendar_id, act("resume", t.calendar_id)) : null,
-        t.state !== "cancelled" ? actionButton("Cancel", "cancel", t.calendar_id, act("cancel", t.calendar_id), { className: "action action-cancel danger" }) : null,
+        t.state === "active" ? act("Pause", "pause", t) : null,
+        t.state === "paused" ? act("Resume", "resume", t) : null,
+        t.state !== "cancelled" ? act("Cancel", "cancel", t, {
+          confirm: `Cancel recurring job ${t.calendar_id}${t.title ? ` “${t.title}”` : ""}? It fires no more; this cannot be undone.`,
+          className: "danger",
+        }) : null,
       )],
     ], recurring, (t) => t.calendar_id, "No recurring templates."),
   ];
@@ -73,7 +129,7 @@ async function peers() {
   const data = await daemon("GET", "/peers");
   return [
     table("peers", [
-      ["Peer", (p) => el("span", {}, el("strong", {}, p.display_name || p.name), el("br"), mono(p.peer_id),
+      ["Peer", (p) => el("span", {}, el("a", { href: `#peers/${encodeURIComponent(p.peer_id)}`, className: "record-link" }, el("strong", {}, p.display_name || p.name)), el("br"), mono(p.peer_id),
         p.description ? el("small", { className: "clip description" }, p.description) : null)],
       ["Circle", (p) => p.circle],
       ["Status", (p) => badge(p.status)],
@@ -92,11 +148,6 @@ async function asks(refresh) {
   const all = data.asks || [];
   const questions = all.filter((a) => a.kind === "question");
   const others = all.filter((a) => a.kind !== "question");
-  const answer = (cid, option) => async (event) => {
-    event.target.disabled = true;
-    await daemon("POST", "/answer", { correlation_id: cid, option_id: option });
-    await refresh();
-  };
   return [
     el("h2", {}, "Blocking questions"),
     table("questions", [
@@ -105,12 +156,16 @@ async function asks(refresh) {
       ["Scope", (q) => q.question?.scope],
       ["Asked", (q) => when(q.created_at)],
       ["Answer", (q) => el("span", { className: "actions" },
-        (q.question?.options || []).map((o, i) =>
-          actionButton(o.title || o.id, "answer", q.correlation_id, answer(q.correlation_id, o.id), {
-            "data-option": o.id,
-            className: `action action-answer${i === 0 ? " primary" : ""}`,
-          }),
-        ),
+        (q.question?.options || []).map((o, i) => {
+          const button = action(o.title || o.id, "answer", q.correlation_id, {
+            run: () => daemon("POST", "/answer", { correlation_id: q.correlation_id, option_id: o.id }),
+            done: `Answered ${q.correlation_id}: ${o.title || o.id}.`,
+            refresh,
+            className: i === 0 ? "primary" : "",
+          });
+          button.dataset.option = o.id;
+          return button;
+        }),
       )],
     ], questions, (q) => q.correlation_id, "No blocking question is waiting."),
     el("h2", {}, "Pending asks"),
@@ -164,11 +219,6 @@ async function workers() {
 
 async function mutations(refresh) {
   const data = await platform("GET", "/daemon/mutations");
-  const cancel = (id) => async (event) => {
-    event.target.disabled = true;
-    await platform("DELETE", `/daemon/mutations/${id}`);
-    await refresh();
-  };
   return [
     table("mutations", [
       ["Mutation", (m) => mono(m.id)],
@@ -177,16 +227,25 @@ async function mutations(refresh) {
       ["Status", (m) => el("span", {}, badge(m.status), m.error ? el("small", {}, ` ${m.error}`) : null)],
       ["Requested", (m) => when(m.requestedAt)],
       ["Deliveries", (m) => m.deliveryCount],
-      ["", (m) => (m.status === "pending" ? actionButton("Cancel", "cancel", m.id, cancel(m.id), { className: "action action-cancel danger" }) : null)],
+      ["", (m) => (m.status === "pending" ? action("Cancel", "cancel", m.id, {
+        confirm: `Cancel mutation ${m.id} (${m.op})? The host will not apply it.`,
+        run: () => platform("DELETE", `/daemon/mutations/${m.id}`),
+        done: `Cancelled mutation ${m.id}.`,
+        refresh,
+        className: "danger",
+      }) : null)],
     ], data.mutations || [], (m) => m.id, "No mutations."),
   ];
 }
 
 export const VIEWS = {
   jobs: { title: "Jobs", load: jobs, events: /^job/ },
+  job: { title: (route) => `Job ${route.arg}`, load: job, events: /^job/, detail: true },
   templates: { title: "Templates", load: templates, events: /^(job|template|calendar)/ },
   schedules: { title: "Schedules", load: schedules, events: /^schedule/ },
   peers: { title: "Peers", load: peers, events: /^peer/ },
+  peer: { title: (route) => `Peer ${route.arg}`, load: peer, events: /^(peer|ask|job)/, detail: true },
+  fires: { title: "Fires in the last hour", load: fires, events: /^job_state_changed$/ },
   asks: { title: "Asks & questions", load: asks, events: /^ask/ },
   sessions: { title: "Sessions", load: sessions, platform: true },
   workers: { title: "Workers", load: workers, platform: true },

@@ -47,11 +47,15 @@ system-deps:
 	@# Debian starts a system redis on install; we never use it (tests start a private one).
 
 # Debian's chromium for the dashboard's browser tests (Playwright drives it; it never
-# downloads a browser of its own).
+# downloads a browser of its own), and Debian's prometheus for promtool, which checks and
+# unit-tests deploy/prometheus/alerts.yml.
 test-deps:
 	@command -v chromium >/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	@command -v promtool >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus; }
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

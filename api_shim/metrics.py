@@ -172,12 +172,12 @@ class RedisCollector(Collector):
             "leader dies).",
             value=1 if alive.beat_leader else 0,
         )
-        if alive.beat_tick_age_s is not None:
-            yield GaugeMetricFamily(
-                "dispatchyard_beat_last_tick_age_seconds",
-                "Seconds since beat's liveness tick last ran through a worker (every 5 s).",
-                value=alive.beat_tick_age_s,
-            )
+        yield GaugeMetricFamily(
+            "dispatchyard_beat_last_tick_age_seconds",
+            "Seconds since beat's liveness tick last ran through a worker (every 5 s); +Inf "
+            "before its first.",
+            value=alive.beat_tick_age_s,
+        )
         hosts = GaugeMetricFamily(
             "dispatchyard_hosts",
             "Daemon hosts by status: active, or marked offline by the sweep (silent for "

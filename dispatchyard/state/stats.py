@@ -21,7 +21,7 @@ import redis
 
 from dispatchyard.state import keys, store
 from dispatchyard.state.clock import parse_ms
-from dispatchyard.state.models import PeerState
+from dispatchyard.state.models import PeerState, SessionState
 from dispatchyard.state.store import Redis
 
 # Keys of this module (the fold's cursor and bucket counters).
@@ -75,7 +75,9 @@ def snapshot(
     out = out[len(job_states) :]
     snap.peers_by_status = dict(zip(peer_states, out, strict=True))
     # Kept by the session scripts as sessions move (state/keys.py SESSION_STATUS_COUNTS).
-    snap.sessions_by_status = {status: int(n) for status, n in by_status.items()}
+    # Every status, 0 included: a fresh deployment's dashboard has a line, not a hole.
+    snap.sessions_by_status = dict.fromkeys((s.value for s in SessionState), 0)
+    snap.sessions_by_status.update({status: int(n) for status, n in by_status.items()})
     snap.websocket_connections = sum(snap.peers_by_status[s] for s in CONNECTED)
     return snap
 
@@ -88,7 +90,7 @@ class Liveness:
 
     workers_online: int = 0
     beat_leader: bool = False
-    beat_tick_age_s: float | None = None  # None: beat never ticked
+    beat_tick_age_s: float = float("inf")  # +Inf: beat never ticked
     hosts_by_status: dict[str, int] = field(default_factory=dict)
     host_heartbeat_age_s: dict[str, float] = field(default_factory=dict)  # host id -> seconds
 

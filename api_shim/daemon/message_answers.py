@@ -159,7 +159,7 @@ class Notified(Answer):
 
 
 class BroadcastFailure(Answer):
-    session_id: str
+    peer: str
     error: str
 
 

@@ -20,7 +20,7 @@ from api_shim.daemon import answers, blueprint, message_answers
 from api_shim.daemon.ask_requests import AttachmentRef
 from api_shim.declare import declare
 from api_shim.errors import ApiError
-from dispatchyard.state import clock, events, messaging
+from dispatchyard.state import clock, events, keys, messaging
 
 INITIAL_EVENTS = 100  # what a new stream reader is sent before live events
 OUTAGE_RETRY_S = 1.0  # a stream whose Redis is unreachable tries again this often
@@ -81,7 +81,7 @@ def notify() -> dict[str, Any]:
 @budgets.per_peer
 def broadcast() -> dict[str, Any]:
     body = bodies.parse(BroadcastBody)
-    return messaging.broadcast(
+    out = messaging.broadcast(
         r(),
         from_peer=body.from_peer,
         text=body.text,
@@ -90,6 +90,28 @@ def broadcast() -> dict[str, Any]:
         bypass_circle=body.bypass_circle,
         circle=body.circle,
     )
+    # As repowire 0.17 answers (and its MCP tool prints): the recipients' display names, and
+    # each failure as {peer: name, error}.
+    failed = [f["session_id"] for f in out["failed"]]
+    names = _names(out["sent_to"] + failed)
+    return {
+        "ok": True,
+        "sent_to": [names.get(peer_id, peer_id) for peer_id in out["sent_to"]],
+        "failed": [
+            {"peer": names.get(f["session_id"], f["session_id"]), "error": f["error"]}
+            for f in out["failed"]
+        ],
+    }
+
+
+def _names(peer_ids: list[str]) -> dict[str, str]:
+    """Display names by peer id, in one round trip."""
+    if not peer_ids:
+        return {}
+    pipe = r().pipeline(transaction=False)
+    for peer_id in peer_ids:
+        pipe.hget(keys.peer(peer_id), "name")
+    return {p: n for p, n in zip(peer_ids, pipe.execute(), strict=True) if isinstance(n, str)}
 
 
 @blueprint.get("/events")

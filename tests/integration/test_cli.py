@@ -9,14 +9,19 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pydantic import SecretStr
+from werkzeug.serving import make_server
 
+from api_shim import create_app
 from dispatchyard.cli import cli
 from dispatchyard.cli.devstack import PROBE_MARK, Printer, free_port
+from dispatchyard.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "dispatchyard"
@@ -205,6 +210,24 @@ def test_refused_credentials_name_the_setting_to_fix(dy):
     code, _, err = dy("project", "list", "--org", "org_someoneelse", key=owner["key"])
     assert code == 1 and "HTTP 404: Organization not found" in err
     assert "The org (DISPATCHYARD_ORG / --org) is not the API key's" in err
+
+
+def test_refused_daemon_token_names_its_setting():
+    settings = get_settings().model_copy(update={"daemon_auth_token": SecretStr("the-token")})
+    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        for token, said in ((None, "was not given"), ("wrong", "was not accepted")):
+            argv = ["--url", url, *(["--token", token] if token else []), "job", "list"]
+            result = CliRunner().invoke(cli, argv, env={"DISPATCHYARD_DAEMON_AUTH_TOKEN": None})
+            assert result.exit_code == 1
+            assert "GET /jobs: HTTP 401" in result.stderr
+            assert f"The daemon token {said}: set DISPATCHYARD_DAEMON_AUTH_TOKEN" in result.stderr
+        ok = CliRunner().invoke(cli, ["--url", url, "--token", "the-token", "job", "list"])
+        assert ok.exit_code == 0, ok.stderr
+    finally:
+        server.shutdown()
 
 
 def test_connection_refused_says_how_to_start(shim_url):

@@ -112,6 +112,18 @@ def test_hostile_text_is_shown_as_text_and_runs_nothing(shim_url, hostile):
             # its own source).
             expect(cells).to_contain_text(payload)
             assert cells.locator("img, script, svg, a[href^='javascript']").count() == 0
+        # The pages of one record: a job's (title, prompt) and a peer's (description).
+        # (A job's page draws its timeline as SVG of its own: no SVG of a record's has an
+        # onload.)
+        injected = "img, script, svg[onload], a[href^='javascript']"
+        page.goto(f"{shim_url}/dashboard#jobs/{hostile['job']}")
+        expect(page.locator(".job-title")).to_have_text(PAYLOADS[0])
+        expect(page.locator("[data-text=prompt]")).to_have_text(PAYLOADS[1])
+        expect(page.locator("svg.timeline g.stage")).not_to_have_count(0)
+        assert page.locator("#view").locator(injected).count() == 0
+        page.goto(f"{shim_url}/dashboard#peers/{hostile['peer']}")
+        expect(page.locator(".description")).to_have_text(PAYLOADS[1])
+        assert page.locator("#view").locator(injected).count() == 0
         assert page.evaluate("window.__xss") is None
         assert dialogs == [] and errors == []
         browser.close()

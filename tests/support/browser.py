@@ -34,9 +34,13 @@ def new_page(browser: Any, url: str) -> tuple[Any, Any, list[str]]:
     return context, page, errors
 
 
+def screenshots_wanted() -> bool:
+    return os.environ.get("DISPATCHYARD_SCREENSHOTS") == "1"
+
+
 def screenshot(page: Any, name: str, full_page: bool = False) -> None:
     """With DISPATCHYARD_SCREENSHOTS=1, rewrite docs/screenshots/<name>.png."""
-    if os.environ.get("DISPATCHYARD_SCREENSHOTS") == "1":
+    if screenshots_wanted():
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 

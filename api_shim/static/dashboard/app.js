@@ -47,7 +47,7 @@ async function render() {
     try {
       const nodes = await spec.load(render, route);
       if (route !== current) return;
-      view.replaceChildren(el("h2", { className: "view-title" }, title), ...nodes);
+      view.replaceChildren(el("h2", { className: "view-title" }, title), ...nodes.flat(Infinity).filter(Boolean));
       view.dataset.view = name;
       view.dataset.route = route.key;
       view.dataset.loaded = String(Date.now());

@@ -13,6 +13,13 @@ function niceMax(value) {
   return 10 * step;
 }
 
+// A top for counts whose quarters are whole numbers: 4, 8, 12, 16, 20, 40, 80, 160, ...
+function countMax(value) {
+  let top = 4;
+  while (top < value) top = top < 20 ? top + 4 : top * 2;
+  return top;
+}
+
 const clock = (iso) => new Date(iso).toISOString().slice(11, 16);
 const seconds = (s) => (s < 1 ? `${Math.round(s * 1000)} ms` : `${s.toFixed(s < 10 ? 2 : 1)} s`);
 
@@ -30,8 +37,8 @@ function frame(minutes, top, label) {
 }
 
 function firesChart(minutes) {
-  const top = niceMax(Math.max(...minutes.map((m) => m.fires)));
-  const { xOf, yOf, nodes } = frame(minutes, top, (v) => String(Math.round(v * 100) / 100));
+  const top = countMax(Math.max(...minutes.map((m) => m.fires)));
+  const { xOf, yOf, nodes } = frame(minutes, top, (v) => String(v));
   const barW = Math.max(2, ((W - L - R) / minutes.length) * 0.7);
   return svg("svg", { viewBox: `0 0 ${W} ${H}`, className: "chart", "data-chart": "fires", role: "img", "aria-label": "fires per minute" },
     nodes,

@@ -8,18 +8,20 @@ export function el(tag, attrs = {}, ...children) {
     else if (name === "className") node.className = value;
     else node.setAttribute(name, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
 }
 
-export function when(iso) {
+// A time in UTC to the minute, or with `seconds` to the second.
+export function when(iso, seconds = false) {
   if (!iso) return "—";
   const t = typeof iso === "number" ? new Date(iso) : new Date(iso);
   if (Number.isNaN(t.getTime())) return String(iso);
-  return t.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z").replace(/:\d\dZ$/, "Z");
+  const text = t.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  return seconds ? text : text.replace(/:\d\dZ$/, "Z");
 }
 
 export function badge(value, extra = "") {
@@ -65,7 +67,7 @@ export function svg(tag, attrs = {}, ...children) {
     if (name === "className") node.setAttribute("class", value);
     else node.setAttribute(name, String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }

@@ -40,24 +40,27 @@ function timeline(stages) {
   const rows = [];
   const placed = timed.map((s) => {
     const x = left + ((s.t - t0) / (t1 - t0)) * (right - left);
-    let row = rows.findIndex((end) => end < x - 4);
-    if (row < 0) { rows.push(0); row = rows.length - 1; }
-    rows[row] = x + labelW;
-    return { ...s, x, row };
+    const flip = x > right - labelW;  // near the right end the label goes left of its dot
+    const start = flip ? x - labelW : x;
+    let row = rows.findIndex((end) => end < start);
+    if (row < 0) { rows.push(-Infinity); row = rows.length - 1; }
+    rows[row] = start + labelW;
+    return { ...s, x, row, flip };
   });
   const H = axisY + 20 + rows.length * rowH;
   return svg("svg", { viewBox: `0 0 ${W} ${H}`, className: "timeline", role: "img", "aria-label": "stages on a time axis" },
     svg("line", { x1: left, y1: axisY, x2: right, y2: axisY, className: "axis" }),
-    svg("text", { x: left, y: 14, className: "tick" }, when(timed[0].ts)),
+    svg("text", { x: left, y: 14, className: "tick" }, when(timed[0].ts, true)),
     svg("text", { x: right, y: 14, className: "tick end" }, `+${span(t1 - t0)}`),
     placed.map((s) => {
       const y = axisY + 26 + s.row * rowH;
-      return svg("g", { className: `stage stage-${String(s.status || "ok").replace(/[^a-z_-]/gi, "")}`, "data-stage": s.stage },
+      const look = (s.status && s.status !== "ok" ? s.status : s.state) || "ok";
+      return svg("g", { className: `stage stage-${String(look).replace(/[^a-z_-]/gi, "")}`, "data-stage": s.stage },
         svg("title", {}, `${s.stage} · ${s.state || ""} · ${s.ts}`),
         svg("line", { x1: s.x, y1: axisY, x2: s.x, y2: y - 10, className: "stem" }),
         svg("circle", { cx: s.x, cy: axisY, r: 5 }),
-        svg("text", { x: s.x + 3, y, className: "label" }, s.stage),
-        svg("text", { x: s.x + 3, y: y + 12, className: "sub" }, `+${span(s.t - t0)}`));
+        svg("text", { x: s.flip ? s.x - 3 : s.x + 3, y, className: `label${s.flip ? " end" : ""}` }, s.stage),
+        svg("text", { x: s.flip ? s.x - 3 : s.x + 3, y: y + 12, className: `sub${s.flip ? " end" : ""}` }, `+${span(s.t - t0)}`));
     }));
 }
 
@@ -66,8 +69,8 @@ function attemptsTable(attempts) {
     ["Attempt", (a) => mono(a.attempt_id)],
     ["Fire", (a) => a.fire],
     ["Status", (a) => el("span", {}, badge(a.status), a.phase ? el("small", {}, ` ${a.phase}`) : null)],
-    ["Started", (a) => when(a.started_at)],
-    ["Ended", (a) => when(a.ended_at)],
+    ["Started", (a) => when(a.started_at, true)],
+    ["Ended", (a) => when(a.ended_at, true)],
     ["Exit", (a) => a.exit_code],
     ["Where", (a) => (a.assigned_peer_id ? peerLink(a.assigned_peer_id)
       : el("span", {}, a.machine || "—", a.executor ? el("small", {}, ` pid ${a.executor.pid}`) : null))],
@@ -82,7 +85,7 @@ function resultBlock(result, state) {
   return el("div", { "data-result": result.state },
     fields([
       ["State", badge(result.state), "result-state"],
-      ["Completed", when(result.completed_at), "completed"],
+      ["Completed", when(result.completed_at, true), "completed"],
     ]),
     el("h4", {}, "Summary"), pre(result.summary, "result-summary"),
     result.data && Object.keys(result.data).length ? [el("h4", {}, "Data"), pre(result.data, "result-data")] : null,
@@ -108,7 +111,7 @@ export async function job(refresh, route) {
       badge(j.state, "job-state"),
       j.state_reason ? el("small", { className: "job-reason" }, j.state_reason) : null,
       jobActions(j, refresh)),
-    summary([["attempts", attempts.length], ["stages", stages.length], ["created", when(j.created_at)], ["updated", when(j.updated_at)]]),
+    summary([["attempts", attempts.length], ["stages", stages.length], ["created", when(j.created_at, true)], ["updated", when(j.updated_at, true)]]),
     el("section", { className: "panel", "data-section": "request" },
       el("h2", {}, "Request"),
       fields([
@@ -130,7 +133,7 @@ export async function job(refresh, route) {
       timeline(stages),
       table("stages", [
         ["#", (s) => s.seq],
-        ["When", (s) => when(s.ts)],
+        ["When", (s) => when(s.ts, true)],
         ["Stage", (s) => el("strong", {}, s.stage)],
         ["State", (s) => badge(s.state)],
         ["Detail", (s) => (s.detail && Object.keys(s.detail).length ? el("small", { className: "clip" }, JSON.stringify(s.detail)) : null)],
@@ -144,7 +147,7 @@ export async function job(refresh, route) {
       el("h4", {}, "stderr tail"), pre(j.error?.message, "stderr"),
       el("h4", {}, "Progress notes"),
       table("notes", [
-        ["When", (n) => when(n.at)],
+        ["When", (n) => when(n.at, true)],
         ["State", (n) => n.state],
         ["Phase", (n) => n.phase],
         ["Note", (n) => n.note],

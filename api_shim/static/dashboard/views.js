@@ -15,6 +15,7 @@ const JOB_ID = /^work-[0-9a-f]{12}$/;
 
 // Cursors of the pages before this one, per filter set (the API pages forward only).
 const earlier = new Map();
+let form = null;
 
 function jobsHash(params) {
   const text = params.toString();
@@ -41,6 +42,7 @@ function filterForm(params) {
         const value = String(data.get(name) || "").trim();
         if (value) next.set(name, value);
       }
+      if (params.get("limit")) next.set("limit", params.get("limit"));  // the page size stays
       location.hash = jobsHash(next);
     },
   },
@@ -55,7 +57,9 @@ function filterForm(params) {
 
 async function jobs(refresh, route) {
   const params = route.params;
-  const query = new URLSearchParams({ view: "summary", limit: String(PAGE) });
+  // `limit` in the hash sets the page size (#jobs?limit=200).
+  const size = Math.min(1000, Math.max(1, Number.parseInt(params.get("limit"), 10) || PAGE));
+  const query = new URLSearchParams({ view: "summary", limit: String(size) });
   for (const name of FILTERS) if (params.get(name)) query.set(name, params.get(name));
   const filterKey = query.toString();
   const cursor = params.get("cursor");
@@ -75,7 +79,13 @@ async function jobs(refresh, route) {
     el("button", { id: "page-newer", disabled: !cursor, onclick: go(before[before.length - 1], before.slice(0, -1)) }, "← Newer"),
     el("span", { id: "page-info" }, `page ${pageNumber} · ${work.length} job${work.length === 1 ? "" : "s"}`),
     el("button", { id: "page-older", disabled: !data.next_cursor, onclick: go(data.next_cursor, [...before, cursor || ""]) }, "Older →"));
-  return [filterForm(params), jobsTable("jobs", work, refresh), pager];
+  // A live re-render keeps the form as it is (a half-filled filter is not reset under the
+  // user); a new route builds it from the hash.
+  if (!form || form.dataset.route !== route.key) {
+    form = filterForm(params);
+    form.dataset.route = route.key;
+  }
+  return [form, jobsTable("jobs", work, refresh), pager];
 }
 
 async function templates(refresh) {

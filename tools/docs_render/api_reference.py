@@ -157,7 +157,8 @@ def _schema_section(name: str, schema: Schema) -> list[str]:
 
 def _operation(path: str, method: str, op: Schema, components: Schema) -> tuple[list[str], str]:
     """The operation's section, and the request body schema it showed inline ('' for none)."""
-    out = [f"### `{method.upper()} {path}`", "", _cell(op.get("description", op["summary"])), ""]
+    text: str = op.get("description") or op["summary"]  # the whole docstring, else its line
+    out = [f"### `{method.upper()} {path}`", "", _cell(text), ""]
     schemes = [name for item in op.get("security", []) for name in item]
     out += ["Auth: " + (", ".join(f"`{s}`" for s in schemes) or "none") + ".", ""]
     if op["parameters"]:

@@ -24,7 +24,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.support.mesh_client import MeshPeer
-from tests.support.repowire_tools import Side, both, clean_env, repowire_serve
+from tests.support.repowire_tools import BIN, Side, both, clean_env, repowire_serve
 from tests.support.waits import wait_for
 
 
@@ -569,3 +569,227 @@ def test_websocket_hook_types_asks_and_notifies_and_its_receipts_land_in_traces(
         assert stages(queued["delivery_id"])[:3] == ["created", "resolved_peer", "pending"]
     finally:
         stop(hook)
+
+
+# Tools that need a route dispatchyard does not serve: repowire's tmux spawner (/spawn,
+# /kill-peer), PR reviews (/reviews), the relay's share links (/shares).
+UNSERVED_TOOLS = {
+    "spawn_peer": {"backend": "claude-code", "path": "/tmp"},
+    "kill_peer": {"peer_identifier": "nobody-here"},
+    "mark_reviewed": {"pr_url": "https://example.test/pr/1"},
+    "review_queue": {},
+    "share_session": {"peer_name": "nobody-here"},
+    "revoke_share": {"share_id": "sh_nothing"},
+}
+
+
+async def mcp_session(side: Side, folder: Path, steps) -> dict:
+    """Drive `repowire mcp` (stdio) pointed at `side` through `steps(call)`; what it answered."""
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(
+        command=str(BIN / "repowire"),
+        args=["mcp"],
+        env=clean_env(HOME=str(side.home), REPOWIRE_DAEMON_URL=side.url),
+        cwd=str(folder),
+    )
+    answers: dict = {}
+    with open(side.home / "mcp.log", "w") as errlog:
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            answers["tools"] = {t.name for t in (await session.list_tools()).tools}
+
+            async def call(tool: str, **args) -> tuple[bool, str]:
+                result = await session.call_tool(tool, args)
+                text = "\n".join(c.text for c in result.content if hasattr(c, "text"))
+                return bool(result.isError), text
+
+            await steps(call, answers)
+    return answers
+
+
+def test_mcp_server_answers_as_against_repowire(sides, tmp_path):
+    """Every tool of `repowire mcp` whose route dispatchyard serves answers as against
+    `repowire serve` (same error flag, same text but for ids and names); notify_peer to a peer
+    registered over HTTP with no socket queues the notify on both (its id answered, the notify
+    then drained from /deliveries/pending); the tools of unserved routes get our 404."""
+    tag = secrets.token_hex(3)
+    folder = tmp_path / f"mcpagent{tag}"
+    folder.mkdir()
+    bobs, sleepers = [], []
+    for side in sides:
+        bobs.append(connect(side, f"bob{tag}", "default"))
+        sleepers.append(register(side, f"sleeper{tag}", "default", tmp_path / f"zz{tag}"))
+        side.names[bobs[-1].peer_id] = "<bob-id>"
+        side.names[sleepers[-1]["peer_id"]] = "<sleeper-id>"
+
+    def steps_for(side: Side, bob: MeshPeer, sleeper: dict):
+        bob_name, sleeper_name = bob.connected["display_name"], sleeper["display_name"]
+
+        async def steps(call, out: dict) -> None:
+            import asyncio
+
+            out["whoami"] = await call("whoami")
+            me = out["whoami"][1].splitlines()[1].split("\t")
+            side.names[me[1]] = "<me>"
+            side.names[me[0]] = "<me-id>"
+            out["list_peers"] = await call("list_peers", show_offline=True, include_self=True)
+            out["set_description"] = await call("set_description", description="reviewing")
+            out["notify_sleeper"] = await call("notify_peer", peer_name=sleeper_name, message="up?")
+            out["notify_bob"] = await call("notify_peer", peer_name=bob_name, message="fyi")
+            out["notify_ghost"] = await call("notify_peer", peer_name="ghost-x", message="x")
+            out["ask"] = await call("ask", peer_name=bob_name, query="ready?")
+            cid = out["ask"][1]
+            side.names[cid] = "<cid>"
+            out["ack"] = await call("ack", correlation_id=cid)
+            # bob acks the next one (a bare ack); the asker's wait gets it.
+            second = (await call("ask", peer_name=bob_name, query="done?"))[1]
+            side.names[second] = "<cid2>"
+            await asyncio.to_thread(side.api.post, "/ack", json={"correlation_id": second})
+            out["wait_on_ack"] = await call("wait_on_ack", correlation_id=second, timeout_seconds=5)
+            out["answer_closed"] = await call("answer", correlation_id=second, text="late")
+            many = await call("ask_many", peer_names=[bob_name], query="vote?")
+            out["ask_many"] = many
+            parent = many[1].split(" ")[0]
+            side.names[parent] = "<parent>"
+            out["ask_many_result"] = await call("ask_many_result", parent_id=parent)
+            out["broadcast"] = await call("broadcast", message="all hands")
+            out["orchestrator_status"] = await call("orchestrator_status")
+            out["claim_orchestrator_role"] = await call("claim_orchestrator_role")
+
+            created = await call(
+                "job_create", title=f"job {tag}", prompt="p", due_at="2999-01-01T00:00:00Z"
+            )
+            out["job_create"] = created
+            job = json.loads(created[1])["status"]["job_id"]
+            for tool, args in (
+                ("job_list", {}),
+                ("job_status", {"job_id": job}),
+                ("job_show", {"job_id": job}),
+                ("job_update", {"job_id": job, "state": "running", "progress_note": "half"}),
+                ("job_result", {"job_id": job}),
+                ("job_cancel", {"job_id": job, "reason": "not needed"}),
+                ("job_status_unknown", {"job_id": "work-000000000000"}),
+            ):
+                out[tool] = await call(tool.removesuffix("_unknown"), **args)
+
+            sched = await call(
+                "schedule_create", to_peer=sleeper_name, text="ping", fire_at="2999-01-01T00:00:00Z"
+            )
+            out["schedule_create"] = sched
+            out["schedule_self"] = await call(
+                "schedule_self", text="me", fire_at="2999-01-02T00:00:00Z"
+            )
+            out["schedule_cron"] = await call(
+                "schedule_cron", to_peer=sleeper_name, text="tick", cron="0 3 1 1 *"
+            )
+            for answered in (out["schedule_self"], out["schedule_cron"], sched):
+                side.names[answered[1]] = "<schedule>"
+            out["schedule_list"] = await call("schedule_list", include_cron=True)
+            out["schedule_delete"] = await call("schedule_delete", schedule_id=sched[1])
+
+            for tool, args in UNSERVED_TOOLS.items():
+                out[tool] = await call(tool, **args)
+
+        return steps
+
+    import asyncio
+
+    async def run_both():
+        return await asyncio.gather(
+            *(
+                mcp_session(side, folder, steps_for(side, bob, sleeper))
+                for side, bob, sleeper in zip(sides, bobs, sleepers, strict=True)
+            )
+        )
+
+    try:
+        ours, theirs = asyncio.run(run_both())
+        frames = [
+            {k: bob.expect(k)["text"] for k in ("notify", "ask", "broadcast")} for bob in bobs
+        ]
+    finally:
+        for bob in bobs:
+            bob.close()
+    assert ours["tools"] == theirs["tools"]
+    assert frames[0]["broadcast"] == frames[1]["broadcast"] == "all hands"
+    assert frames[0]["notify"].endswith("] fyi") and frames[1]["notify"].endswith("] fyi")
+    assert UNSERVED_TOOLS.keys() <= ours["tools"]
+
+    def shaped(side: Side, answer: tuple[bool, str]) -> tuple[bool, list[str]]:
+        return answer[0], side.shape(answer[1])
+
+    # The notify to the peer with no socket: queued on both, its id answered; then drained.
+    for side, answers, sleeper in zip(sides, (ours, theirs), sleepers, strict=True):
+        failed, text = answers["notify_sleeper"]
+        assert not failed and re.fullmatch(r"notif-[0-9a-f]{8}", text), text
+        pending = side.api.get("/deliveries/pending", params={"peer_id": sleeper["peer_id"]})
+        assert [(d["kind"], d["text"]) for d in pending.json()["deliveries"]] == [
+            ("notify", f"[#{text}] up?")
+        ]
+
+    equal = (
+        "whoami", "set_description", "notify_bob", "ask", "ack", "ask_many",
+        "orchestrator_status", "claim_orchestrator_role", "schedule_create", "schedule_self",
+        "schedule_cron", "schedule_delete",
+    )  # fmt: skip
+    for step in equal:
+        mine, reference = shaped(sides[0], ours[step]), shaped(sides[1], theirs[step])
+        if step == "whoami":  # the MCP peer has no socket: offline for us (see decisions.md)
+            mine = (mine[0], [line.replace("\toffline\t", "\tonline\t") for line in mine[1]])
+        assert mine == reference, (step, ours[step], theirs[step])
+
+    # Shaped alike but for what each daemon is: the same header and the same rows for the
+    # test's peers (repowire lists its own `jobs` service peer too).
+    # A socket peer's machine is left empty by us when its connect frame names none (repowire
+    # puts its own host there): the machine column aside.
+    def rows(side: Side, answer: tuple[bool, str]) -> list[str]:
+        lines = side.shape(answer[1])
+        ours = sorted(line for line in lines[1:] if "<bob" in line or "<sleeper" in line)
+        return [
+            lines[0],
+            *("\t".join(line.split("\t")[:7] + line.split("\t")[8:]) for line in ours),
+        ]
+
+    assert rows(sides[0], ours["list_peers"]) == rows(sides[1], theirs["list_peers"])
+    assert len(rows(sides[0], ours["list_peers"])) == 3
+    for step in ("answer_closed", "ask_many_result", "job_status_unknown", "schedule_list"):
+        mine, reference = shaped(sides[0], ours[step]), shaped(sides[1], theirs[step])
+        assert mine == reference, (step, ours[step], theirs[step])
+    assert shaped(sides[0], ours["answer_closed"])[1][0].endswith(
+        'is not a structured question; use /ack."}'
+    )
+    for side, answers in zip(sides, (ours, theirs), strict=True):
+        failed, text = answers["broadcast"]
+        assert not failed and f"<bob{tag}>" in side.shape(text)[0].split(": ", 1)[1].split(", ")
+        # Both refuse a notify to an unknown peer with 404 (the wording is each daemon's).
+        assert answers["notify_ghost"][0] and "Daemon error 404" in answers["notify_ghost"][1]
+    waited = [json.loads(answers["wait_on_ack"][1]) for answers in (ours, theirs)]
+    keys_match(waited[0], waited[1], "wait_on_ack")
+    assert [(w["status"], w["close_reason"]) for w in waited] == [("resolved", "ack")] * 2
+    for step in ("job_create", "job_list", "job_status", "job_show", "job_update", "job_result",
+                 "job_cancel"):  # fmt: skip
+        assert not ours[step][0] and not theirs[step][0], step
+        mine, reference = json.loads(ours[step][1]), json.loads(theirs[step][1])
+        if step == "job_cancel":
+            # The job was marked running by job_update, with no executor. repowire leaves it
+            # running, cancel requested, and notes that no peer could be told; we end it
+            # cancelled at once (nothing runs it to signal).
+            assert reference["status"]["state"] == "running"
+            assert reference["status"]["protocol_cancel"]["attempted"] is False
+            assert mine["status"]["state"] == "cancelled"
+            assert mine["status"]["protocol_cancel"] is None
+            reference["status"]["protocol_cancel"] = None
+            for noted in ("protocol_cancel", "protocol_cancel_attempts"):
+                reference["status"]["provenance"].pop(noted)
+        keys_match(mine, reference, step)
+
+    for tool in UNSERVED_TOOLS:
+        assert ours[tool] == (
+            True,
+            f'Error executing tool {tool}: Daemon error 404: {{"detail":"Not Found"}}\n',
+        ), ours[tool]

@@ -127,6 +127,7 @@ VARYING = [
     (re.compile(r"repow-[\w-]+-[0-9a-f]{8}"), "<peer-id>"),
     (re.compile(r"\bask-[0-9a-f]{8}\b"), "<ask>"),
     (re.compile(r"\b(notif-delivery-[0-9a-f]{8}|qd-[0-9a-f]{12})\b"), "<delivery>"),
+    (re.compile(r"\bnotif-[0-9a-f]{8}\b"), "<notif>"),
     (re.compile(r"\bwork-[0-9a-f]{12}\b"), "<job>"),
     (re.compile(r"\bcal-[0-9a-f]{12}\b"), "<template>"),
     (re.compile(r"\battempt-[0-9a-f]{12}\b"), "<attempt>"),
@@ -143,7 +144,7 @@ def shape(text: str, names: dict[str, str], url: str) -> list[str]:
     text = text.replace(url, "<daemon>")
     # Longest first: a name may contain another.
     for actual in sorted(names, key=len, reverse=True):
-        text = re.sub(rf"(?<![\w-]){re.escape(actual)}(?![\w-])", names[actual], text)
+        text = re.sub(rf"(?<![\w/-]){re.escape(actual)}(?![\w-])", names[actual], text)
     out = []
     for line in text.splitlines():
         for pattern, stand_in in VARYING:

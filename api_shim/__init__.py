@@ -11,7 +11,7 @@ from flask.json.provider import DefaultJSONProvider
 
 from dispatchyard.clients import redis_client
 from dispatchyard.settings import Settings, get_settings
-from dispatchyard.state import clock, connections
+from dispatchyard.state import clock, connections, hops
 
 
 @dataclass
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, r: redis.Redis | None = None) -
     keyring(settings)  # fail at start, with a clear message, not on the first request
     clock.configure(settings.clock_rate, settings.clock_anchor_ms)
     connections.configure(int(settings.peer_connection_ttl_s * 1000))
+    hops.configure(settings.hop_stamps)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, unless an app replaces it

@@ -15,6 +15,8 @@ from typing import Any
 
 import redis
 
+from dispatchyard.state import hops
+
 log = logging.getLogger("dispatchyard.hub")
 BACKLOG_BYTES = 8 * 1_048_576  # the default of the setting ws_send_backlog_bytes
 CLOSE_GRACE_S = 5.0  # a close not written by then (the writer is stuck): the connection is cut
@@ -37,7 +39,8 @@ class Socket:
         self.peer_id = peer_id
         self.backlog_bytes = backlog_bytes
         self.lock = threading.Condition()
-        self.queue: deque[tuple[str, Written | None]] = deque()
+        # (text, told when written, the frame when it carries hop stamps to finish)
+        self.queue: deque[tuple[str, Written | None, dict[str, Any] | None]] = deque()
         self.queued = 0  # characters waiting in `queue`
         self.closed = False  # nothing more is taken
         self.dropping = False  # what is queued is dropped, not written
@@ -55,7 +58,8 @@ class Socket:
                 return False
             overflow = bool(self.queue) and self.queued + len(text) > self.backlog_bytes
             if not overflow:
-                self.queue.append((text, written))
+                stamped = frame if "hops" in frame else None
+                self.queue.append((text, written, stamped))
                 self.queued += len(text)
                 self.lock.notify()
         if overflow:
@@ -115,16 +119,19 @@ class Socket:
                     self.queue.clear()
                     self.queued = 0
                     break
-                text, written = self.queue.popleft()
+                text, written, stamped = self.queue.popleft()
                 self.queued -= len(text)
             report(written, True)
+            if stamped is not None:
+                hops.add(stamped, "sent")
+                text = json.dumps(stamped)
             try:
                 self.ws.send(text)
             except Exception:  # the peer went away mid-send; its handler cleans up
                 report(written, False)
                 self.end()
         # Reported here, not by whoever ended the socket (the hub's listener must not wait).
-        for _, written in dropped:
+        for _, written, _ in dropped:
             report(written, False)
         if closing is not None:
             try:

@@ -30,7 +30,8 @@ from typing import Any, TypeVar
 import redis
 
 from api_shim.held_socket import BACKLOG_BYTES, Socket, Written, report
-from dispatchyard.state import clock, connections, keys, traces
+from api_shim.stage_writer import StageWriter
+from dispatchyard.state import clock, connections, hops, keys
 
 log = logging.getLogger("dispatchyard.hub")
 T = TypeVar("T")
@@ -47,6 +48,9 @@ class Hub:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.subscribed = threading.Event()
+        self.stages = StageWriter(r)
+        # A frame for a socket held here comes straight to `_on_message`, not over Redis.
+        connections.hold_locally(self.node, self._on_message)
         threading.Thread(target=self._listen, name="hub-listen", daemon=True).start()
         threading.Thread(target=self._renew, name="hub-renew", daemon=True).start()
 
@@ -86,13 +90,14 @@ class Hub:
         with self.lock:
             return self.sockets.get(peer_id)
 
-    def _on_node_message(self, raw: str) -> None:
-        message = json.loads(raw)
+    def _on_message(self, message: dict[str, Any]) -> None:
+        """A frame or a close for a socket held here, from this process or over its channel."""
         held = self.local(message["peer_id"])
         if held is None:
             return  # it disconnected meanwhile; the sender's ask stays open
         if "frame" in message:
             frame = message["frame"]
+            hops.add(frame, "hub")
             trace_id = frame.get("correlation_id") or frame.get("delivery_id")
             written = self._tracer(trace_id, held.peer_id) if trace_id else None
             if not held.send(frame, written):
@@ -108,7 +113,7 @@ class Hub:
 
         def written(ok: bool) -> None:
             stage = "websocket_sent" if ok else "injection_failed"
-            traces.stage(self.r, trace_id, stage, clock.now_ms(), ok=ok, peer_id=peer_id)
+            self.stages.stage(trace_id, stage, clock.now_ms(), ok=ok, peer_id=peer_id)
 
         return written
 
@@ -167,7 +172,7 @@ class Hub:
                         if message["channel"] == keys.ASKS_RESOLVED:
                             self._on_resolved(data)
                         else:
-                            self._on_node_message(data)
+                            self._on_message(json.loads(data))
                     except Exception:
                         log.exception("hub message on %s failed", message["channel"])
             except redis.exceptions.RedisError:

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         "the link or rehook request came in on (set it when that URL is a proxy the hook "
         "cannot use)",
     )
+    hop_stamps: bool = Field(
+        default=False,
+        description="benchmarks only: frames sent to peers carry a `hops` object with the time "
+        "of each hop on their way (request parsed, state written, published, received by the "
+        "holding process, written to the socket), for bench/round_trip.py",
+    )
     peer_connection_ttl_s: float = Field(
         default=30.0,
         gt=0,

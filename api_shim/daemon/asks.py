@@ -26,7 +26,7 @@ from api_shim.daemon.ask_requests import (
 )
 from api_shim.declare import declare
 from api_shim.errors import ApiError
-from dispatchyard.state import asks, clock, deliveries, messaging, peers
+from dispatchyard.state import asks, clock, deliveries, hops, messaging, peers
 
 
 def ask_or_404(correlation_id: str, message: str = "No open ask with correlation_id") -> Any:
@@ -45,6 +45,7 @@ def _refs(items: list[Any]) -> list[dict[str, Any]]:
 @budgets.per_peer
 def open_ask() -> dict[str, Any]:
     body = bodies.parse(AskBody)
+    hops.begin()
     question = body.question.model_dump() if body.question else None
     cid = messaging.ask(
         r(),
@@ -108,9 +109,14 @@ def answer_question() -> dict[str, Any]:
 @declare(body=AckBody, responses={200: Ok})
 def ack_ask() -> dict[str, Any]:
     body = bodies.parse(AckBody)
-    record = ask_or_404(body.correlation_id)
+    hops.begin()
     cid, now = body.correlation_id, clock.now_ms()
     attachments = _refs(body.attachments)
+    # A reply to a plain open ask in one step; any other case takes the general path below.
+    plain = body.message is not None and len(cid) <= 100
+    if plain and messaging.reply(r(), cid, body.message or "", now, attachments):
+        return views.OK
+    record = ask_or_404(body.correlation_id)
     replying = body.message is not None or bool(attachments)
     if record["question"] is not None and record["status"] == "open":
         outcome = "answered" if body.message else "acknowledged"

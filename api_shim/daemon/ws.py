@@ -37,7 +37,7 @@ from api_shim.daemon import is_loopback
 from api_shim.daemon.peers import agent_alive
 from api_shim.declare import declare
 from api_shim.held_socket import Socket
-from dispatchyard.state import asks, clock, connections, deliveries, peer_lifecycle, peers, traces
+from dispatchyard.state import asks, clock, connections, deliveries, peer_lifecycle, peers
 from dispatchyard.state.errors import Conflict, NotFound
 from dispatchyard.state.models import AGENT_BACKENDS, PeerState
 
@@ -157,9 +157,11 @@ def _on_frame(held: Socket, data: dict[str, Any]) -> None:
         if isinstance(trace_id, str) and len(trace_id) <= 100:
             ok = data.get("status", "injected") in ("injected", "delivered", "ok", "received")
             stage = "pane_injected" if ok else "injection_failed"
-            traces.stage(r(), trace_id, "hook_received", now, peer_id=held.peer_id)
+            # Queued for this process's stage writer: the reader goes back to its socket.
+            stages = hub.get(r()).stages
+            stages.stage(trace_id, "hook_received", now, peer_id=held.peer_id)
             detail = {"status": data.get("status"), "detail": data.get("detail")}
-            traces.stage(r(), trace_id, stage, now, ok=ok, peer_id=held.peer_id, **detail)
+            stages.stage(trace_id, stage, now, ok=ok, peer_id=held.peer_id, **detail)
     elif kind == "response" and isinstance(data.get("correlation_id"), str):
         text = data.get("text")
         if isinstance(text, str):

@@ -18,6 +18,7 @@ from dispatchyard.state import events, keys, store, traces
 from dispatchyard.state.clock import iso
 from dispatchyard.state.documents import dumps
 from dispatchyard.state.errors import Gone, NotFound
+from dispatchyard.state.peers import CROSS_CIRCLE_ROLES
 from dispatchyard.state.scripts import scripts
 from dispatchyard.state.store import Pipeline, Redis
 
@@ -66,23 +67,19 @@ def write_open(
     id."""
     correlation_id = correlation_id or new_id()
     asker = from_peer_id or from_peer
-    record = {
-        "correlation_id": correlation_id,
-        "kind": kind,
-        "from_peer": from_peer,
-        "from_peer_id": asker,
-        "to_peer": to_peer,
-        "to_peer_id": to_peer_id,
-        "text": text,
-        "created_at": iso(now_ms),
-        "status": "open",
-        "reply_delivery": "push",
-        "question": dumps(question) if question else "",
-        "attachments": dumps(attachments or []),
-        "reply_to": reply_to or "",
-        "parent_id": parent_id or "",
-        "extra": dumps(extra or {}),
-    }
+    record = new_record(
+        correlation_id,
+        from_peer=from_peer,
+        text=text,
+        now_ms=now_ms,
+        kind=kind,
+        question=question,
+        attachments=attachments,
+        reply_to=reply_to,
+        parent_id=parent_id,
+        extra=extra,
+    )
+    record |= {"from_peer_id": asker, "to_peer": to_peer, "to_peer_id": to_peer_id}
     store.hset_fields(pipe, keys.ask(correlation_id), record)
     if to_peer_id:
         pipe.zadd(keys.asks_inbound(to_peer_id), {correlation_id: now_ms})
@@ -95,6 +92,119 @@ def write_open(
     summary = {"correlation_id": correlation_id, "from_peer": from_peer, "to_peer": to_peer}
     events.append(pipe, "ask", now_ms, {**summary, "text": text[:500], "kind": kind})
     return correlation_id
+
+
+def new_record(
+    correlation_id: str,
+    *,
+    from_peer: str,
+    text: str,
+    now_ms: int,
+    kind: str = "ask",
+    question: dict[str, Any] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    reply_to: str | None = None,
+    parent_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """An open ask's hash, but for who it is to and from (`to_peer`, `to_peer_id`,
+    `from_peer_id`)."""
+    return {
+        "correlation_id": correlation_id,
+        "kind": kind,
+        "from_peer": from_peer,
+        "text": text,
+        "created_at": iso(now_ms),
+        "status": "open",
+        "reply_delivery": "push",
+        "question": dumps(question) if question else "",
+        "attachments": dumps(attachments or []),
+        "reply_to": reply_to or "",
+        "parent_id": parent_id or "",
+        "extra": dumps(extra or {}),
+    }
+
+
+def send(
+    r: Redis,
+    record: dict[str, str],
+    *,
+    to_peer: str,
+    circle: str | None,
+    bypass_circle: bool,
+    frame: dict[str, Any],
+    own_node: str,
+    now_ms: int,
+) -> list[Any]:
+    """Open the ask `record` (from `new_record`) to peer `to_peer` (id or name, in `circle`
+    when given) and hand `frame` (all but its `to_peer`) to the process holding the
+    recipient's socket, in one step (send_ask.lua): [outcome, recipient id, recipient name,
+    holding node, queues when offline]. NotFound, Conflict (an ambiguous name), Forbidden (the
+    circle rule); nothing written then."""
+    cid = record["correlation_id"]
+    summary = {
+        "correlation_id": cid,
+        "from_peer": record["from_peer"],
+        "to_peer": "",
+        "text": record["text"][:500],
+        "kind": record["kind"],
+    }
+    event = {"type": "ask", "timestamp": iso(now_ms), "data": json.dumps(summary, default=str)}
+    head = json.dumps(frame, separators=(",", ":"))[:-1]
+    out: list[Any] = scripts(r).send_ask(
+        args=[
+            to_peer,
+            circle or "",
+            record["from_peer"],
+            "1" if bypass_circle else "0",
+            cid,
+            json.dumps(record),
+            now_ms,
+            iso(now_ms),
+            json.dumps(event),
+            head,
+            own_node,
+            traces.TTL_S,
+            events.MAXLEN,
+            " ".join(CROSS_CIRCLE_ROLES),
+        ]
+    )
+    return [int(out[0]), str(out[1]), str(out[2]), str(out[3]), out[4] == "1"]
+
+
+def reply(
+    r: Redis,
+    correlation_id: str,
+    message: str,
+    *,
+    fields: dict[str, Any],
+    frame: dict[str, Any],
+    own_node: str,
+    now_ms: int,
+) -> list[str]:
+    """Reply to an open plain ask: hand the reply `frame` (all but `from_peer`, `to_peer`,
+    `text`) to the asker's socket and close the ask with `fields`, in one step
+    (reply_ask.lua): [outcome, asker name, responder name, holder node, asker id]; the
+    outcomes are the script's."""
+    now = iso(now_ms)
+    data = dumps({"correlation_id": correlation_id, "reason": "ack_with_msg"})
+    event = {"type": "ask_resolved", "timestamp": now, "data": data}
+    stored = {k: v if isinstance(v, str) else dumps(v) for k, v in fields.items()}
+    out = scripts(r).reply_ask(
+        args=[
+            correlation_id,
+            message,
+            dumps(stored),
+            now,
+            json.dumps(frame, separators=(",", ":"))[:-1],
+            own_node,
+            CLOSED_KEPT_S,
+            traces.TTL_S,
+            events.MAXLEN,
+            dumps(event),
+        ]
+    )
+    return [str(x) for x in out] + [""] * (5 - len(out))
 
 
 def _load(raw: dict[str, str]) -> Ask:

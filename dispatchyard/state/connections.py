@@ -10,6 +10,8 @@ socket. A peer's status follows: connecting makes it online, the socket's end of
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from typing import Any, cast
 
 from dispatchyard.state import keys, store
@@ -21,12 +23,42 @@ TRACE_TTL_S = 24 * 3600  # as state/traces.py keeps traces
 # A holder renews every TTL/3; a dead one's peers go offline within this. The shim sets it from
 # `peer_connection_ttl_s` when it builds its app (`configure`); every reader looks it up here.
 TTL_MS = 30_000
+# The shim process's own sockets (api_shim/hub.py): its node id and how to hand a message to
+# one of them, so a frame for a peer held here skips the publish and the subscription. Kept
+# with the pid that set it: a forked child holds no socket of its parent's.
+_local: tuple[int, str, Callable[[dict[str, Any]], None]] | None = None
 
 
 def configure(ttl_ms: int) -> None:
     """Set this process's connection TTL (the shim, from its settings, at start)."""
     global TTL_MS
     TTL_MS = ttl_ms
+
+
+def hold_locally(node: str, deliver: Callable[[dict[str, Any]], None]) -> None:
+    """This process holds sockets as `node`; `deliver(message)` hands one a message."""
+    global _local
+    _local = (os.getpid(), node, deliver)
+
+
+def _own() -> tuple[str, Callable[[dict[str, Any]], None]] | None:
+    if _local is None or _local[0] != os.getpid():
+        return None
+    return _local[1], _local[2]
+
+
+def own_node() -> str:
+    """The node id of the sockets this process holds ('' for none: a worker)."""
+    own = _own()
+    return own[0] if own else ""
+
+
+def hand_over(peer_id: str, message: dict[str, Any]) -> None:
+    """Hand a message to the peer's socket held by this process (a script found that this
+    process holds it and published nothing)."""
+    own = _own()
+    if own is not None:
+        own[1]({"peer_id": peer_id, **message})
 
 
 def connect(r: Redis, peer_id: str, node: str, now_ms: int) -> str:
@@ -82,7 +114,9 @@ def send(
     """Hand `message` ({"frame": {...}} or {"close": {...}}) to the process holding the peer's
     socket, tracing `routed` (or `no_connection`) under `trace_id` in the same step. False when
     no live socket holds it; a holder found dead is disconnected."""
-    body = json.dumps({"peer_id": peer_id, **message}, separators=(",", ":"))
+    full = {"peer_id": peer_id, **message}
+    body = json.dumps(full, separators=(",", ":"))
+    own = _own()
 
     def entry(stage: str, ok: bool) -> str:
         status = "ok" if ok else "fail"
@@ -96,10 +130,13 @@ def send(
             entry("routed", True),
             entry("no_connection", False),
             TRACE_TTL_S,
+            own[0] if own else "",
         ],
     )
     received, node = int(out[0]), str(out[1])
-    if received == 0:
+    if received == 2 and own is not None:
+        own[1](full)
+    elif received == 0:
         disconnect(r, peer_id, node, now_ms)
     return received > 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from dispatchyard.state import asks, connections, deliveries, events, keys, peers, traces
+from dispatchyard.state import asks, connections, deliveries, events, hops, keys, peers, traces
 from dispatchyard.state.errors import Conflict, Forbidden, NotFound, Unavailable
 from dispatchyard.state.store import Redis
 
@@ -177,19 +177,13 @@ def ask(
 ) -> str:
     """Open an ask and hand it to the target's socket; its correlation id. Raises
     one of Undeliverable; with no live socket the ask is closed (`no_connection`, not kept
-    open),
-    except for a peer that polls, whose ask waits in its queue."""
-    dest = target(r, to_peer, circle)
-    source = sender(r, from_peer, dest.get("circle"))
-    check_circle(source, dest, bypass_circle)
-    if reply_to:
-        asks.close(r, reply_to, now_ms, reason="replied")
-    ask_id = asks.open_ask(
-        r,
+    open), except for a peer that polls, whose ask waits in its queue. Resolving both peers,
+    the circle rule, storing the ask and publishing its frame are one script
+    (asks.send)."""
+    ask_id = asks.new_id()
+    record = asks.new_record(
+        ask_id,
         from_peer=from_peer,
-        from_peer_id=source["peer_id"] if source else None,
-        to_peer_id=dest["peer_id"],
-        to_peer=dest["name"],
         text=text,
         now_ms=now_ms,
         kind=kind,
@@ -198,7 +192,6 @@ def ask(
         reply_to=reply_to,
         parent_id=parent_id,
         extra=extra,
-        resolved=True,
     )
     if kind == "query":
         frame = {"type": "query", "correlation_id": ask_id, "from_peer": from_peer, "text": text}
@@ -206,19 +199,39 @@ def ask(
         frame = ask_frame(
             ask_id,
             from_peer,
-            dest["name"],
+            "",
             text,
             reply_to=reply_to,
             question=question,
             attachments=attachments,
         )
-    if send_frame(r, dest, frame, ask_id, now_ms):
+        del frame["to_peer"]  # the script adds the recipient's name
+    frame = hops.carry(frame)
+    own = connections.own_node()
+    outcome, dest_id, dest_name, node, queues = asks.send(
+        r,
+        record,
+        to_peer=to_peer,
+        circle=circle,
+        bypass_circle=bypass_circle,
+        frame=frame,
+        own_node=own,
+        now_ms=now_ms,
+    )
+    if reply_to:
+        asks.close(r, reply_to, now_ms, reason="replied")
+    if outcome == 2:
+        connections.hand_over(dest_id, {"frame": {**frame, "to_peer": dest_name}})
+    elif outcome == 0:
+        connections.disconnect(r, dest_id, node, now_ms)
+    if outcome > 0:
         return ask_id
-    if queues_when_offline(dest) and kind != "query":
-        queue(r, dest, frame, ask_id, now_ms)
+    dest = {"peer_id": dest_id, "name": dest_name}
+    if queues and kind != "query":
+        queue(r, dest, {**frame, "to_peer": dest_name}, ask_id, now_ms)
         return ask_id
     asks.close(r, ask_id, now_ms, reason="no_connection")
-    raise Unavailable(f"Peer {dest['name']} has no live connection")
+    raise Unavailable(f"Peer {dest_name} has no live connection")
 
 
 def deliver_reply(r: Redis, record: asks.Ask, message: str, now_ms: int, **extra: Any) -> bool:
@@ -237,12 +250,52 @@ def deliver_reply(r: Redis, record: asks.Ask, message: str, now_ms: int, **extra
         "text": text,
         **extra,
     }
-    if not send_frame(r, asker, frame, record["correlation_id"], now_ms):
+    if not send_frame(r, asker, hops.carry(frame), record["correlation_id"], now_ms):
         detail = (
             f"Reply delivery failed for {asker['name']}: no live connection. "
             "Ask remains open; retry when the asker reconnects."
         )
         raise Unavailable(detail)
+    return True
+
+
+def reply(
+    r: Redis,
+    correlation_id: str,
+    message: str,
+    now_ms: int,
+    attachments: list[dict[str, Any]] | None = None,
+) -> bool:
+    """`POST /ack` with a reply to an open plain ask, in one step: the reply typed into the
+    asker's pane (as `deliver_reply`) and the ask closed. False when the ask is not that case
+    (unknown, closed, a question, replied to by pull): nothing was done, the caller takes its
+    general path. Unavailable when the asker has no live socket (the ask stays open)."""
+    extra = {"attachments": attachments} if attachments else {}
+    frame = hops.carry({"type": "notify", "delivery_id": new_delivery_id(), **extra})
+    fields = {"reply_text": message, "reply_attachments": attachments or []}
+    outcome, asker, responder, node, asker_id = asks.reply(
+        r,
+        correlation_id,
+        message,
+        fields=fields,
+        frame=frame,
+        own_node=connections.own_node(),
+        now_ms=now_ms,
+    )
+    if outcome in ("other", "not_found"):
+        return False
+    if outcome in ("offline", "gone"):
+        if outcome == "gone":
+            connections.disconnect(r, asker_id, node, now_ms)
+        detail = (
+            f"Reply delivery failed for {asker}: no live connection. "
+            "Ask remains open; retry when the asker reconnects."
+        )
+        raise Unavailable(detail)
+    if outcome == "own":
+        text = f"[ack #{correlation_id} from @{responder}] {message}"
+        full = {**frame, "from_peer": responder, "to_peer": asker, "text": text}
+        connections.hand_over(asker_id, {"frame": full})
     return True
 
 

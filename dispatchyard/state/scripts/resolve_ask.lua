@@ -1,4 +1,4 @@
---! include lib_common
+--! include lib_common lib_asks
 --! keys asks_inbound asks_outbound asks_open events asks_resolved
 -- Close an open ask with its outcome — an ack, a reply, an answer, a default answer on
 -- timeout — and wake whoever waits on it. The first resolution wins: a closed ask is left as
@@ -18,21 +18,6 @@ if not status then return refuse('not_found', 'Ask not found: ' .. correlation_i
 if status == 'closed' then
   return refuse('gone', 'Ask ' .. correlation_id .. ' is already answered/closed.')
 end
-local flat = {'status', 'closed', 'closed_at', now}
-for k, v in pairs(cjson.decode(fields_json)) do
-  flat[#flat + 1] = k
-  flat[#flat + 1] = tostring(v)
-end
-redis.call('HSET', ask_key, unpack(flat))
-redis.call('EXPIRE', ask_key, closed_kept_s)
-local who = redis.call('HMGET', ask_key, 'to_peer_id', 'from_peer_id')
-if who[1] then redis.call('ZREM', K.asks_inbound(who[1]), correlation_id) end
-if who[2] then redis.call('ZREM', K.asks_outbound(who[2]), correlation_id) end
-redis.call('ZREM', K.asks_open, correlation_id)
-redis.call('RPUSH', trace_key, trace_entry)
-redis.call('EXPIRE', trace_key, trace_ttl_s)
-local event = cjson.decode(event_json)
-redis.call('XADD', K.events, 'MAXLEN', '~', events_maxlen, '*',
-  'type', event.type, 'timestamp', event.timestamp, 'data', event.data)
-redis.call('PUBLISH', K.asks_resolved, correlation_id)
+close_ask(ask_key, trace_key, correlation_id, cjson.decode(fields_json), now, trace_entry,
+  cjson.decode(event_json), closed_kept_s, trace_ttl_s, events_maxlen)
 return 1

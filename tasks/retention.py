@@ -6,12 +6,13 @@ is still final and was so by the cutoff."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import redis
 
 from dispatchyard.settings import Settings, get_settings
-from dispatchyard.state import clock, retention
+from dispatchyard.state import clock, job_search, retention
 from dispatchyard.state.models import Final
 from tasks import names
 from tasks.connection import redis_client
@@ -47,6 +48,10 @@ def sweep() -> dict[str, int]:
         filed = 0  # filing writes: tried again next run, the deletions go on meanwhile
     if filed:
         log.info("retention: %d record(s) final before the upgrade filed, kept from now", filed)
+    # Jobs older than the list's search indexes, a batch a run until all are filed (a full
+    # Redis: tried again next run).
+    with contextlib.suppress(redis.exceptions.OutOfMemoryError):
+        job_search.backfill(r, s.retention_batch)
     for kind in Final:
         cutoff = now - int(retention_s(s, kind) * 1000)
         try:

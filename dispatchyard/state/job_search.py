@@ -4,16 +4,19 @@ title. Each is a ZSET `jobs:by:<name>:<value>` scored like `jobs:all`, so a filt
 the smallest matching index newest first (state/job_queries.py) instead of every job.
 
 A job's entries are written in the same MULTI as its document; the keys it was added to are
-kept in the SET `job:terms:<id>`, which the retention purge reads to take it out of each.
+kept in the SET `job:terms:<id>`, which the retention purge reads to take it out of each. Jobs
+written before these indexes existed are filed once, a batch per retention sweep (`backfill`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
+from typing import cast
 
 from dispatchyard.state import keys
-from dispatchyard.state.store import Pipeline
+from dispatchyard.state.store import Pipeline, Redis
 
 # The list filters these indexes answer (query names), beside state/jobs.FILTERS.
 SEARCH_FILTERS = ("backend", "peer", "q")
@@ -101,3 +104,35 @@ def matches(doc: Mapping[str, object], filters: Mapping[str, str]) -> bool:
         if not ok:
             return False
     return True
+
+
+DONE = "done"
+
+
+def backfill(r: Redis, batch: int) -> int | None:
+    """File up to `batch` jobs of `jobs:all`, oldest first from where the last call stopped,
+    in the search indexes (from their summaries; adding a job already filed changes nothing).
+    The number filed, or None once every job has been (then it costs one GET)."""
+    mark = cast(str | None, r.get(keys.JOBS_SEARCH_BACKFILL))
+    if mark == DONE:
+        return None
+    low, after = ("-inf", "") if not mark else (mark.split(" ", 1)[0], mark.split(" ", 1)[1])
+    rows = cast(
+        list[tuple[str, float]],
+        r.zrangebyscore(keys.JOBS_ALL, low, "+inf", start=0, num=batch + 64, withscores=True),
+    )
+    if mark:  # ties on the mark's score come in ascending id order
+        rows = [(i, sc) for i, sc in rows if sc > float(low) or i > after]
+    rows = rows[:batch]
+    if not rows:
+        r.set(keys.JOBS_SEARCH_BACKFILL, DONE)
+        return 0
+    raws = cast(list[str | None], r.hmget(keys.JOB_SUMMARIES, [i for i, _ in rows]))
+    pipe = r.pipeline(transaction=False)
+    for (job_id, score), raw in zip(rows, raws, strict=True):
+        if raw:
+            write(pipe, None, json.loads(raw), job_id, score)
+    last_id, last_score = rows[-1]
+    pipe.set(keys.JOBS_SEARCH_BACKFILL, f"{last_score!r} {last_id}")
+    pipe.execute()
+    return len(rows)

@@ -129,6 +129,9 @@ jobs_by_state = Shape("jobs:state:{}")
 jobs_by = Shape("jobs:by:{}:{}")  # an ownership/routing field (owner_peer_id, circle), value
 # SET of the search index keys (state/job_search.py) a job was added to, for its purge.
 job_terms = Shape("job:terms:{}")
+# How far the one-off filing of jobs older than the search indexes got ("<score> <id>"), then
+# "done" (state/job_search.py backfill).
+JOBS_SEARCH_BACKFILL = "jobs:search:backfill"
 # ZSET per minute (its start, ms) of fires: `fires`, `due`, `late_sum_ms`, `late_max_ms` as
 # member scores (ZINCRBY, ZADD GT), expiring (state/fire_stats.py).
 fires_minute = Shape("stats:fires:{}")

@@ -1,0 +1,40 @@
+"""Jobs written before the search indexes existed are filed in them by the retention sweep, a
+batch a run, once: the real sweep task on the suite's Redis, then the list over HTTP."""
+
+from __future__ import annotations
+
+import secrets
+
+from dispatchyard.state import keys
+from tasks import retention as retention_task
+from tests.support.waits import wait_for
+
+FUTURE = "2999-01-01T00:00:00Z"
+
+
+def listed(api, **params) -> list[str]:
+    resp = api.get("/jobs", params={"view": "summary", "limit": 50, **params})
+    assert resp.status_code == 200, resp.text
+    return [j["job_id"] for j in resp.json()["work"]]
+
+
+def test_the_sweep_files_jobs_older_than_the_search_indexes(api, r, tmp_path):
+    tag = secrets.token_hex(4)
+    body = {"title": f"legacy {tag} report", "prompt": "p", "path": str(tmp_path)}
+    job_id = api.post("/jobs", json={**body, "backend": "codex", "due_at": FUTURE}).json()["job_id"]
+    assert listed(api, q=tag, backend="codex") == [job_id]
+    # As the store was before the indexes: the job in none of them, the filing not yet begun.
+    for key in r.smembers(keys.job_terms(job_id)):
+        r.zrem(key, job_id)
+    r.delete(keys.job_terms(job_id), keys.JOBS_SEARCH_BACKFILL)
+    assert listed(api, q=tag) == []
+
+    def filed() -> bool:
+        retention_task.sweep()
+        return r.get(keys.JOBS_SEARCH_BACKFILL) == "done"
+
+    wait_for(filed, timeout=30, message="the search backfill to finish")
+    assert listed(api, q=tag, backend="codex") == [job_id]
+    assert r.smembers(keys.job_terms(job_id)) == {
+        f"jobs:by:word:{w}" for w in ("legacy", tag, "report")
+    } | {"jobs:by:backend:codex"}

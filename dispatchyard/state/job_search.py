@@ -3,9 +3,11 @@ peer (the assigned peer, and every peer a delivery handed the job to) and by the
 title. Each is a ZSET `jobs:by:<name>:<value>` scored like `jobs:all`, so a filtered page walks
 the smallest matching index newest first (state/job_queries.py) instead of every job.
 
-A job's entries are written in the same MULTI as its document; the keys it was added to are
-kept in the SET `job:terms:<id>`, which the retention purge reads to take it out of each. Jobs
-written before these indexes existed are filed once, a batch per retention sweep (`backfill`).
+A job's entries are written in the same MULTI as its document, and each is named by a field
+`term:<name>:<value>` of the job's scalar hash `job:<id>`, which the retention purge reads to
+take it out of each index (small fields keep that hash in Redis's compact encoding: a SET per
+job, or one long field, costs three to four times as much). Jobs written before these indexes
+existed are filed once, a batch per retention sweep (`backfill`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import cast
+from typing import Any, cast
 
 from dispatchyard.state import keys
 from dispatchyard.state.store import Pipeline, Redis
@@ -23,6 +25,7 @@ SEARCH_FILTERS = ("backend", "peer", "q")
 WORD = re.compile(r"\w+")
 MIN_WORD, MAX_WORD = 2, 40
 MAX_WORDS = 16  # of a title: a long title is found by its first words
+TERM = "term:"  # the prefix of the fields of `job:<id>` naming the indexes it is in
 
 
 def words(text: str | None) -> list[str]:
@@ -43,16 +46,35 @@ def _backend(doc: Mapping[str, object]) -> str | None:
     return str(backend) if backend else None
 
 
-def index_keys(doc: Mapping[str, object]) -> set[str]:
-    """The search index keys a job (or its summary) belongs in now."""
-    out = {keys.jobs_by("word", w) for w in words(str(doc.get("title") or ""))}
+def terms(doc: Mapping[str, object]) -> set[tuple[str, str]]:
+    """(index name, value) of each search index a job (or its summary) belongs in now."""
+    out = {("word", w) for w in words(str(doc.get("title") or ""))}
     backend = _backend(doc)
     if backend:
-        out.add(keys.jobs_by("backend", backend))
-    peer = doc.get("assigned_peer_id")
-    if peer:
-        out.add(keys.jobs_by("peer", str(peer)))
+        out.add(("backend", backend))
+    out |= {("peer", peer) for peer in _peers(doc)}
     return out
+
+
+def index_keys(doc: Mapping[str, object]) -> set[str]:
+    """The search index keys a job (or its summary) belongs in now."""
+    return {keys.jobs_by(name, value) for name, value in terms(doc)}
+
+
+def _peers(doc: Mapping[str, object]) -> set[str]:
+    """Every peer the job was assigned (as asked, and now) or delivered to."""
+    found = {doc.get("assigned_peer_id")}
+    request = doc.get("request")
+    execution = request.get("execution") if isinstance(request, dict) else None
+    target = execution.get("target") if isinstance(execution, dict) else None
+    if isinstance(target, dict):
+        found.add(target.get("assigned_peer_id"))
+    runner = doc.get("runner")
+    attempts = runner.get("attempts") if isinstance(runner, dict) else None
+    for attempt in attempts if isinstance(attempts, list) else []:
+        if isinstance(attempt, dict):
+            found.add(attempt.get("assigned_peer_id"))
+    return {str(p) for p in found if p}
 
 
 def write(
@@ -62,14 +84,16 @@ def write(
     job_id: str,
     score: float,
 ) -> None:
-    """Add the job to the indexes it newly belongs in. An entry is never taken back while the
-    job lives: a job handed to a second peer stays on the first one's list too."""
-    new = index_keys(after) - (index_keys(before) if before else set())
+    """Add the job to the indexes it newly belongs in, each named in its scalar hash. An entry
+    is never taken back while the job lives: a job handed to a second peer stays on the first
+    one's list too."""
+    new = terms(after) - (terms(before) if before else set())
     if not new:
         return
-    for key in sorted(new):
-        pipe.zadd(key, {job_id: score})
-    pipe.sadd(keys.job_terms(job_id), *sorted(new))
+    for name, value in sorted(new):
+        pipe.zadd(keys.jobs_by(name, value), {job_id: score})
+    fields = {f"{TERM}{name}:{value}": "" for name, value in sorted(new)}
+    pipe.hset(keys.job(job_id), mapping=cast(Any, fields))
 
 
 def filter_keys(filters: Mapping[str, str]) -> list[tuple[str, str, str]]:
@@ -111,7 +135,7 @@ DONE = "done"
 
 def backfill(r: Redis, batch: int) -> int | None:
     """File up to `batch` jobs of `jobs:all`, oldest first from where the last call stopped,
-    in the search indexes (from their summaries; adding a job already filed changes nothing).
+    in the search indexes (from their documents; adding a job already filed changes nothing).
     The number filed, or None once every job has been (then it costs one GET)."""
     mark = cast(str | None, r.get(keys.JOBS_SEARCH_BACKFILL))
     if mark == DONE:
@@ -127,7 +151,7 @@ def backfill(r: Redis, batch: int) -> int | None:
     if not rows:
         r.set(keys.JOBS_SEARCH_BACKFILL, DONE)
         return 0
-    raws = cast(list[str | None], r.hmget(keys.JOB_SUMMARIES, [i for i, _ in rows]))
+    raws = cast(list[str | None], r.hmget(keys.JOB_DOCS, [i for i, _ in rows]))
     pipe = r.pipeline(transaction=False)
     for (job_id, score), raw in zip(rows, raws, strict=True):
         if raw:

@@ -127,8 +127,6 @@ NODES_ONLINE = "celery:workers:online"  # ZSET Celery node name -> last seen ms
 job = Shape("job:{}")  # the scalar HASH every change writes and transactions WATCH
 jobs_by_state = Shape("jobs:state:{}")
 jobs_by = Shape("jobs:by:{}:{}")  # an ownership/routing field (owner_peer_id, circle), value
-# SET of the search index keys (state/job_search.py) a job was added to, for its purge.
-job_terms = Shape("job:terms:{}")
 # How far the one-off filing of jobs older than the search indexes got ("<score> <id>"), then
 # "done" (state/job_search.py backfill).
 JOBS_SEARCH_BACKFILL = "jobs:search:backfill"

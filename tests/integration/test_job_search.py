@@ -24,9 +24,12 @@ def test_the_sweep_files_jobs_older_than_the_search_indexes(api, r, tmp_path):
     job_id = api.post("/jobs", json={**body, "backend": "codex", "due_at": FUTURE}).json()["job_id"]
     assert listed(api, q=tag, backend="codex") == [job_id]
     # As the store was before the indexes: the job in none of them, the filing not yet begun.
-    for key in r.smembers(keys.job_terms(job_id)):
-        r.zrem(key, job_id)
-    r.delete(keys.job_terms(job_id), keys.JOBS_SEARCH_BACKFILL)
+    fields = [f for f in r.hkeys(keys.job(job_id)) if f.startswith("term:")]
+    for field in fields:
+        _, name, value = field.split(":", 2)
+        r.zrem(keys.jobs_by(name, value), job_id)
+    r.hdel(keys.job(job_id), *fields)
+    r.delete(keys.JOBS_SEARCH_BACKFILL)
     assert listed(api, q=tag) == []
 
     def filed() -> bool:
@@ -35,6 +38,6 @@ def test_the_sweep_files_jobs_older_than_the_search_indexes(api, r, tmp_path):
 
     wait_for(filed, timeout=30, message="the search backfill to finish")
     assert listed(api, q=tag, backend="codex") == [job_id]
-    assert r.smembers(keys.job_terms(job_id)) == {
-        f"jobs:by:word:{w}" for w in ("legacy", tag, "report")
-    } | {"jobs:by:backend:codex"}
+    terms = {f for f in r.hkeys(keys.job(job_id)) if f.startswith("term:")}
+    assert terms == {f"term:word:{w}" for w in ("legacy", tag, "report")} | {"term:backend:codex"}
+    assert all(r.zscore(f"jobs:by:{t[5:]}", job_id) is not None for t in terms)

@@ -34,6 +34,15 @@ def test_index_keys_of_a_job():
         "jobs:by:peer:repow-x",
     }
     assert job_search.index_keys({"title": "", "execution": {}}) == set()
+    # Every peer it was assigned (as asked, and now) or delivered to: a job's keys only grow.
+    handed = {
+        **doc,
+        "assigned_peer_id": "repow-z",
+        "request": {"execution": {"target": {"assigned_peer_id": "repow-x"}}},
+        "runner": {"attempts": [{"assigned_peer_id": "repow-y"}, {"assigned_peer_id": "repow-z"}]},
+    }
+    peers = {k for k in job_search.index_keys(handed) if k.startswith("jobs:by:peer:")}
+    assert peers == {f"jobs:by:peer:repow-{p}" for p in "xyz"}
 
 
 def test_a_q_needs_a_word():

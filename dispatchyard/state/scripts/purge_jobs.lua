@@ -1,6 +1,6 @@
 --! include lib_common
 --! keys job_docs job_summaries job jobs_all jobs_by_state jobs_by jobs_due jobs_leases
---! keys jobs_expiry jobs_deadlines trace executors template_children final_at job_terms
+--! keys jobs_expiry jobs_deadlines trace executors template_children final_at
 -- Retention (and a template's history): delete jobs final since the cutoff or before, each
 -- with every index entry: the document, its summary and scalar hash, the list, state and
 -- ownership and search indexes, the due/lease/expiry/deadline sets, its trace, the executor records of its
@@ -39,9 +39,11 @@ local function unindex(id, doc)
   if doc.source_kind == 'calendar' and type(doc.source_id) == 'string' then
     redis.call('ZREM', K.template_children(doc.source_id), id)
   end
-  -- The search indexes it was added to (state/job_search.py), listed in its terms set.
-  for _, key in ipairs(redis.call('SMEMBERS', K.job_terms(id))) do
-    redis.call('ZREM', key, id)
+  -- The search indexes it is in (state/job_search.py): a field `term:<name>:<value>` each in
+  -- its scalar hash.
+  for _, f in ipairs(redis.call('HKEYS', K.job(id))) do
+    local name, value = string.match(f, '^term:([^:]+):(.*)$')
+    if name then redis.call('ZREM', K.jobs_by(name, value), id) end
   end
 end
 
@@ -55,7 +57,7 @@ for _, id in ipairs({unpack(ARGV, IDS_FROM)}) do
       if doc then unindex(id, doc) end
       redis.call('HDEL', K.job_docs, id)
       redis.call('HDEL', K.job_summaries, id)
-      redis.call('DEL', K.job(id), K.trace(id), K.job_terms(id))
+      redis.call('DEL', K.job(id), K.trace(id))
       for _, index in ipairs({K.jobs_all, K.jobs_due, K.jobs_leases, K.jobs_expiry,
           K.jobs_deadlines}) do
         redis.call('ZREM', index, id)

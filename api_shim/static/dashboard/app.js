@@ -14,6 +14,7 @@ import { el } from "./dom.js";
 import { VIEWS } from "./views.js";
 
 const POLL_MS = 2000;
+const LIVE_MIN_MS = 1000;
 const PLATFORM_REFRESH_MS = 10000;
 
 const view = document.getElementById("view");
@@ -82,6 +83,20 @@ function show(route) {
 }
 
 let deferred = false;
+let lastLive = 0;
+let liveTimer = null;
+
+// A burst of events re-renders the view once a LIVE_MIN_MS (a view may ask for longer), the
+// last event's change included.
+function liveRender(spec) {
+  const wait = (spec.every || LIVE_MIN_MS) - (Date.now() - lastLive);
+  if (wait > 0) {
+    if (!liveTimer) liveTimer = setTimeout(() => { liveTimer = null; liveRender(VIEWS[current.name]); }, wait);
+    return;
+  }
+  lastLive = Date.now();
+  render();
+}
 
 function onEvent(event) {
   const spec = VIEWS[current.name];
@@ -96,7 +111,7 @@ function onEvent(event) {
     }
     return;
   }
-  render();
+  liveRender(spec);
 }
 
 // ---- live events -------------------------------------------------------------------------

@@ -255,7 +255,7 @@ export const VIEWS = {
   schedules: { title: "Schedules", load: schedules, events: /^schedule/ },
   peers: { title: "Peers", load: peers, events: /^peer/ },
   peer: { title: (route) => `Peer ${route.arg}`, load: peer, events: /^(peer|ask|job)/, detail: true },
-  fires: { title: "Fires in the last hour", load: fires, events: /^job_state_changed$/ },
+  fires: { title: "Fires in the last hour", load: fires, events: /^job_state_changed$/, every: 5000 },
   asks: { title: "Asks & questions", load: asks, events: /^ask/ },
   sessions: { title: "Sessions", load: sessions, platform: true },
   workers: { title: "Workers", load: workers, platform: true },

@@ -60,11 +60,14 @@ class StageWriter:
 
     def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
         waiting = [entry["flushed"] for trace_id, entry in batch if not trace_id]
+        by_trace: dict[str, list[dict[str, Any]]] = {}
+        for trace_id, entry in batch:
+            if trace_id:
+                by_trace.setdefault(trace_id, []).append(entry)
         try:
             pipe = self.r.pipeline(transaction=True)
-            for trace_id, entry in batch:
-                if trace_id:
-                    traces.append(pipe, trace_id, entry)
+            for trace_id, entries in by_trace.items():
+                traces.append(pipe, trace_id, *entries)
             pipe.execute()
             self.failing = False
         except redis.exceptions.RedisError as error:

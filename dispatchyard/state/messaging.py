@@ -6,11 +6,14 @@ record each stage in the delivery's trace. Used alike by the shim's routes and b
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
-from dispatchyard.state import asks, connections, deliveries, events, hops, keys, peers, traces
+from dispatchyard.state import asks, connections, deliveries, events, hops, peers, traces
+from dispatchyard.state.clock import iso
 from dispatchyard.state.errors import Conflict, Forbidden, NotFound, Unavailable
+from dispatchyard.state.scripts import scripts
 from dispatchyard.state.store import Redis
 
 # How /notify reports the two ways a notification goes (repowire's NotifyResponse fields).
@@ -95,43 +98,54 @@ def notify(
     """Send a notification: {delivered, status: sent|queued, delivery_id, peer ids}. A peer
     with no live socket gets it queued (`status: queued`, as repowire does for any peer): its
     next socket gets it pushed on connect, or `GET /deliveries/pending` drains it."""
-    dest = target(r, to_peer, circle)
-    source = sender(r, from_peer, dest.get("circle"))
-    check_circle(source, dest, bypass_circle)
     delivery_id = new_delivery_id()
-    from_id = source["peer_id"] if source else from_peer
-    pipe = r.pipeline(transaction=True)
-    traces.stage(
-        pipe, delivery_id, "created", now_ms, peer_id=dest["peer_id"], from_peer_id=from_id
-    )
-    traces.stage(pipe, delivery_id, "resolved_peer", now_ms, peer_id=dest["peer_id"])
-    # Whether a socket holds the peer, read in the same round trip: a notify to a peer with
-    # none is queued without a `no_connection` failure in its trace (as repowire traces it:
-    # created, resolved_peer, pending), so `repowire trace` exits 0 for it.
-    pipe.exists(keys.peer_ws(dest["peer_id"]))
-    online = bool(pipe.execute()[-1])
-    frame: dict[str, Any] = {
-        "type": "notify",
-        "delivery_id": delivery_id,
-        "from_peer": from_peer,
-        "to_peer": dest["name"],
-        "text": text,
-    }
+    frame: dict[str, Any] = {"type": "notify", "delivery_id": delivery_id, "from_peer": from_peer}
+    frame["text"] = text
     if attachments:
         frame["attachments"] = attachments
+    frame = hops.carry(frame)
+    summary = {"delivery_id": delivery_id, "from_peer": from_peer, "to_peer": ""}
+    data = json.dumps({**summary, "text": text[:500]}, default=str)
+    event = {"type": "notify", "timestamp": iso(now_ms), "data": data}
+    own = connections.own_node()
+    # Resolving, the circle rule, the trace, the hand-off and the event in one script; a
+    # recipient with no socket gets the notification queued (as repowire does for any peer):
+    # its next socket gets it pushed on connect, or `GET /deliveries/pending` drains it. Its
+    # trace then reads created, resolved_peer, pending, as repowire traces it, so `repowire
+    # trace` exits 0 for it.
+    out = scripts(r).send_notify(
+        args=[
+            to_peer,
+            circle or "",
+            from_peer,
+            "1" if bypass_circle else "0",
+            delivery_id,
+            iso(now_ms),
+            json.dumps(frame, separators=(",", ":"))[:-1],
+            own,
+            traces.TTL_S,
+            events.MAXLEN,
+            " ".join(peers.CROSS_CIRCLE_ROLES),
+            json.dumps(event),
+        ]
+    )
+    outcome, dest_id, dest_name, source_id, node = int(out[0]), *(str(x) for x in out[1:])
+    frame["to_peer"] = dest_name
     answer = {
         "ok": True,
         "delivery_id": delivery_id,
-        "from_peer_id": source["peer_id"] if source else None,
+        "from_peer_id": source_id or None,
         "from_peer_name": from_peer,
-        "to_peer_id": dest["peer_id"],
-        "to_peer_name": dest["name"],
+        "to_peer_id": dest_id,
+        "to_peer_name": dest_name,
     }
-    event = {"delivery_id": delivery_id, "from_peer": from_peer, "to_peer": dest["name"]}
-    if online and send_frame(r, dest, frame, delivery_id, now_ms):
-        events.append(r, "notify", now_ms, {**event, "text": text[:500]})
+    if outcome == 2:
+        connections.hand_over(dest_id, {"frame": frame})
+    elif outcome == 0:
+        connections.disconnect(r, dest_id, node, now_ms)
+    if outcome > 0:
         return answer | SENT
-    queue(r, dest, frame, delivery_id, now_ms)
+    queue(r, {"peer_id": dest_id, "name": dest_name}, frame, delivery_id, now_ms)
     return answer | QUEUED
 
 

@@ -14,14 +14,14 @@ from dispatchyard.state.store import Pipeline, Redis
 TTL_S = 24 * 3600
 
 
-def append(pipe: Pipeline | Redis, trace_id: str, entry: dict[str, Any]) -> None:
-    """Add a stage, in the caller's MULTI when given one (else in one of its own)."""
+def append(pipe: Pipeline | Redis, trace_id: str, *entries: dict[str, Any]) -> None:
+    """Add stages, in the caller's MULTI when given one (else in one of its own)."""
     if isinstance(pipe, Pipeline):
-        pipe.rpush(keys.trace(trace_id), dumps(entry))
+        pipe.rpush(keys.trace(trace_id), *(dumps(e) for e in entries))
         pipe.expire(keys.trace(trace_id), TTL_S)
         return
     own = pipe.pipeline(transaction=True)
-    append(own, trace_id, entry)
+    append(own, trace_id, *entries)
     own.execute()
 
 

@@ -1,4 +1,4 @@
---! include lib_common
+--! include lib_common lib_mesh
 --! keys peer peer_name peers_named peer_ws node_channel trace ask asks_inbound asks_outbound asks_open events
 -- Open an ask and hand its frame to the shim process holding the recipient's WebSocket, in
 -- one step: resolve the recipient (by id, by name in a circle, or by a name only one circle
@@ -24,65 +24,11 @@ local cid, record_json, now_ms, now = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local event_json, frame_head, own_node = ARGV[9], ARGV[10], ARGV[11]
 local trace_ttl_s, events_maxlen, crossing_roles = ARGV[12], ARGV[13], ARGV[14]
 
-local function is_id(name) return string.sub(name, 1, 6) == 'repow-' end
-
--- A peer's fields that matter here, or nil when it is not registered.
-local function load(peer_id)
-  if not peer_id then return nil end
-  local f = redis.call('HMGET', K.peer(peer_id), 'peer_id', 'name', 'circle', 'role', 'metadata')
-  if not f[1] then return nil end
-  return {id = f[1], name = f[2], circle = f[3], role = f[4], metadata = f[5]}
-end
-
-local dest
-if is_id(ident) then
-  dest = load(ident)
-elseif circle ~= '' then
-  dest = load(redis.call('GET', K.peer_name(circle, ident)))
-else
-  local ids = redis.call('SMEMBERS', K.peers_named(ident))
-  table.sort(ids)
-  if #ids > 1 then
-    local candidates = {}
-    for _, id in ipairs(ids) do
-      candidates[#candidates + 1] = {
-        peer_id = id, circle = redis.call('HGET', K.peer(id), 'circle') or cjson.null,
-      }
-    end
-    local detail = {error = 'ambiguous_peer', peer = ident, candidates = candidates}
-    return refuse('conflict', 'ambiguous_peer', {detail = detail})
-  end
-  dest = load(ids[1])
-end
-if not dest then return refuse('not_found', 'Peer not found: ' .. ident) end
-local dest_circle = dest.circle
-if not dest_circle or dest_circle == '' then dest_circle = 'global' end
-
--- The sender: in the recipient's circle when the name is there, else the only one so named.
-local source
-if is_id(from_name) then
-  source = load(from_name)
-else
-  local in_circle = redis.call('GET', K.peer_name(dest.circle or '', from_name))
-  if in_circle then
-    source = load(in_circle)
-  else
-    local ids = redis.call('SMEMBERS', K.peers_named(from_name))
-    if #ids == 1 then source = load(ids[1]) end
-  end
-end
-
-if source and not bypass then
-  local crossing = {}
-  for role in string.gmatch(crossing_roles, '%S+') do crossing[role] = true end
-  local source_circle = source.circle
-  if not source_circle or source_circle == '' then source_circle = 'global' end
-  if not crossing[source.role or ''] and not crossing[dest.role or '']
-      and source_circle ~= dest_circle then
-    return refuse('forbidden',
-      'Circle boundary: ' .. source.name .. ' cannot reach ' .. dest.name)
-  end
-end
+local dest, refusal = mesh_target(ident, circle)
+if not dest then return refusal end
+local source = mesh_sender(from_name, dest.circle)
+refusal = mesh_circle_refusal(source, dest, bypass, crossing_roles)
+if refusal then return refusal end
 
 -- The open ask, as asks.write_open stores it.
 local asker = source and source.id or from_name
@@ -109,29 +55,11 @@ data.to_peer = dest.name
 redis.call('XADD', K.events, 'MAXLEN', '~', events_maxlen, '*',
   'type', event.type, 'timestamp', event.timestamp, 'data', cjson.encode(data))
 
-local queues = '0'
-if dest.metadata and dest.metadata ~= '' then
-  local ok, metadata = pcall(cjson.decode, dest.metadata)
-  if ok and type(metadata) == 'table' and metadata.repowire_cli_fallback
-      and metadata.repowire_cli_fallback ~= cjson.null then
-    queues = '1'
-  end
-end
-
-local node = redis.call('GET', K.peer_ws(dest.id))
-local outcome
-if not node then
-  stage('no_connection', false)
-  node, outcome = '', -1
-else
-  stage('routed', true)
-  if node == own_node then
-    outcome = 2
-  else
-    local message = '{"peer_id":' .. cjson.encode(dest.id) .. ',"frame":' .. frame_head
-      .. ',"to_peer":' .. cjson.encode(dest.name) .. '}}'
-    outcome = redis.call('PUBLISH', K.node_channel(node), message)
-  end
-end
+local queues = mesh_queues(dest) and '1' or '0'
+local outcome, node = mesh_publish(dest.id, own_node, function()
+  return '{"peer_id":' .. cjson.encode(dest.id) .. ',"frame":' .. frame_head
+    .. ',"to_peer":' .. cjson.encode(dest.name) .. '}}'
+end)
+stage(outcome == -1 and 'no_connection' or 'routed', outcome ~= -1)
 redis.call('EXPIRE', trace_key, trace_ttl_s)
 return {outcome, dest.id, dest.name, node, queues}

@@ -95,9 +95,16 @@ class Side:
             REPOWIRE_DAEMON__PORT=self.port,
         )
 
+    def actual(self, stand_in: str) -> str:
+        """What this daemon called what the test calls `stand_in` (the latest so named)."""
+        return next(a for a, known in reversed(self.names.items()) if known == stand_in)
+
     def cli(self, *args: str, cwd: Path | None = None) -> Run:
+        """Run the CLI; an argument that is a stand-in (`<bob>`) is this side's own name."""
+        known = set(self.names.values())
+        argv = [self.actual(a) if a in known else a for a in args]
         done = subprocess.run(
-            [str(BIN / "repowire"), *args],
+            [str(BIN / "repowire"), *argv],
             cwd=cwd or self.home,
             env=self.env(),
             capture_output=True,

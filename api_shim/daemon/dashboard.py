@@ -7,7 +7,8 @@ route: `GET /asks/open` lists the open asks and blocking questions of the whole 
 ask routes answer per peer, and a blocking question has no recipient peer);
 `GET /peers/{id}/deliveries` shows a polling peer's queued deliveries without taking them (the
 peer's own `/deliveries/pending` drains them); `GET /stats/fires` gives fires per minute and
-their lateness (state/fire_stats.py) for the charts.
+their lateness (state/fire_stats.py) for the charts; `GET /stats/jobs` how many jobs are in each
+state (the list above a page of jobs).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from api_shim.answers import Answer
 from api_shim.context import r
 from api_shim.daemon import blueprint, message_answers, peers
 from api_shim.declare import declare
-from dispatchyard.state import asks, clock, deliveries, fire_stats, peer_lookups
+from dispatchyard.state import asks, clock, deliveries, fire_stats, job_queries, peer_lookups
+from dispatchyard.state.models import JOB_STATES
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "dashboard"
 # The page runs only its own files: no inline script or style, no eval, no other origin, and no
@@ -132,3 +134,16 @@ def fire_stats_route() -> dict[str, Any]:
             }
         )
     return {"now": clock.iso(now), "minutes": minutes}
+
+
+class JobCounts(Answer):
+    total: int = Field(description="jobs in any state")
+    by_state: dict[str, int] = Field(description="every job state, with how many are in it")
+
+
+@blueprint.get("/stats/jobs")
+@declare(responses={200: JobCounts})
+def job_counts() -> dict[str, Any]:
+    """How many jobs are in each state, from the state indexes (no job is read)."""
+    counts = job_queries.count_by_state(r(), tuple(str(s) for s in JOB_STATES))
+    return {"total": sum(counts.values()), "by_state": counts}

@@ -30,6 +30,14 @@ def past_deadline(r: Redis, now_ms: int, batch: int = 1000) -> list[str]:
     return store.zrangebyscore(r, keys.JOBS_DEADLINES, "-inf", now_ms, batch)
 
 
+def count_by_state(r: Redis, states: tuple[str, ...]) -> dict[str, int]:
+    """How many jobs are in each state (one ZCARD of its index each, one round trip)."""
+    pipe = r.pipeline(transaction=False)
+    for state in states:
+        pipe.zcard(keys.jobs_by_state(state))
+    return dict(zip(states, cast(list[int], pipe.execute()), strict=True))
+
+
 def summaries(r: Redis, job_ids: list[str]) -> list[str | None]:
     """Summary JSON of these jobs in order, None for a missing one."""
     return documents.raw_many(r, KIND, job_ids, summary=True, keep_missing=True)

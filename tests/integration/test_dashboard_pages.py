@@ -155,6 +155,14 @@ def test_the_jobs_list_filters_and_pages(api, visit, tmp_path):
     newest_first = codex[::-1]
     page = visit("jobs?limit=2")
     loaded(page, "jobs", "jobs?limit=2")
+    # The totals by state, each a link to the list of that state.
+    counts = api.get("/stats/jobs").json()
+    expect(page.locator("dl.summary .state-all dd")).to_have_text(str(counts["total"]))
+    assert counts["by_state"]["queued"] >= 7
+    page.click("dl.summary .state-queued a")
+    loaded(page, "jobs", "jobs?limit=2&state=queued")
+    page.goto(f"{page.url.split('#')[0]}#jobs?limit=2")
+    loaded(page, "jobs", "jobs?limit=2")
     page.select_option("#filter-state", "queued")
     page.fill("#filter-backend", "codex")
     page.fill("#filter-q", f"NIGHTLY {tag}")

@@ -148,6 +148,14 @@ def test_a_match_rarer_than_the_scan_bound_still_pages_to_every_one(big, monkeyp
     assert seen == truth and short_pages_going_on > 0
 
 
+def test_the_totals_by_state_are_exact(big):
+    _, api = big
+    counts = api.get("/stats/jobs").json()
+    want = {s: sum(1 for i in range(N) if made(i)["state"] == s) for s in STATES}
+    assert counts["total"] == N
+    assert {s: n for s, n in counts["by_state"].items() if n} == want
+
+
 def test_a_q_without_a_word_is_refused(big):
     _, api = big
     resp = api.get("/jobs", params={"q": "- !"})

@@ -64,8 +64,19 @@ async function jobs(refresh, route) {
   const filterKey = query.toString();
   const cursor = params.get("cursor");
   if (cursor) query.set("cursor", cursor);
-  const data = await daemon("GET", `/jobs?${query}`);
+  const [data, counts] = await Promise.all([daemon("GET", `/jobs?${query}`), daemon("GET", "/stats/jobs")]);
   const work = data.work || [];
+  // Totals by state (from the state indexes); each opens the list of that state.
+  const byState = (state) => {
+    const next = new URLSearchParams(params);
+    next.delete("cursor");
+    if (state) next.set("state", state); else next.delete("state");
+    return `#${jobsHash(next)}`;
+  };
+  const totals = summary([
+    ["all jobs", el("a", { href: byState(null) }, counts.total), "state-all"],
+    ...Object.entries(counts.by_state).filter(([, n]) => n).map(([s, n]) => [s, el("a", { href: byState(s) }, n), `state-${s}`]),
+  ]);
   const before = cursor ? (earlier.get(filterKey) || []) : [];
   if (!cursor) earlier.set(filterKey, []);
   const pageNumber = before.length + 1;
@@ -85,7 +96,7 @@ async function jobs(refresh, route) {
     form = filterForm(params);
     form.dataset.route = route.key;
   }
-  return [form, jobsTable("jobs", work, refresh), pager];
+  return [totals, form, jobsTable("jobs", work, refresh), pager];
 }
 
 async function templates(refresh) {

@@ -1,6 +1,7 @@
-"""Deliveries queued for a peer that polls instead of holding a WebSocket (a peer registered
-with `metadata.repowire_cli_fallback`): `GET /deliveries/pending` drains them (the dashboard
-only peeks). Kept 24 h."""
+"""Deliveries queued for a peer no socket holds: a notify to any such peer, an ask to a peer
+that polls (registered with `metadata.repowire_cli_fallback`). Its next socket gets them pushed
+on connect; `GET /deliveries/pending` drains them (the dashboard only peeks). Kept 24 h, the
+newest 100 a peer (repowire's `delivery_queue_max_per_peer`): an older one is dropped."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from dispatchyard.state.documents import dumps
 from dispatchyard.state.store import Redis
 
 KEPT_MS = 24 * 3600 * 1000
+MAX_PER_PEER = 100
 
 
 def push(r: Redis, peer_id: str, frame: dict[str, Any], now_ms: int) -> None:
-    """Queue a frame (notify or ask) for the peer, oldest first."""
+    """Queue a frame (notify or ask) for the peer, oldest first; past MAX_PER_PEER the oldest
+    goes."""
     record = {**frame, "created_at": iso(now_ms), "expires_at": iso(now_ms + KEPT_MS)}
     pipe = r.pipeline(transaction=True)
     pipe.rpush(keys.deliveries(peer_id), dumps(record))
+    pipe.ltrim(keys.deliveries(peer_id), -MAX_PER_PEER, -1)
     pipe.pexpire(keys.deliveries(peer_id), KEPT_MS)
     pipe.execute()
 

@@ -352,6 +352,18 @@ def test_notify_to_a_peer_with_no_socket_is_queued_and_pushed_on_connect(api, sh
         napper.close()
 
 
+def test_a_peers_queue_keeps_its_newest_100_deliveries(api):
+    """Notifies to a peer with no socket are queued, at most 100 (repowire's cap): past it the
+    oldest goes."""
+    c = circle()
+    peer_id = api.post("/peers", json={"name": "away", "circle": c}).json()["peer_id"]
+    for i in range(103):
+        body = {"from_peer": f"s{i % 3}", "to_peer": peer_id, "text": f"n{i}"}
+        assert api.post("/notify", json=body).json()["status"] == "queued"
+    drained = api.get("/deliveries/pending", params={"peer_id": peer_id, "max_results": 500})
+    assert [d["text"] for d in drained.json()["deliveries"]] == [f"n{i}" for i in range(3, 103)]
+
+
 def test_broadcast_and_ask_many(api, pair):
     _alice, bob, c = pair
     carol = MeshPeer(api.base, "carol", c)

@@ -101,6 +101,7 @@ function liveRender(spec) {
 function onEvent(event) {
   const spec = VIEWS[current.name];
   if (!spec || !spec.events || !spec.events.test(event.type || "")) return;
+  if (spec.concerns && !spec.concerns(event, current)) return;  // another record's event
   // Someone is typing in the view (a filter): re-render once they leave the field, not under
   // their cursor.
   const focused = document.activeElement;

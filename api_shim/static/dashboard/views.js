@@ -261,7 +261,7 @@ async function mutations(refresh) {
 
 export const VIEWS = {
   jobs: { title: "Jobs", load: jobs, events: /^job/ },
-  job: { title: (route) => `Job ${route.arg}`, load: job, events: /^job/, detail: true },
+  job: { title: (route) => `Job ${route.arg}`, load: job, events: /^job/, concerns: (e, route) => e.job_id === route.arg, detail: true },
   templates: { title: "Templates", load: templates, events: /^(job|template|calendar)/ },
   schedules: { title: "Schedules", load: schedules, events: /^schedule/ },
   peers: { title: "Peers", load: peers, events: /^peer/ },

@@ -198,9 +198,17 @@ def test_jobs_commands(sides):
     ]
     template = same(sides, "jobs", "create", "nightly", "--prompt", "p", "--cron", "0 3 1 1 *")
     assert template[0] == "Created recurring job <template>" and " cron: 0 3 1 1 *" in template
-    listed, _ = same_json(sides, "jobs", "list", "--json")
+    listed, their_list = same_json(sides, "jobs", "list", "--json")
     assert title in [w["title"] for w in listed["work"]]
     assert "nightly" in [t["title"] for t in listed["recurring"]]
+    # The template: shown and cancelled by its cal- id.
+    for side, mine in zip(sides, (listed, their_list), strict=True):
+        nightly = [t for t in mine["recurring"] if t["title"] == "nightly"]
+        side.names[nightly[-1]["calendar_id"]] = "<template>"
+    shown = same(sides, "jobs", "show", "<template>")
+    assert shown[:3] == ["Recurring job <template>", " title: nightly", " state: active"]
+    gone, _ = same_json(sides, "jobs", "cancel", "<template>", "--json")
+    assert gone["state"] == "cancelled"
 
     shown = same(sides, "jobs", "show", "<job>")
     assert shown[:3] == ["Job <job>", f" title: {title}", " state: queued"]

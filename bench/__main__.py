@@ -6,7 +6,7 @@ import importlib
 import sys
 import traceback
 
-ALL = ["queue", "http_poll", "heartbeat", "jobs", "lateness", "mesh"]
+ALL = ["queue", "http_poll", "heartbeat", "jobs", "lateness", "mesh", "capacity"]
 
 
 def main(argv: list[str]) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
         from bench import common
         from bench import report as writer
 
-        path = writer.write(rows, common.SAMPLES, failures)
+        path = writer.write(rows, common.SAMPLES, failures, common.SECTIONS)
         print(f"\nwrote {path.relative_to(common.ROOT)}", flush=True)
     return 1 if failures else 0
 

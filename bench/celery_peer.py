@@ -1,8 +1,11 @@
-"""The peer of the fire-overhead benchmark: a bare Celery app with one task that records when
-it started, on the same broker (`celery -A bench.celery_peer worker`)."""
+"""The peer of the fire-overhead benchmark, as operations.md names it: a bare Celery task's
+enqueue -> start plus a fork/exec of `true`. A bare Celery app with one task, on the same
+broker (`celery -A bench.celery_peer worker`), that records when it started and how long a
+fork/exec of `true` then took."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 from celery import Celery
@@ -24,4 +27,6 @@ _r = redis_client(get_settings())
 
 @app.task(name="bare.started")
 def started(token: str) -> None:
-    _r.set(f"bench:bare:{token}", time.time_ns())
+    start = time.time_ns()
+    subprocess.run(["true"], check=True)
+    _r.set(f"bench:bare:{token}", f"{start} {time.time_ns() - start}")

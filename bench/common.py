@@ -32,6 +32,8 @@ BIN = Path(sys.executable).parent
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 # Raw samples for the report's plots, by name (ms): filled by the benchmarks that have them.
 SAMPLES: dict[str, list[float]] = {}
+# Markdown sections a benchmark adds to the report below the table (the hop table).
+SECTIONS: list[str] = []
 
 
 def quick(full: Any, small: Any) -> Any:
@@ -93,7 +95,7 @@ def bench_env(redis_url: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], workers: int = 2, threads: int = 8) -> Iterator[str]:
+def gunicorn(env: dict[str, str], workers: int = 2, threads: int = 16) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [

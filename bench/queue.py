@@ -3,9 +3,9 @@
 Peer: `redis-benchmark -c 50` running EVALSHA of state/scripts/poll.lua (batch 1) against a
 queue prefilled so every call claims one session. Ours: Python processes calling
 `state.sessions.enqueue` then `state.sessions.poll` (batch 1) in a loop; one cycle = one session
-enqueued and claimed. Target (docs/benchmarks.md): ours >= 25% of the peer. Both ratios are
-printed: state/ calls per second (each an enqueue or a pop-and-claim, one EVALSHA from Python)
-and whole cycles.
+enqueued and claimed. Target (operations.md's performance table): ours >= 50% of the peer per
+call. Both ratios are printed: state/ calls per second (each an enqueue or a pop-and-claim, one
+EVALSHA from Python) and whole cycles.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def run() -> list[dict]:
                 2 * median(mine),
                 median(theirs),
                 "calls/s",
-                ">= 0.25",
+                ">= 50% of it per call",
             )
         )
         print(
@@ -185,12 +185,13 @@ def run() -> list[dict]:
     peer_text = f"redis-benchmark EVALSHA `poll.lua`, 50 clients: {peer_rate:,.0f}/s"
     return [
         row(
-            f"state/ calls (enqueue or pop-and-claim), {PROCESSES} procs x {THREADS} threads",
+            "enqueue + pop-and-claim through `state/` (each call an enqueue or a pop-and-claim), "
+            f"{PROCESSES} procs x {THREADS} threads",
             f"{calls:,.0f} calls/s",
             peer_text,
             f"{calls / peer_rate:.2f}",
-            ">= 0.25",
-            calls / peer_rate >= 0.25,
+            ">= 50% of it per call",
+            calls / peer_rate >= 0.5,
         ),
         row(
             "full enqueue + pop-and-claim cycles",

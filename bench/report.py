@@ -115,7 +115,15 @@ def plots(samples: dict[str, list[float]]) -> list[Path]:
     return written
 
 
-def write(rows: list[dict], samples: dict[str, list[float]], failures: list[str]) -> Path:
+NOTES = ROOT / "bench" / "notes.md"
+
+
+def write(
+    rows: list[dict],
+    samples: dict[str, list[float]],
+    failures: list[str],
+    sections: list[str] | None = None,
+) -> Path:
     """Write docs/benchmarks.md and its plots; returns the report's path."""
     images = plots(samples)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -135,15 +143,21 @@ def write(rows: list[dict], samples: dict[str, list[float]], failures: list[str]
         "it measures and how. Do not edit by hand; run it again.",
         "",
         f"- Measured: {now}",
-        f"- Machine: {machine()}. wrk, gunicorn (2 gthread workers x 8 threads), Celery, Redis "
+        f"- Machine: {machine()}. wrk, gunicorn (2 gthread workers x 16 threads, as the "
+        "Procfile), Celery, Redis "
         "and the peers share these cores, so figures move between runs.",
         f"- {mode}",
         "",
         table(rows),
         "",
-        "✔ target met, ✘ not met. Ratios are ours / peer unless they say “faster”.",
+        "✔ target met, ✘ not met. Ratios are ours / peer unless they say “faster”. The target",
+        "column is operations.md's performance table, word for word.",
         "",
     ]
+    for section in sections or []:
+        out += [section, ""]
+    if NOTES.exists():  # written by hand: why a target is missed, and the profile that shows it
+        out += [NOTES.read_text().strip(), ""]
     if failures:
         out += ["Benchmarks that failed in this run (no figures):", ""]
         out += [f"- `{name}`" for name in failures]

@@ -9,7 +9,7 @@ import logging
 import socket
 import struct
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +18,7 @@ import redis
 from dispatchyard.state import hops
 
 log = logging.getLogger("dispatchyard.hub")
+ALIASES_KEPT = 256  # recent frames' delivery ids remembered per socket, for their receipts
 BACKLOG_BYTES = 8 * 1_048_576  # the default of the setting ws_send_backlog_bytes
 CLOSE_GRACE_S = 5.0  # a close not written by then (the writer is stuck): the connection is cut
 Written = Callable[[bool], None]  # told whether a frame went out (True) or never will (False)
@@ -45,6 +46,9 @@ class Socket:
         self.closed = False  # nothing more is taken
         self.dropping = False  # what is queued is dropped, not written
         self.closing: tuple[int, str] | None = None  # the close frame the writer ends with
+        # delivery id -> the trace it belongs to: a hook may acknowledge an ask by its frame's
+        # delivery id alone (repowire's does), and the receipt belongs on the ask's trace.
+        self.aliases: OrderedDict[str, str] = OrderedDict()
         self.writer = threading.Thread(target=self._write, name=f"ws-{peer_id}", daemon=True)
         self.writer.start()
 
@@ -66,6 +70,17 @@ class Socket:
             log.warning("peer %s stopped reading (backlog full): connection cut", self.peer_id)
             self.abort()
         return not overflow
+
+    def alias(self, delivery_id: str, trace_id: str) -> None:
+        with self.lock:
+            self.aliases[delivery_id] = trace_id
+            if len(self.aliases) > ALIASES_KEPT:
+                self.aliases.popitem(last=False)
+
+    def trace_of(self, delivery_id: str) -> str:
+        """The trace a frame this socket was sent belongs to, by its delivery id."""
+        with self.lock:
+            return self.aliases.get(delivery_id, delivery_id)
 
     def close(self, code: int, reason: str = "") -> None:
         """Write the close frame after what is queued; cut the connection if it has not gone

@@ -99,6 +99,8 @@ class Hub:
             frame = message["frame"]
             hops.add(frame, "hub")
             trace_id = frame.get("correlation_id") or frame.get("delivery_id")
+            if frame.get("correlation_id") and frame.get("delivery_id"):
+                held.alias(frame["delivery_id"], frame["correlation_id"])
             written = self._tracer(trace_id, held.peer_id) if trace_id else None
             if not held.send(frame, written):
                 report(written, False)

@@ -153,7 +153,9 @@ def _on_frame(held: Socket, data: dict[str, Any]) -> None:
         with contextlib.suppress(NotFound, Conflict):
             peers.set_status(r(), held.peer_id, STATUS_FRAMES[data["status"]], now)
     elif kind in ("receipt", "delivery_ack"):
-        trace_id = data.get("correlation_id") or data.get("delivery_id")
+        trace_id = data.get("correlation_id")
+        if not trace_id and isinstance(data.get("delivery_id"), str):
+            trace_id = held.trace_of(data["delivery_id"])  # an ask acked by its frame's id
         if isinstance(trace_id, str) and len(trace_id) <= 100:
             ok = data.get("status", "injected") in ("injected", "delivered", "ok", "received")
             stage = "pane_injected" if ok else "injection_failed"

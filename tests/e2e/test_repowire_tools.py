@@ -510,12 +510,13 @@ def test_websocket_hook_types_asks_and_notifies_and_its_receipts_land_in_traces(
             "created", "resolved_peer", "routed", "websocket_sent", "hook_received",
             "pane_injected",
         ]  # fmt: skip
-        # Not yet as repowire: the hook acks an ask by its frame's delivery_id
-        # (`ask-delivery-…`), not its correlation id, and ws.py traces a receipt under the id it
-        # carries, so the ask's own trace stops at websocket_sent (repowire's transport awaits
-        # that ack by delivery id and records it on the ask's trace). A socket's frames are
-        # handled in order: the notify's receipt above came after the ask's.
-        assert stages(cid) == ["created", "resolved_peer", "routed", "websocket_sent"]
+        # The hook acks an ask by its frame's delivery_id (`ask-delivery-…`), not its
+        # correlation id: the receipt still lands on the ask's own trace, as repowire records it.
+        wait_for(lambda: "pane_injected" in stages(cid), message="the ask's receipt")
+        assert stages(cid) == [
+            "created", "resolved_peer", "routed", "websocket_sent", "hook_received",
+            "pane_injected",
+        ]  # fmt: skip
 
         stop(hook)
         wait_for(lambda: peer().get("status") == "offline", timeout=15, message="hook gone")

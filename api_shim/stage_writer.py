@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -26,6 +27,7 @@ from dispatchyard.state import traces
 log = logging.getLogger("dispatchyard.hub")
 MAX_QUEUED = 50_000  # stages waiting for Redis; past it the oldest are dropped
 BATCH = 256  # stages per MULTI/EXEC
+LINGER_S = 0.003  # how long the writer lets stages gather before it writes them
 
 
 class StageWriter:
@@ -40,7 +42,8 @@ class StageWriter:
         """Queue a stage (the arguments of `traces.stage`); never waits on Redis."""
         with self.ready:
             self.queue.append((trace_id, traces.entry(name, now_ms, **fields)))
-            self.ready.notify()
+            if len(self.queue) == 1:
+                self.ready.notify()
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until what is queued now is written (tests, shutdown); False on timeout."""
@@ -55,6 +58,10 @@ class StageWriter:
             with self.ready:
                 while not self.queue:
                     self.ready.wait()
+            # Let the stages of the moment gather (a frame's receipt follows it within a
+            # millisecond or two): one write for many, and no wake-up per stage meanwhile.
+            time.sleep(LINGER_S)
+            with self.ready:
                 batch = [self.queue.popleft() for _ in range(min(BATCH, len(self.queue)))]
             self._write(batch)
 

@@ -27,6 +27,7 @@ SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 OPEN = {
     "/health": "liveness probe for load balancers (open by design: docs/api.md)",
     "/static/<path:filename>": "Flask's static files (the dashboard's assets), no data",
+    "/favicon.ico": "the dashboard's icon, as browsers ask for it without credentials; no data",
 }
 OPEN_PREFIXES = ("/dashboard",)  # the dashboard page, open by contract (none mounted yet)
 WEBSOCKETS = {"/ws": "a GET upgrade; its token is in the connect frame (see test below)"}

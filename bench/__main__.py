@@ -6,7 +6,7 @@ import importlib
 import sys
 import traceback
 
-ALL = ["queue", "http_poll", "heartbeat", "jobs", "lateness", "mesh", "capacity"]
+ALL = ["queue", "http_poll", "heartbeat", "jobs", "lateness", "mesh", "redis_memory", "capacity"]
 
 
 def main(argv: list[str]) -> int:

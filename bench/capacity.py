@@ -244,7 +244,9 @@ def limits(costs: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def mixed(base: str, hosts: list[tuple[str, str]], meter: Meter, costs: dict) -> str:
+def mixed(
+    base: str, hosts: list[tuple[str, str]], meter: Meter, costs: dict
+) -> tuple[str, dict[str, float]]:
     """Heartbeats, polls, a round-trip pair and fires at once for MIXED_S seconds: the CPU the
     model predicts from the counts beside the CPU measured."""
     counts = {"heartbeat": 0, "idle poll": 0, "ask round trip": 0, "fire": 0}
@@ -292,8 +294,8 @@ def mixed(base: str, hosts: list[tuple[str, str]], meter: Meter, costs: dict) ->
     for k in predicted:
         ratio = measured[k] / predicted[k] if predicted[k] else float("nan")
         lines.append(f"| {k} | {predicted[k]:.2f} | {measured[k]:.2f} | {ratio:.2f} |")
-    mixed.ratios = {k: measured[k] / predicted[k] for k in predicted if predicted[k]}  # type: ignore[attr-defined]
-    return "\n".join(lines)
+    ratios = {k: measured[k] / predicted[k] for k in predicted if predicted[k]}
+    return "\n".join(lines), ratios
 
 
 def write_capacity(section: str) -> None:
@@ -350,7 +352,7 @@ def run() -> list[dict]:
                         f"{c['redis_ms']:.3f} ms, shim CPU {c['shim_ms']:.3f} ms, worker + beat "
                         f"CPU {c['worker_ms']:.3f} ms (n={n:,})"
                     )
-                check = mixed(base, hosts, meter, costs)
+                check, ratios = mixed(base, hosts, meter, costs)
                 print("  " + check.replace("\n", "\n  "))
         finally:
             for p in (worker, beat):
@@ -367,7 +369,6 @@ def run() -> list[dict]:
     )
     SECTIONS.append("Capacity (bench/capacity.py; read with docs/capacity.md):\n\n" + section)
     write_capacity(section)
-    ratios = getattr(mixed, "ratios", {})
     worst = max((abs(v - 1) for v in ratios.values()), default=1.0)
     return [
         row(

@@ -15,13 +15,15 @@ use what its own header asks for. A script refuses with `return refuse(kind, mes
 
 from __future__ import annotations
 
+import contextlib
 import re
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
+from redis.client import Pipeline
 from redis.commands.core import Script
 
 from dispatchyard.state import errors, keys
@@ -91,6 +93,16 @@ class Runner:
         client: redis.Redis | redis.client.Pipeline | None = None,
     ) -> Any:
         try:
+            script = self._script
+            if client is None and not isinstance(script.registered_client, Pipeline):
+                # Straight to EVALSHA, the hot path of every state call (redis-py's Script
+                # call adds a per-call import and copies); a server that lost its scripts
+                # (restarted, flushed) answers NOSCRIPT and the Script call loads it again.
+                # (A pipeline must go through the Script call: it loads its scripts first.)
+                with contextlib.suppress(redis.exceptions.NoScriptError):
+                    return cast(Any, script.registered_client).execute_command(
+                        "EVALSHA", script.sha, len(keys), *keys, *args
+                    )
             return self._script(keys=list(keys), args=list(args), client=client)
         except redis.exceptions.ResponseError as e:
             errors.raise_refusal(str(e))

@@ -73,12 +73,6 @@ def check_circle(source: Peer | None, dest: Peer, bypass: bool) -> None:
         raise Forbidden(detail)
 
 
-def queues_when_offline(peer: Peer) -> bool:
-    """A peer that polls (`metadata.repowire_cli_fallback`) gets its asks queued. (Notifies
-    are queued for every peer without a live socket, see `notify`.)"""
-    return bool((peer.get("metadata") or {}).get("repowire_cli_fallback"))
-
-
 def send_frame(r: Redis, peer: Peer, frame: dict[str, Any], trace_id: str, now_ms: int) -> bool:
     """Hand a frame to the peer's socket, tracing `routed` or `no_connection`."""
     return connections.send(r, peer["peer_id"], {"frame": frame}, now_ms, trace_id)

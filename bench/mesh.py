@@ -18,7 +18,6 @@ Targets: operations.md's performance table (docs/benchmarks.md copies it).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import signal
@@ -53,48 +52,6 @@ QUESTIONS = quick(100, 30)
 ROUNDS = quick(3, 1)
 
 
-class Peer:
-    """A WebSocket peer that timestamps every frame and acknowledges it at once."""
-
-    def __init__(self, base_url: str, name: str, circle: str) -> None:
-        self._stack = contextlib.ExitStack()
-        self.ws = self._stack.enter_context(connect(base_url.replace("http", "ws") + "/ws"))
-        hello = {
-            "type": "connect",
-            "display_name": name,
-            "circle": circle,
-            "backend": "claude-code",
-        }
-        self.ws.send(json.dumps(hello))
-        self.peer_id = json.loads(self.ws.recv(timeout=10))["session_id"]
-        self.arrivals: dict[str, float] = {}
-        self.seen = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        with contextlib.suppress(Exception):
-            for raw in self.ws:
-                now = time.perf_counter()
-                frame = json.loads(raw)
-                delivery = frame.get("delivery_id")
-                if delivery:
-                    ack = {"type": "delivery_ack", "delivery_id": delivery, "status": "injected"}
-                    self.ws.send(json.dumps(ack))
-                key = frame.get("text", "").split("\n")[0]
-                with self.seen:
-                    self.arrivals[key] = now
-                    self.seen.notify_all()
-
-    def arrival(self, text: str, timeout: float = 10.0) -> float:
-        with self.seen:
-            if not self.seen.wait_for(lambda: text in self.arrivals, timeout):
-                raise RuntimeError(f"frame {text!r} never arrived")
-            return self.arrivals.pop(text)
-
-    def close(self) -> None:
-        self._stack.close()
-
-
 @contextlib.contextmanager
 def repowire_017() -> Iterator[str]:
     """repowire 0.17.0 (the project's test dependency) serving on a free port."""
@@ -127,16 +84,17 @@ def repowire_017() -> Iterator[str]:
 
 def notify_latency(sender: str, holder: str) -> tuple[float, float]:
     circle = f"b{secrets.token_hex(3)}"
-    peer = Peer(holder, "reader", circle)
+    peer = round_trip.Socket(holder, "reader", circle)
     http = requests.Session()
     latencies = []
     try:
         for i in range(NOTIFIES):
             text = f"n{i}-{secrets.token_hex(2)}"
-            body = {"from_peer": "bench", "to_peer": peer.peer_id, "text": text}
-            sent = time.perf_counter()
+            body = {"from_peer": "bench", "to_peer": peer.hello["session_id"], "text": text}
+            sent = time.time_ns()
             http.post(sender + "/notify", json=body, timeout=10).raise_for_status()
-            latencies.append((peer.arrival(text) - sent) * 1000)
+            _, arrived = peer.next("notify", "text", text)
+            latencies.append((arrived - sent) / 1e6)
     finally:
         peer.close()
     q = statistics.quantiles(latencies, n=100)

@@ -44,6 +44,10 @@ app.conf.update(
         # Longer than any task: a task still running when this expires is redelivered.
         "visibility_timeout": 3600,
         "socket_keepalive": True,
+        # The shared queue first, then the machine's fires (task_queues' order): a burst of
+        # due templates is materialized (and its children's fires sent) before those fires
+        # run, instead of every fire delaying the next materialization.
+        "queue_order_strategy": "priority",
         **broker_sentinel_options,
     },
     task_ignore_result=True,

@@ -28,7 +28,7 @@ from typing import Any
 import redis
 import requests
 
-from bench import round_trip
+from bench import heartbeat, round_trip
 from bench.common import (
     BIN,
     MASTERS,
@@ -36,6 +36,7 @@ from bench.common import (
     SECTIONS,
     bench_env,
     client,
+    cpu_s,
     gunicorn,
     private_redis,
     quick,
@@ -50,17 +51,6 @@ TEMPLATES = quick(1000, 200)
 MIXED_S = quick(20, 6)
 CAPACITY = ROOT / "docs" / "capacity.md"
 MARK_START, MARK_END = "<!-- measured: bench/capacity.py -->", "<!-- /measured -->"
-
-
-def cpu_s(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def tree(pid: int) -> list[int]:
@@ -92,33 +82,6 @@ class Meter:
         result = action()
         after = self.read()
         return {k: after[k] - before[k] for k in before}, result
-
-
-def _hosts(url: str, n: int) -> list[tuple[str, str]]:
-    from api_shim import tokens
-    from dispatchyard.settings import get_settings
-    from dispatchyard.state import clock, orgs
-    from dispatchyard.state import hosts as host_state
-
-    r = client(url)
-    org = orgs.create_org(r, "Cap", f"cap-{time.time_ns()}", clock.now_ms())
-    out = []
-    for i in range(n):
-        w = host_state.register(
-            r,
-            org["id"],
-            hostname=f"cap{i}",
-            capacity=4,
-            version=None,
-            projects="all",
-            machine_id=None,
-            region=None,
-            reg_key_id="cap",
-            now_ms=clock.now_ms(),
-        )
-        token, _ = tokens.mint(get_settings(), {**w, "projects_list": "all"})
-        out.append((w["id"], token))
-    return out
 
 
 def heartbeats(base: str, hosts: list[tuple[str, str]], n: int) -> int:
@@ -333,7 +296,7 @@ def run() -> list[dict]:
         try:
             with gunicorn(env) as base:
                 time.sleep(3)  # let the worker's pool and beat come up before counting
-                hosts = _hosts(url, 200)
+                hosts, _ = heartbeat._setup(url, hosts_n=200, mutations=0)
                 meter = Meter(r, tree(MASTERS[base])[1:], tree(worker.pid), tree(beat.pid))
                 costs: dict[str, dict[str, float]] = {}
                 runs = {

@@ -181,5 +181,17 @@ def ratio_line(label: str, ours: float, peer: float, unit: str, target: str = ""
     return line + (f" (target {target})" if target else "")
 
 
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used (a process gone counts nothing)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, decode_responses=True)

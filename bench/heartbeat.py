@@ -14,7 +14,6 @@ Targets: operations.md's performance table (docs/benchmarks.md copies it).
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import tempfile
@@ -25,6 +24,7 @@ from bench.common import (
     MASTERS,
     bench_env,
     client,
+    cpu_s,
     gunicorn,
     median,
     private_redis,
@@ -58,16 +58,20 @@ end
 """
 
 
-def _setup(url: str) -> tuple[list[tuple[str, str]], str]:
+def _setup(
+    url: str, hosts_n: int = HOSTS, mutations: int = MUTATIONS
+) -> tuple[list[tuple[str, str]], str]:
+    """`hosts_n` hosts of a new org, each with `mutations` pending: [(host id, token)]."""
     from api_shim import tokens
     from dispatchyard.settings import get_settings
-    from dispatchyard.state import clock, mutations, orgs
+    from dispatchyard.state import clock, orgs
     from dispatchyard.state import hosts as host_state
+    from dispatchyard.state import mutations as mutation_state
 
     r = client(url)
     org = orgs.create_org(r, "Bench", f"bench-hb-{time.time_ns()}", clock.now_ms())
     hosts = []
-    for i in range(HOSTS):
+    for i in range(hosts_n):
         w = host_state.register(
             r,
             org["id"],
@@ -80,8 +84,8 @@ def _setup(url: str) -> tuple[list[tuple[str, str]], str]:
             reg_key_id="bench",
             now_ms=clock.now_ms(),
         )
-        for _ in range(MUTATIONS):
-            mutations.enqueue(
+        for _ in range(mutations):
+            mutation_state.enqueue(
                 r,
                 org_id=org["id"],
                 host_id=w["id"],
@@ -112,15 +116,6 @@ def _inside(hosts: list[tuple[str, str]]) -> list[float]:
         times.append((time.perf_counter() - started) * 1000)
         assert resp.status_code == 200 and len(resp.json["pendingMutations"]) == MUTATIONS
     return times
-
-
-def cpu_s(pids: list[int]) -> float:
-    """User + system CPU seconds the processes have used."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def run() -> list[dict]:
